@@ -1,0 +1,118 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "wharf",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wharf-server", targets: ["wharf-server"]),
+        .executable(name: "wharf-agent", targets: ["wharf-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", exact: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Sources/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(
+            name: "ZeroMQ",
+            dependencies: ["CZeroMQ"],
+            path: "Sources/ZeroMQ",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WharfProtocol",
+            dependencies: [],
+            path: "Sources/Protocol",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WharfServer",
+            dependencies: [
+                "ZeroMQ", "WharfProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/Server/WharfServer",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "wharf-server",
+            dependencies: [
+                "WharfServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Server/wharf-server",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WharfAgent",
+            dependencies: [
+                "ZeroMQ", "WharfProtocol",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Agent/WharfAgent",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "wharf-agent",
+            dependencies: [
+                "WharfAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Agent/wharf-agent",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ZeroMQTests",
+            dependencies: ["ZeroMQ"],
+            path: "Tests/ZeroMQTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["WharfProtocol"],
+            path: "Tests/ProtocolTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "WharfServer", "WharfAgent", "ZeroMQ", "WharfProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/ServerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["WharfAgent", "WharfProtocol"],
+            path: "Tests/AgentTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,107 @@
+import Foundation
+import WharfProtocol
+
+/// The agent's on-disk record of the jobs it holds and the results it owes the server.
+///
+/// Layout under `DIR/jobs`: `<id>.job` (the spec, 0600, while the job is unfinished), `<id>.result`
+/// (until the server acknowledges it) and `<id>.done` (an empty tombstone, so a redelivered job is
+/// never run twice). Every write is atomic (temp file + rename) and synced before it is acknowledged.
+public struct JobJournal: Sendable {
+    public let directory: URL
+
+    /// Opens (and creates) the journal under `dataDirectory/jobs`.
+    public init(dataDirectory: URL) throws {
+        directory = dataDirectory.appendingPathComponent("jobs", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+    }
+
+    private func url(_ id: String, _ suffix: String) -> URL {
+        // Job ids come from the server; keep them from naming paths outside the journal.
+        let safe = id.filter { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        return directory.appendingPathComponent("\(safe).\(suffix)")
+    }
+
+    private func write(_ data: Data, to url: URL) throws {
+        let temporary = url.appendingPathExtension("tmp")
+        _ = FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        let handle = try FileHandle(forWritingTo: temporary)
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+    }
+
+    /// What the journal knows of a job.
+    public enum Status: Sendable, Equatable {
+        case unknown
+        case held
+        case finished(JobResult)
+        case done
+    }
+
+    /// The status of one job.
+    public func status(of id: String) -> Status {
+        let manager = FileManager.default
+        if let data = manager.contents(atPath: url(id, "result").path),
+           let result = try? JSONDecoder().decode(JobResult.self, from: data) {
+            return .finished(result)
+        }
+        if manager.fileExists(atPath: url(id, "done").path) { return .done }
+        if manager.fileExists(atPath: url(id, "job").path) { return .held }
+        return .unknown
+    }
+
+    /// Keeps a received job; after this returns the job may be acknowledged.
+    public func hold(_ spec: JobSpec) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try write(try encoder.encode(spec), to: url(spec.id, "job"))
+    }
+
+    /// Records a result and drops the spec (and the credentials in it).
+    public func finish(_ result: JobResult) throws {
+        try write(try JSONEncoder().encode(result), to: url(result.jobId, "result"))
+        try? FileManager.default.removeItem(at: url(result.jobId, "job"))
+    }
+
+    /// The server has the result: keep only the tombstone.
+    public func acknowledge(_ id: String) throws {
+        try write(Data(), to: url(id, "done"))
+        try? FileManager.default.removeItem(at: url(id, "result"))
+        try? FileManager.default.removeItem(at: url(id, "job"))
+    }
+
+    /// Unfinished jobs, oldest file first: those cut short by a crash run again from the start.
+    public func heldJobs() -> [JobSpec] {
+        files(suffix: "job").compactMap { url in
+            FileManager.default.contents(atPath: url.path).flatMap { try? JSONDecoder().decode(JobSpec.self, from: $0) }
+        }
+    }
+
+    /// Results the server has not acknowledged.
+    public func pendingResults() -> [JobResult] {
+        files(suffix: "result").compactMap { url in
+            FileManager.default.contents(atPath: url.path).flatMap { try? JSONDecoder().decode(JobResult.self, from: $0) }
+        }
+    }
+
+    private func files(suffix: String) -> [URL] {
+        let urls = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.creationDateKey])) ?? []
+        return urls.filter { $0.pathExtension == suffix }.sorted {
+            let a = (try? $0.resourceValues(forKeys: [.creationDateKey]).creationDate) ?? .distantPast
+            let b = (try? $1.resourceValues(forKeys: [.creationDateKey]).creationDate) ?? .distantPast
+            return a == b ? $0.path < $1.path : a < b
+        }
+    }
+
+    /// Removes tombstones older than `age`, so the journal does not grow forever.
+    public func pruneTombstones(olderThan age: TimeInterval) {
+        let limit = Date().addingTimeInterval(-age)
+        for url in files(suffix: "done") {
+            if let date = try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate, date < limit {
+                try? FileManager.default.removeItem(at: url)
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import Logging
+import Synchronization
+import WharfProtocol
+import ZeroMQ
+
+/// The agent: holds the link to the server, keeps its jobs on disk, and runs them on the engine.
+///
+/// A job is written to the journal before it is acknowledged, run once (or again from the start
+/// after a crash), and its result is kept and resent until the server acknowledges it. Jobs of one
+/// stack run one at a time in order; different stacks run side by side, up to `maxConcurrentStacks`.
+public actor AgentRuntime {
+    /// How the agent reaches its server and behaves on the link.
+    public struct Configuration: Sendable {
+        public var endpoint: String
+        public var serverKey: CurveKey
+        public var keyPair: CurveKeyPair
+        public var hostname: String
+        public var version: String = WharfAgentVersion.current
+        public var edge = false
+        public var checkinInterval: Duration = .seconds(30)
+        public var maxConcurrentStacks = 4
+        public var pingInterval: Duration = .seconds(2)
+        /// With nothing heard for this long, the server is presumed gone (the socket keeps reconnecting).
+        public var serverTimeout: Duration = .seconds(10)
+        /// Results not acknowledged after this long are sent again.
+        public var resultResendInterval: Duration = .seconds(5)
+        public var healthTimeoutSeconds = 60
+
+        /// Makes a configuration.
+        public init(endpoint: String, serverKey: CurveKey, keyPair: CurveKeyPair, hostname: String) {
+            self.endpoint = endpoint
+            self.serverKey = serverKey
+            self.keyPair = keyPair
+            self.hostname = hostname
+        }
+    }
+
+    private let configuration: Configuration
+    private let engine: any ContainerEngine
+    private let journal: JobJournal
+    private let logger: Logger
+    private let context: ZMQContext
+    private let logs = LogBuffer()
+
+    private var channel: ZMQChannel?
+    private var engineInfo = EngineInfo(dockerVersion: "unknown", composeFlavour: .plugin, composeVersion: "unknown")
+    private var lastHeard: ContinuousClock.Instant?
+    private var serverReachable = false
+    private var welcomed = false
+    private var pendingOnServer = 0
+    private var queues: [String: [JobSpec]] = [:]
+    private var busyStacks: Set<String> = []
+    private var queued: Set<String> = []
+    private var unacknowledged: [String: (result: JobResult, sentAt: ContinuousClock.Instant)] = [:]
+
+    /// Makes an agent; `context` may be shared by many agents in one process (the fleet simulator).
+    public init(configuration: Configuration, engine: any ContainerEngine, journal: JobJournal,
+                context: ZMQContext, logger: Logger) {
+        self.configuration = configuration
+        self.engine = engine
+        self.journal = journal
+        self.context = context
+        self.logger = logger
+    }
+
+    /// Runs until the task is cancelled.
+    public func run() async throws {
+        await refreshEngineInfo()
+        for result in journal.pendingResults() { unacknowledged[result.jobId] = (result, .now - .seconds(3600)) }
+        for spec in journal.heldJobs() {
+            logger.info("running again a job cut short by a restart", metadata: ["job.id": "\(spec.id)", "stack.id": "\(spec.stackId)"])
+            schedule(spec)
+        }
+        if configuration.edge {
+            try await runEdge()
+        } else {
+            try connect()
+            await serve(until: { false })
+        }
+        await disconnect()
+    }
+
+    // MARK: Connection
+
+    private func connect() throws {
+        let configuration = configuration
+        channel = try ZMQChannel(context: context, type: .dealer, name: "wharf-dealer") { socket in
+            try socket.makeCurveClient(keyPair: configuration.keyPair, serverKey: configuration.serverKey)
+            try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 6000)
+            // Jittered back-off so that a fleet does not reconnect in lock-step after a server restart.
+            let jitter = Int32.random(in: 0...250)
+            try socket.setReconnectInterval(milliseconds: 250 + jitter, maxMilliseconds: 2000 + 4 * jitter)
+            try socket.setMaxMessageSize(Int64(WireCodec.maxFrameBytes))
+            try socket.setSendHighWaterMark(10_000)
+            try socket.connect(configuration.endpoint)
+        }
+        welcomed = false
+        lastHeard = nil
+        sendHello()
+    }
+
+    private func disconnect() async {
+        if let channel {
+            self.channel = nil
+            await channel.shutdown()
+        }
+        welcomed = false
+    }
+
+    private func send(_ message: AgentMessage) {
+        channel?.post([WireCodec.encode(message)])
+    }
+
+    private func sendHello() {
+        let hello = AgentHello(
+            agentVersion: configuration.version, hostname: configuration.hostname,
+            dockerVersion: engineInfo.dockerVersion, composeFlavour: engineInfo.composeFlavour.rawValue,
+            composeVersion: engineInfo.composeVersion, edge: configuration.edge,
+            holding: Array(queued).sorted(), results: unacknowledged.values.map(\.result).sorted { $0.jobId < $1.jobId }
+        )
+        for id in unacknowledged.keys { unacknowledged[id]?.sentAt = .now }
+        send(.hello(hello))
+    }
+
+    private func refreshEngineInfo() async {
+        do {
+            engineInfo = try await engine.info()
+        } catch {
+            logger.warning("container engine unreachable", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Serves the current connection until `done` says so or the task is cancelled.
+    private func serve(until done: @escaping @Sendable () async -> Bool) async {
+        guard let channel else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in channel.incoming {
+                    await self.receive(message)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    await self.tick()
+                    if await done() { return }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+            await channel.shutdown()
+            await group.waitForAll()
+        }
+    }
+
+    private var lastPing = ContinuousClock.now - .seconds(60)
+
+    private func tick() {
+        let now = ContinuousClock.now
+        flushLogs()
+        if now - lastPing >= configuration.pingInterval {
+            lastPing = now
+            send(.ping)
+        }
+        if let lastHeard, serverReachable, now - lastHeard > configuration.serverTimeout {
+            serverReachable = false
+            welcomed = false
+            logger.warning("server unreachable; reconnecting", metadata: ["endpoint": "\(configuration.endpoint)"])
+        }
+        for (id, entry) in unacknowledged where now - entry.sentAt >= configuration.resultResendInterval {
+            unacknowledged[id]?.sentAt = now
+            send(.result(entry.result))
+        }
+    }
+
+    // MARK: Edge mode
+
+    private func runEdge() async throws {
+        while !Task.isCancelled {
+            try connect()
+            let started = ContinuousClock.now
+            await serve(until: { [weak self] in
+                guard let self else { return true }
+                return await self.edgeCheckInDone(since: started)
+            })
+            await disconnect()
+            logger.info("edge check-in done", metadata: ["next.in": "\(configuration.checkinInterval)"])
+            try await Task.sleep(for: configuration.checkinInterval)
+        }
+    }
+
+    private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
+        if !welcomed {
+            // A server that does not answer is tried again at the next check-in.
+            return ContinuousClock.now - started > configuration.serverTimeout
+        }
+        return queued.isEmpty && unacknowledged.isEmpty && pendingOnServer == 0 && logs.isEmpty
+    }
+
+    // MARK: Incoming
+
+    private func receive(_ message: ZMQMessage) async {
+        guard let frame = message.frames.last else { return }
+        let decoded: ServerMessage
+        do {
+            decoded = try WireCodec.decodeServerMessage(frame)
+        } catch {
+            logger.warning("dropped a malformed message from the server", metadata: ["error": "\(error)"])
+            return
+        }
+        lastHeard = .now
+        if !serverReachable {
+            serverReachable = true
+            logger.info("connected to server", metadata: ["endpoint": "\(configuration.endpoint)"])
+        }
+        switch decoded {
+        case .welcome(let welcome):
+            welcomed = true
+            pendingOnServer = welcome.pending
+        case .helloRequired:
+            await refreshEngineInfo()
+            sendHello()
+        case .pong(let pending):
+            pendingOnServer = pending
+        case .job(let spec):
+            accept(spec)
+        case .resultAck(let id):
+            unacknowledged[id] = nil
+            do {
+                try journal.acknowledge(id)
+            } catch {
+                logger.error("could not record an acknowledged result", metadata: ["job.id": "\(id)", "error": "\(error)"])
+            }
+            if configuration.edge { lastPing = .now - .seconds(60) }
+        case .cancel(let id):
+            logger.info("server cancelled a job", metadata: ["job.id": "\(id)"])
+        case .error(let code, let text):
+            logger.warning("server reported an error", metadata: ["code": "\(code)", "message": "\(text)"])
+        }
+    }
+
+    private func accept(_ spec: JobSpec) {
+        switch journal.status(of: spec.id) {
+        case .finished(let result):
+            // Already ran: never again; the result goes back instead.
+            unacknowledged[spec.id] = (result, .now)
+            send(.result(result))
+        case .done:
+            // The server acknowledged this result before; it must have lost it. Say it failed to record rather than run twice.
+            logger.warning("server resent a job whose result it acknowledged", metadata: ["job.id": "\(spec.id)"])
+            send(.ack(jobId: spec.id))
+        case .held:
+            send(.ack(jobId: spec.id))
+        case .unknown:
+            do {
+                try journal.hold(spec)
+            } catch {
+                // Not acknowledged, so the server sends it again.
+                logger.error("could not store a job", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+                return
+            }
+            send(.ack(jobId: spec.id))
+            schedule(spec)
+        }
+    }
+
+    // MARK: Running jobs
+
+    private func schedule(_ spec: JobSpec) {
+        guard !queued.contains(spec.id) else { return }
+        queued.insert(spec.id)
+        queues[spec.stackId, default: []].append(spec)
+        pump()
+    }
+
+    private func pump() {
+        while busyStacks.count < configuration.maxConcurrentStacks,
+              let stackId = queues.first(where: { !busyStacks.contains($0.key) && !$0.value.isEmpty })?.key {
+            let spec = queues[stackId]!.removeFirst()
+            if queues[stackId]!.isEmpty { queues[stackId] = nil }
+            busyStacks.insert(stackId)
+            Task { await self.execute(spec) }
+        }
+    }
+
+    private func execute(_ spec: JobSpec) async {
+        var metadata: Logger.Metadata = ["job.id": "\(spec.id)", "stack.id": "\(spec.stackId)", "job.kind": "\(spec.kind.rawValue)"]
+        logger.info("job started", metadata: metadata)
+        send(.started(jobId: spec.id))
+        let logs = self.logs
+        let id = spec.id
+        let sink: @Sendable (String) -> Void = { line in logs.append(line, to: id) }
+        let outcome: DeployOutcome
+        switch spec.kind {
+        case .deploy:
+            outcome = await engine.deploy(StackDeployment(
+                stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose, environment: spec.env,
+                images: spec.images, pull: spec.pull,
+                credentials: spec.credentials.map { RegistryCredential(registry: $0.registry, username: $0.username, password: $0.password) },
+                healthTimeout: .seconds(spec.healthTimeoutSeconds)
+            ), log: sink)
+        case .remove:
+            outcome = await engine.remove(stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose,
+                                          environment: spec.env, log: sink)
+        }
+        let result = JobResult(
+            jobId: spec.id,
+            state: FinalJobState(rawValue: outcome.state.rawValue) ?? .failed,
+            error: outcome.errorCode.map { JobError(code: $0.rawValue, message: outcome.errorMessage ?? $0.rawValue) },
+            services: outcome.services.map { ServiceResult(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers) }
+        )
+        flushLogs()
+        do {
+            try journal.finish(result)
+        } catch {
+            logger.error("could not store a result; sending it anyway", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+        }
+        unacknowledged[spec.id] = (result, .now)
+        send(.result(result))
+        metadata["state"] = "\(result.state.rawValue)"
+        logger.info("job finished", metadata: metadata)
+        queued.remove(spec.id)
+        busyStacks.remove(spec.stackId)
+        pump()
+    }
+
+    private func flushLogs() {
+        for chunk in logs.drain() { send(.log(chunk)) }
+    }
+
+    /// Whether the agent holds no unfinished job and owes no result (for tests and edge check-ins).
+    public var isIdle: Bool { queued.isEmpty && unacknowledged.isEmpty }
+
+    /// Whether the server has answered this connection's hello.
+    public var isWelcomed: Bool { welcomed }
+}
+
+/// This agent build's version.
+public enum WharfAgentVersion {
+    public static let current = "0.1.0"
+}
+
+/// Collects jobs' output lines between flushes, bounded per job.
+final class LogBuffer: Sendable {
+    private struct State {
+        var lines: [String: [String]] = [:]
+        var seq: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
+    private let maxPendingLines = 2000
+
+    func append(_ line: String, to jobId: String) {
+        state.withLock { state in
+            if state.lines[jobId, default: []].count < maxPendingLines {
+                state.lines[jobId, default: []].append(String(line.prefix(4096)))
+            }
+        }
+    }
+
+    var isEmpty: Bool { state.withLock { $0.lines.isEmpty } }
+
+    func drain() -> [LogChunk] {
+        state.withLock { state in
+            var chunks: [LogChunk] = []
+            for (jobId, lines) in state.lines where !lines.isEmpty {
+                let seq = state.seq[jobId, default: 0]
+                state.seq[jobId] = seq + 1
+                chunks.append(LogChunk(jobId: jobId, seq: seq, lines: lines))
+            }
+            state.lines.removeAll()
+            return chunks
+        }
+    }
+}

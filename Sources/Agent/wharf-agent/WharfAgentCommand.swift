@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WharfAgent
+import ZeroMQ
+
+/// `wharf-agent`: enrols once with a join token, then runs stack jobs from the server on the local engine.
+@main
+struct WharfAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wharf-agent",
+        abstract: "Wharf's agent: connects out to the server and runs stack jobs on the local Docker engine."
+    )
+
+    @Option(help: "The server's HTTP URL, such as http://wharf.example.com:9000. Env: WHARF_SERVER.")
+    var server: String?
+
+    @Option(help: "A join token from `wharf env add`; needed only on the first start. Env: WHARF_JOIN.")
+    var join: String?
+
+    @Option(help: "Data directory (key pair, identity, job journal, stack files). Env: WHARF_DATA_DIR.")
+    var dataDir: String = ProcessInfo.processInfo.environment["WHARF_DATA_DIR"] ?? "./wharf-agent-data"
+
+    @Option(help: "Docker engine endpoint. Env: DOCKER_HOST.")
+    var dockerHost: String = ProcessInfo.processInfo.environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock"
+
+    @Option(help: "Compose command, such as \"docker compose\" or \"docker-compose\"; detected when omitted.")
+    var composeCommand: String?
+
+    @Flag(help: "Edge mode: connect only at each check-in, take pending jobs, report, disconnect.")
+    var edge = false
+
+    @Option(help: "Edge check-in interval, such as 30s, 5m.")
+    var checkinInterval: String = "30s"
+
+    @Option(help: "Most stacks deployed at once.")
+    var maxConcurrentStacks: Int = 4
+
+    @Option(help: "Run no containers: answer every job with success after this delay (fleet simulation, benchmarks), such as 0s or 200ms.")
+    var simulate: String?
+
+    @Option(help: "With --simulate: append one line per job run to this file.")
+    var simulateJournal: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
+
+    func validate() throws {
+        guard parseDuration(checkinInterval) != nil else { throw ValidationError("--checkin-interval must look like 30s, 500ms or 5m") }
+        if let simulate, parseDuration(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms") }
+        guard maxConcurrentStacks >= 1 else { throw ValidationError("--max-concurrent-stacks must be at least 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "wharf-agent")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let environment = ProcessInfo.processInfo.environment
+        let server = self.server ?? environment["WHARF_SERVER"]
+        let join = self.join ?? environment["WHARF_JOIN"]
+        let directory = try AgentDataDirectory(url: URL(fileURLWithPath: dataDir))
+        let hostname = ProcessInfo.processInfo.hostName
+        var identity = directory.identity()
+        if let join {
+            guard let server else { throw ValidationError("--join needs --server") }
+            identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
+            logger.info("enrolled", metadata: ["env.id": "\(identity!.environmentId)", "endpoint": "\(identity!.endpoint)"])
+        }
+        guard let identity else {
+            throw ValidationError("this agent has not enrolled yet: start it once with --server URL --join TOKEN")
+        }
+        let engine: any ContainerEngine
+        if let simulate {
+            engine = SimulatedEngine(delay: parseDuration(simulate)!, journal: simulateJournal.map { URL(fileURLWithPath: $0) })
+        } else {
+            engine = try makeComposeEngine(dataDirectory: directory.url, dockerHost: dockerHost,
+                                           composeCommand: composeCommand, logger: logger)
+        }
+        var configuration = AgentRuntime.Configuration(
+            endpoint: identity.endpoint, serverKey: try CurveKey(z85: identity.serverPublicKey),
+            keyPair: try directory.keyPair(), hostname: hostname)
+        configuration.edge = edge
+        configuration.checkinInterval = parseDuration(checkinInterval)!
+        configuration.maxConcurrentStacks = maxConcurrentStacks
+        let runtime = AgentRuntime(configuration: configuration, engine: engine,
+                                   journal: try JobJournal(dataDirectory: directory.url),
+                                   context: try ZMQContext(), logger: logger)
+        try await runUntilSignalled(runtime, logger: logger)
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
+        return .milliseconds(Int64(value * scale * 1000))
+    }
+    return nil
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Hummingbird
+import WharfProtocol
+
+extension API {
+    struct CreateStack: Decodable { var name: String; var environmentId: String; var compose: String; var env: [String: String]? }
+    struct UpdateStack: Decodable { var compose: String?; var env: [String: String]? }
+    struct Redeploy: Decodable { var pullImage: Bool? }
+    struct StackAndJob: Encodable, Sendable { var stack: Stack; var job: Job }
+    struct StackBody: Encodable, Sendable { var stack: Stack }
+    struct StackList: Encodable, Sendable { var stacks: [Stack] }
+    struct JobOnly: Encodable, Sendable { var job: Job }
+    struct RenderRequest: Decodable { var compose: String; var env: [String: String]? }
+    struct RenderedService: Encodable, Sendable { var name: String; var image: String }
+    struct Rendered: Encodable, Sendable { var config: String; var services: [RenderedService] }
+
+    /// `[a-z0-9][a-z0-9_-]*`, at most 63 characters: a valid compose project name.
+    static func isValidStackName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
+        func allowed(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+        return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
+    }
+
+    /// Resolves a compose file, answering 422 with compose's problem and place.
+    static func resolve(_ compose: String, env: [String: String]) throws -> ResolvedCompose {
+        for name in env.keys where !Interpolation.isValidVariableName(name) {
+            throw APIError(status: .badRequest, code: "invalid_variable",
+                           message: "'\(name.prefix(64))' is not a valid variable name: use letters, digits and _, not starting with a digit.")
+        }
+        do {
+            return try ComposeFile.resolve(compose, environment: env)
+        } catch {
+            throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
+        }
+    }
+
+    static func planned(_ services: [ResolvedService]) -> [PlannedService] {
+        services.map { PlannedService(name: $0.name, image: $0.image) }
+    }
+
+    func addStackRoutes(to router: Router<WharfRequestContext>) {
+        router.post("/api/stacks") { request, context in
+            let body = try await request.decodeJSON(CreateStack.self, context: context)
+            guard Self.isValidStackName(body.name) else {
+                throw APIError(status: .badRequest, code: "invalid_name",
+                               message: "A stack name is 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter or digit.")
+            }
+            let env = body.env ?? [:]
+            let resolved = try Self.resolve(body.compose, env: env)
+            let (stack, job) = try await mapped {
+                try await store.createStack(name: body.name, environmentId: body.environmentId, compose: body.compose, env: env,
+                                            plan: Self.planned(resolved.services),
+                                            trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress,
+                                                                userAgent: request.headers[.userAgent]),
+                                            publicURL: settings.publicURL)
+            }
+            context.logger.info("stack created", metadata: ["stack.id": "\(stack.id)", "job.id": "\(job.id)"])
+            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            return JSONBody(StackAndJob(stack: stack, job: job), status: .created)
+        }
+        router.get("/api/stacks") { request, _ in
+            let environmentId = request.uri.queryParameters["environmentId"].map(String.init)
+            return JSONBody(StackList(stacks: try await mapped {
+                try await store.stacks(environmentId: environmentId, publicURL: settings.publicURL)
+            }))
+        }
+        router.get("/api/stacks/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            return JSONBody(StackBody(stack: try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }))
+        }
+        router.put("/api/stacks/{id}") { request, context in
+            let id = try context.parameters.require("id")
+            let body = try await request.decodeJSON(UpdateStack.self, context: context)
+            let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            let compose = body.compose ?? current.compose
+            let env = body.env ?? current.env
+            let resolved = try Self.resolve(compose, env: env)
+            let job = try await mapped {
+                try await store.updateStack(id: id, compose: compose, env: env, request: JobRequest(
+                    kind: .deploy, compose: compose, plan: Self.planned(resolved.services), pull: true,
+                    trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
+                    coalesce: false))
+            }
+            await dispatcher.jobQueued(environmentId: current.environmentId)
+            let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            return JSONBody(StackAndJob(stack: stack, job: job))
+        }
+        router.delete("/api/stacks/{id}") { request, context in
+            let id = try context.parameters.require("id")
+            let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            let job = try await mapped {
+                try await store.enqueueJob(stackId: id, request: JobRequest(
+                    kind: .remove, plan: stack.services.map { PlannedService(name: $0.name, image: $0.image) }, pull: false,
+                    trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
+                    coalesce: false))
+            }
+            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            return JSONBody(JobOnly(job: job), status: .accepted)
+        }
+        router.post("/api/stacks/{id}/redeploy") { request, context in
+            let id = try context.parameters.require("id")
+            let length = request.headers[.contentLength].flatMap(Int.init) ?? 0
+            let body = length > 0 ? try await request.decodeJSON(Redeploy.self, context: context) : Redeploy()
+            let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            let resolved = try Self.resolve(stack.compose, env: stack.env)
+            let job = try await mapped {
+                try await store.enqueueJob(stackId: id, request: JobRequest(
+                    kind: .deploy, plan: Self.planned(resolved.services), pull: body.pullImage ?? true,
+                    trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent])))
+            }
+            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            return JSONBody(JobOnly(job: job), status: .accepted)
+        }
+        router.get("/api/stacks/{id}/config") { _, context in
+            let id = try context.parameters.require("id")
+            let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            let resolved = try Self.resolve(stack.compose, env: stack.env)
+            return JSONBody(Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) }))
+        }
+        router.post("/api/compose/render") { request, context in
+            let body = try await request.decodeJSON(RenderRequest.self, context: context)
+            let resolved = try Self.resolve(body.compose, env: body.env ?? [:])
+            return JSONBody(Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) }))
+        }
+    }
+}

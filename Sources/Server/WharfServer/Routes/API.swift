@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import Logging
+import WharfProtocol
+
+/// The HTTP API: every route of the contract, over the store and the dispatcher.
+public struct API: Sendable {
+    let store: SQLiteStore
+    let dispatcher: Dispatcher
+    let keys: AgentKeyRegistry
+    let settings: ServerSettings
+    let adminToken: String
+    let logger: Logger
+
+    /// Builds the router with its middleware: JSON errors, body limit, bearer auth.
+    public func makeRouter() -> Router<WharfRequestContext> {
+        let router = Router(context: WharfRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: BearerAuthMiddleware(adminToken: adminToken))
+        router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: WharfVersion.current) }
+        addEnvironmentRoutes(to: router)
+        addStackRoutes(to: router)
+        addJobRoutes(to: router)
+        return router
+    }
+
+    /// Turns store and compose failures into the contract's HTTP errors.
+    static func apiError(_ error: any Error) -> any Error {
+        switch error {
+        case let error as StoreError:
+            switch error.code {
+            case "not_found": return APIError(status: .notFound, code: "not_found", message: error.message.prefix(1).uppercased() + error.message.dropFirst() + ".")
+            case "name_taken", "environment_in_use", "conflict", "edge_environment":
+                return APIError(status: .conflict, code: error.code, message: error.message)
+            case "unauthorized": return APIError(status: .unauthorized, code: "unauthorized", message: error.message)
+            default: return APIError(status: .internalServerError, code: "internal", message: "The server could not complete the request.")
+            }
+        default:
+            return error
+        }
+    }
+
+    /// Runs `body`, mapping store errors to API errors.
+    func mapped<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw Self.apiError(error)
+        }
+    }
+}
+
+struct HealthResponse: ResponseEncodable {
+    var status: String
+    var version: String
+}
+
+/// Encodes JSON responses with RFC 3339 dates, as the contract says.
+struct JSONBody<Value: Encodable & Sendable>: ResponseGenerator {
+    var value: Value
+    var status: HTTPResponse.Status = .ok
+    var headers: HTTPFields = [:]
+
+    init(_ value: Value, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) {
+        self.value = value
+        self.status = status
+        self.headers = headers
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
+    }
+}
+
+extension Request {
+    /// Decodes a JSON body, answering 400 `invalid_json` with the reason when it does not fit.
+    func decodeJSON<T: Decodable>(_ type: T.Type, context: WharfRequestContext) async throws -> T {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        do {
+            return try JSONDecoder().decode(type, from: Data(buffer: buffer))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw APIError(status: .badRequest, code: "invalid_json", message: "The body is missing the field '\(key.stringValue)'.")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw APIError(status: .badRequest, code: "invalid_json",
+                           message: "The field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type.")
+        } catch {
+            throw APIError(status: .badRequest, code: "invalid_json", message: "The body is not the JSON this route expects.")
+        }
+    }
+}

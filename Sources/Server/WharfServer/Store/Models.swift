@@ -1,0 +1,177 @@
+import Foundation
+import WharfProtocol
+
+/// Whether an environment's agent keeps a connection open (`agent`) or only checks in (`edge`).
+public enum EnvironmentType: String, Codable, Sendable {
+    case agent
+    case edge
+}
+
+/// An environment's link state as the API shows it.
+public enum EnvironmentStatus: String, Codable, Sendable {
+    case pending
+    case connected
+    case disconnected
+}
+
+/// What an agent said about itself in its last hello.
+public struct AgentInfo: Codable, Sendable, Equatable {
+    public var hostname: String
+    public var version: String
+    public var dockerVersion: String
+    public var composeVersion: String
+}
+
+/// A Docker node (or edge device) that stacks are deployed to.
+public struct Environment: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var type: EnvironmentType
+    public var status: EnvironmentStatus
+    public var lastSeenAt: Date?
+    public var agent: AgentInfo?
+    public var createdAt: Date
+}
+
+/// A stack's lifecycle state.
+public enum StackStatus: String, Codable, Sendable {
+    case deploying
+    case running
+    case failed
+    case removing
+}
+
+/// The webhook of a stack, as the API shows it (never the raw token on its own).
+public struct StackWebhook: Codable, Sendable, Equatable {
+    public var url: String
+    public var createdAt: Date
+}
+
+/// One service of a deployed stack.
+public struct StackService: Codable, Sendable, Equatable {
+    public var name: String
+    public var image: String
+    public var imageId: String?
+    public var containers: Int
+}
+
+/// A compose stack on one environment.
+public struct Stack: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var environmentId: String
+    public var compose: String
+    public var env: [String: String]
+    public var status: StackStatus
+    public var webhook: StackWebhook?
+    public var lastJobId: String?
+    public var services: [StackService]
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// A job's place in its lifecycle.
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    case queued
+    case dispatched
+    case running
+    case succeeded
+    case failed
+    case rolledBack = "rolled_back"
+
+    /// Whether the job has ended.
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .rolledBack }
+
+    init(_ final: FinalJobState) {
+        switch final {
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .rolledBack: self = .rolledBack
+        }
+    }
+}
+
+/// Who or what asked for a job.
+public struct JobTrigger: Codable, Sendable, Equatable {
+    /// `api`, `webhook`, `registry` or `dockerhub`.
+    public var source: String
+    public var remoteAddr: String?
+    public var userAgent: String?
+    public var params: [String: String]
+
+    /// Makes a trigger record.
+    public init(source: String, remoteAddr: String? = nil, userAgent: String? = nil, params: [String: String] = [:]) {
+        self.source = source
+        self.remoteAddr = remoteAddr
+        self.userAgent = userAgent
+        self.params = params
+    }
+}
+
+/// A service and the image a job will run for it.
+public struct PlannedService: Codable, Sendable, Equatable {
+    public var name: String
+    public var image: String
+
+    /// Makes a planned service.
+    public init(name: String, image: String) {
+        self.name = name
+        self.image = image
+    }
+}
+
+/// What a job will deploy, fixed when it is queued or joined.
+public struct JobPlan: Codable, Sendable, Equatable {
+    public var services: [PlannedService]
+}
+
+/// What a finished job left running.
+public struct JobOutcome: Codable, Sendable, Equatable {
+    public var services: [ServiceResult]
+}
+
+/// A unit of work for one stack, as the API shows it.
+public struct Job: Codable, Sendable, Equatable {
+    public var id: String
+    public var stackId: String
+    public var environmentId: String
+    public var kind: JobKind
+    public var state: JobState
+    public var trigger: JobTrigger
+    public var coalesced: Int
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var plan: JobPlan
+    public var error: JobError?
+    public var result: JobOutcome?
+}
+
+/// A job with what the agent needs but the API does not show.
+public struct JobRecord: Sendable, Equatable {
+    public var job: Job
+    /// The stack's compose file this job deploys.
+    public var compose: String
+    /// The full environment this job deploys with: the stack's env merged with the trigger's variables.
+    public var env: [String: String]
+    public var pull: Bool
+    /// The stack's name (the compose project name).
+    public var stackName: String
+}
+
+/// Credentials for a registry; the password never leaves the server except inside a job.
+public struct Registry: Codable, Sendable, Equatable {
+    public var id: String
+    public var url: String
+    public var username: String
+    public var createdAt: Date
+}
+
+/// Makes opaque ids such as `job_3f9a…`.
+enum Identifier {
+    static func make(_ prefix: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<10).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return prefix + "_" + bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import GRDB
+import WharfProtocol
+
+/// A request to queue a job, or to join the stack's queued one.
+public struct JobRequest: Sendable {
+    public var kind: JobKind
+    /// The compose file to deploy; nil keeps the stack's.
+    public var compose: String?
+    /// Variables to set on top of the stack's env.
+    public var variables: [String: String]
+    /// Every service's image for this request.
+    public var plan: [PlannedService]
+    /// Services whose image this request asks for; when joining a queued job, only these override it.
+    public var targeted: Set<String>
+    public var pull: Bool
+    public var trigger: JobTrigger
+    /// Whether the request may join a queued job of the same stack.
+    public var coalesce: Bool
+
+    /// Makes a request.
+    public init(kind: JobKind, compose: String? = nil, variables: [String: String] = [:], plan: [PlannedService],
+                targeted: Set<String>? = nil, pull: Bool = true, trigger: JobTrigger, coalesce: Bool = true) {
+        self.kind = kind
+        self.compose = compose
+        self.variables = variables
+        self.plan = plan
+        self.targeted = targeted ?? Set(plan.map(\.name))
+        self.pull = pull
+        self.trigger = trigger
+        self.coalesce = coalesce
+    }
+}
+
+extension SQLiteStore {
+    static let finalStates = "('succeeded','failed','rolled_back')"
+
+    static func jobRecord(from row: Row) -> JobRecord {
+        let job = Job(
+            id: row["id"], stackId: row["stack_id"], environmentId: row["environment_id"],
+            kind: JobKind(rawValue: row["kind"]) ?? .deploy,
+            state: JobState(rawValue: row["state"]) ?? .queued,
+            trigger: JSONColumn.decode(JobTrigger.self, row["trigger"]) ?? JobTrigger(source: "api"),
+            coalesced: row["coalesced"],
+            createdAt: Date(column: row["created_at"])!,
+            startedAt: Date(column: row["started_at"]),
+            finishedAt: Date(column: row["finished_at"]),
+            plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
+            error: JSONColumn.decode(JobError.self, row["error"]),
+            result: JSONColumn.decode(JobOutcome.self, row["result"])
+        )
+        return JobRecord(
+            job: job, compose: row["compose"],
+            env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+            pull: row["pull"], stackName: row["stack_name"]
+        )
+    }
+
+    /// Queues a job for a stack, or joins the stack's queued deploy when the request may coalesce.
+    ///
+    /// Joining merges per service (the newest requested image wins) and per variable (the newest
+    /// value wins), and counts the call in `coalesced`. Runs in one transaction with the caller's
+    /// own checks so that nothing is half-done.
+    func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date) throws -> Job {
+        let stackId: String = stackRow["id"]
+        let stackEnv = JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]
+        if request.kind == .deploy, request.coalesce,
+           let row = try Row.fetchOne(db, sql: """
+                SELECT * FROM job WHERE stack_id = ? AND state = 'queued' AND kind = 'deploy'
+                ORDER BY seq DESC LIMIT 1
+                """, arguments: [stackId]) {
+            var record = Self.jobRecord(from: row)
+            var images = Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
+            for service in request.plan where request.targeted.contains(service.name) || images[service.name] == nil {
+                images[service.name] = service.image
+            }
+            record.job.plan.services = images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) }
+            record.env.merge(request.variables) { _, new in new }
+            if let compose = request.compose { record.compose = compose }
+            record.job.trigger.params.merge(request.trigger.params) { _, new in new }
+            record.job.coalesced += 1
+            try db.execute(sql: """
+                UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = (pull OR ?) WHERE id = ?
+                """, arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
+                                 JSONColumn.encode(record.job.trigger), record.job.coalesced, request.pull, record.job.id])
+            return record.job
+        }
+        let id = Identifier.make("job")
+        let env = stackEnv.merging(request.variables) { _, new in new }
+        let plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
+        try db.execute(sql: """
+            INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull)
+            VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, stackId, stackRow["name"], stackRow["environment_id"], request.kind.rawValue,
+                             JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
+                             request.compose ?? stackRow["compose"], JSONColumn.encode(env), request.pull])
+        try db.execute(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?",
+                       arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
+        return Self.jobRecord(from: try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!).job
+    }
+
+    /// Queues (or joins) a job for an existing stack.
+    public func enqueueJob(stackId: String, request: JobRequest) async throws -> Job {
+        let now = Date()
+        return try await db.write { db in
+            guard let stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId]) else {
+                throw StoreError.notFound("stack")
+            }
+            return try self.enqueue(db, stackRow: stackRow, request: request, now: now)
+        }
+    }
+
+    /// One job.
+    public func job(id: String) async throws -> JobRecord {
+        try await db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else {
+                throw StoreError.notFound("job")
+            }
+            return Self.jobRecord(from: row)
+        }
+    }
+
+    /// Jobs, newest first, optionally for one stack and in one state.
+    public func jobs(stackId: String? = nil, state: JobState? = nil, limit: Int = 100) async throws -> [Job] {
+        try await db.read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let stackId { conditions.append("stack_id = ?"); _ = arguments.append(contentsOf: [stackId]) }
+            if let state { conditions.append("state = ?"); _ = arguments.append(contentsOf: [state.rawValue]) }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            _ = arguments.append(contentsOf: [limit])
+            return try Row.fetchAll(db, sql: "SELECT * FROM job \(filter) ORDER BY seq DESC LIMIT ?", arguments: arguments)
+                .map { Self.jobRecord(from: $0).job }
+        }
+    }
+
+    /// The jobs an environment's agent should hold now: each stack's oldest unfinished job, in queue order.
+    public func dispatchHeads(environmentId: String) async throws -> [JobRecord] {
+        try await db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM job j WHERE j.environment_id = ? AND j.state NOT IN \(Self.finalStates)
+                AND j.seq = (SELECT MIN(seq) FROM job k WHERE k.stack_id = j.stack_id AND k.state NOT IN \(Self.finalStates))
+                ORDER BY j.seq
+                """, arguments: [environmentId]).map(Self.jobRecord(from:))
+        }
+    }
+
+    /// Unfinished jobs of an environment.
+    public func openJobCount(environmentId: String) async throws -> Int {
+        try await db.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE environment_id = ? AND state NOT IN \(Self.finalStates)",
+                             arguments: [environmentId]) ?? 0
+        }
+    }
+
+    /// Moves a queued job to `dispatched`: its agent has it on disk. Returns false if it was not queued.
+    @discardableResult
+    public func markDispatched(jobId: String, environmentId: String) async throws -> Bool {
+        try await db.write { db in
+            try db.execute(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND environment_id = ? AND state = 'queued'",
+                           arguments: [jobId, environmentId])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Moves a job to `running`.
+    @discardableResult
+    public func markRunning(jobId: String, environmentId: String, at date: Date = Date()) async throws -> Bool {
+        try await db.write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = 'running', started_at = COALESCE(started_at, ?)
+                WHERE id = ? AND environment_id = ? AND state IN ('queued','dispatched')
+                """, arguments: [date.column, jobId, environmentId])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Stores an agent's result. Returns the job, and whether this call ended it (false for a repeat).
+    ///
+    /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
+    /// stack. A failed or rolled-back job leaves the stack's definition as it was.
+    public func finishJob(_ result: JobResult, environmentId: String, at date: Date = Date()) async throws -> (Job, Bool)? {
+        try await db.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?",
+                                             arguments: [result.jobId, environmentId]) else { return nil }
+            var record = Self.jobRecord(from: row)
+            if record.job.state.isFinal { return (record.job, false) }
+            let state = JobState(result.state)
+            let outcome = JobOutcome(services: result.services)
+            try db.execute(sql: """
+                UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ? WHERE id = ?
+                """, arguments: [state.rawValue, date.column, date.column,
+                                 result.error.map { JSONColumn.encode($0) }, JSONColumn.encode(outcome), result.jobId])
+            record.job.state = state
+            record.job.finishedAt = date
+            record.job.startedAt = record.job.startedAt ?? date
+            record.job.error = result.error
+            record.job.result = outcome
+            try self.applyToStack(db, record: record, result: result, at: date)
+            return (record.job, true)
+        }
+    }
+
+    private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
+        let stackId = record.job.stackId
+        guard let stack = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId]) else { return }
+        let hasMore = try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates)",
+                                        arguments: [stackId]) == true
+        switch (record.job.kind, result.state) {
+        case (.remove, .succeeded):
+            if !hasMore {
+                try db.execute(sql: "DELETE FROM stack WHERE id = ?", arguments: [stackId])
+                return
+            }
+        case (.deploy, .succeeded):
+            let services = result.services.map {
+                StackService(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers)
+            }
+            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, updated_at = ? WHERE id = ?",
+                           arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services), date.column, stackId])
+        default:
+            break
+        }
+        let status: StackStatus
+        if hasMore {
+            status = (try Row.fetchOne(db, sql: "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates) ORDER BY seq DESC LIMIT 1", arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
+        } else if result.state == .succeeded {
+            status = .running
+        } else {
+            // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
+            let services = JSONColumn.decode([StackService].self, stack["services"]) ?? []
+            status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
+        }
+        try db.execute(sql: "UPDATE stack SET status = ? WHERE id = ?", arguments: [status.rawValue, stackId])
+    }
+
+    /// Appends a chunk of a job's log; a repeated chunk is ignored.
+    public func appendLog(_ chunk: LogChunk, environmentId: String) async throws {
+        try await db.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ? AND environment_id = ?",
+                                    arguments: [chunk.jobId, environmentId]) == true else { return }
+            try db.execute(sql: "INSERT OR IGNORE INTO job_log (job_id, chunk, lines) VALUES (?, ?, ?)",
+                           arguments: [chunk.jobId, chunk.seq, chunk.lines.joined(separator: "\n")])
+        }
+    }
+
+    /// A job's log as text, one line per line.
+    public func jobLog(jobId: String) async throws -> String {
+        try await db.read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ?", arguments: [jobId]) == true else {
+                throw StoreError.notFound("job")
+            }
+            let chunks = try String.fetchAll(db, sql: "SELECT lines FROM job_log WHERE job_id = ? ORDER BY chunk", arguments: [jobId])
+            return chunks.isEmpty ? "" : chunks.joined(separator: "\n") + "\n"
+        }
+    }
+}

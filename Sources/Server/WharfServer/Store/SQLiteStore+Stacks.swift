@@ -1,0 +1,80 @@
+import Foundation
+import GRDB
+import WharfProtocol
+
+extension SQLiteStore {
+    static func stack(from row: Row, publicURL: String) -> Stack {
+        let token: String? = row["webhook_token"]
+        return Stack(
+            id: row["id"], name: row["name"], environmentId: row["environment_id"], compose: row["compose"],
+            env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+            status: StackStatus(rawValue: row["status"]) ?? .deploying,
+            webhook: token.map { StackWebhook(url: "\(publicURL)/api/stacks/webhooks/\($0)",
+                                              createdAt: Date(column: row["webhook_created_at"]) ?? Date()) },
+            lastJobId: row["last_job_id"],
+            services: JSONColumn.decode([StackService].self, row["services"]) ?? [],
+            createdAt: Date(column: row["created_at"])!, updatedAt: Date(column: row["updated_at"])!
+        )
+    }
+
+    /// Creates a stack and queues its first deploy, in one transaction.
+    public func createStack(name: String, environmentId: String, compose: String, env: [String: String],
+                            plan: [PlannedService], trigger: JobTrigger, publicURL: String) async throws -> (Stack, Job) {
+        let id = Identifier.make("stk")
+        let now = Date()
+        return try await db.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM environment WHERE id = ?", arguments: [environmentId]) == true else {
+                throw StoreError.notFound("environment")
+            }
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE environment_id = ? AND name = ?", arguments: [environmentId, name]) == true {
+                throw StoreError(code: "name_taken", message: "a stack named '\(name)' already exists in this environment")
+            }
+            try db.execute(sql: """
+                INSERT INTO stack (id, name, environment_id, compose, env, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'deploying', ?, ?)
+                """, arguments: [id, name, environmentId, compose, JSONColumn.encode(env), now.column, now.column])
+            var stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
+            let job = try self.enqueue(db, stackRow: stackRow, request: JobRequest(kind: .deploy, plan: plan, trigger: trigger), now: now)
+            stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
+            return (Self.stack(from: stackRow, publicURL: publicURL), job)
+        }
+    }
+
+    /// One stack.
+    public func stack(id: String, publicURL: String) async throws -> Stack {
+        try await db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id]) else {
+                throw StoreError.notFound("stack")
+            }
+            return Self.stack(from: row, publicURL: publicURL)
+        }
+    }
+
+    /// Stacks, by name, optionally of one environment.
+    public func stacks(environmentId: String? = nil, publicURL: String) async throws -> [Stack] {
+        try await db.read { db in
+            let rows = if let environmentId {
+                try Row.fetchAll(db, sql: "SELECT * FROM stack WHERE environment_id = ? ORDER BY name", arguments: [environmentId])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM stack ORDER BY name, environment_id")
+            }
+            return rows.map { Self.stack(from: $0, publicURL: publicURL) }
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// Replaces a stack's compose file and env and queues its redeploy, in one transaction.
+    public func updateStack(id: String, compose: String, env: [String: String], request: JobRequest) async throws -> Job {
+        let now = Date()
+        return try await db.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE id = ?", arguments: [id]) == true else {
+                throw StoreError.notFound("stack")
+            }
+            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, updated_at = ? WHERE id = ?",
+                           arguments: [compose, JSONColumn.encode(env), now.column, id])
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
+            return try self.enqueue(db, stackRow: row, request: request, now: now)
+        }
+    }
+}

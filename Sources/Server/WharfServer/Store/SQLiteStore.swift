@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+import WharfProtocol
+
+/// The embedded store: one SQLite file (WAL) through GRDB.
+public final class SQLiteStore: Sendable {
+    let db: DatabasePool
+
+    /// Opens (and migrates) the database at `path`.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        db = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(db)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE environment (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    type TEXT NOT NULL,
+                    created_at DOUBLE NOT NULL,
+                    last_seen_at DOUBLE,
+                    agent_key TEXT UNIQUE,
+                    agent_info TEXT
+                );
+                CREATE TABLE join_token (
+                    token TEXT PRIMARY KEY,
+                    environment_id TEXT NOT NULL REFERENCES environment(id) ON DELETE CASCADE,
+                    expires_at DOUBLE NOT NULL,
+                    used_at DOUBLE
+                );
+                CREATE TABLE stack (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    environment_id TEXT NOT NULL REFERENCES environment(id),
+                    compose TEXT NOT NULL,
+                    env TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    webhook_token TEXT UNIQUE,
+                    webhook_created_at DOUBLE,
+                    last_job_id TEXT,
+                    services TEXT NOT NULL DEFAULT '[]',
+                    created_at DOUBLE NOT NULL,
+                    updated_at DOUBLE NOT NULL,
+                    UNIQUE (environment_id, name)
+                );
+                CREATE TABLE job (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    stack_id TEXT NOT NULL,
+                    stack_name TEXT NOT NULL,
+                    environment_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    trigger TEXT NOT NULL,
+                    coalesced INTEGER NOT NULL DEFAULT 0,
+                    created_at DOUBLE NOT NULL,
+                    started_at DOUBLE,
+                    finished_at DOUBLE,
+                    plan TEXT NOT NULL,
+                    compose TEXT NOT NULL,
+                    env TEXT NOT NULL,
+                    pull INTEGER NOT NULL,
+                    error TEXT,
+                    result TEXT
+                );
+                CREATE INDEX job_open ON job(environment_id, stack_id, seq) WHERE state NOT IN ('succeeded','failed','rolled_back');
+                CREATE INDEX job_stack ON job(stack_id, seq);
+                CREATE TABLE job_log (
+                    job_id TEXT NOT NULL,
+                    chunk INTEGER NOT NULL,
+                    lines TEXT NOT NULL,
+                    PRIMARY KEY (job_id, chunk)
+                );
+                CREATE TABLE registry_event (
+                    id TEXT PRIMARY KEY,
+                    seen_at DOUBLE NOT NULL
+                );
+                CREATE TABLE registry (
+                    id TEXT PRIMARY KEY,
+                    url TEXT NOT NULL UNIQUE,
+                    username TEXT NOT NULL,
+                    password TEXT NOT NULL,
+                    created_at DOUBLE NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}
+
+// MARK: JSON columns
+
+enum JSONColumn {
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}
+
+extension Date {
+    var column: Double { timeIntervalSince1970 }
+    init?(column: Double?) {
+        guard let column else { return nil }
+        self.init(timeIntervalSince1970: column)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WharfServer
+
+/// `wharf-server`: reads flags (or `WHARF_*` variables), then runs the server until SIGTERM.
+@main
+struct WharfServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wharf-server",
+        abstract: "Wharf's central server: HTTP API, webhook endpoint, agent link and store."
+    )
+
+    @Option(help: "Data directory (database, keys, admin token). Env: WHARF_DATA_DIR.")
+    var dataDir: String = ProcessInfo.processInfo.environment["WHARF_DATA_DIR"] ?? "./wharf-data"
+
+    @Option(help: "HTTP listen host. Env: WHARF_HTTP_HOST.")
+    var httpHost: String = ProcessInfo.processInfo.environment["WHARF_HTTP_HOST"] ?? "0.0.0.0"
+
+    @Option(help: "HTTP listen port; 0 picks a free one. Env: WHARF_HTTP_PORT.")
+    var httpPort: Int = Int(ProcessInfo.processInfo.environment["WHARF_HTTP_PORT"] ?? "") ?? 9000
+
+    @Option(help: "ZeroMQ endpoint agents connect to; tcp://127.0.0.1:* picks a free port. Env: WHARF_ZMQ_BIND.")
+    var zmqBind: String = ProcessInfo.processInfo.environment["WHARF_ZMQ_BIND"] ?? "tcp://0.0.0.0:9001"
+
+    @Option(help: "Base URL webhook URLs are published under. Env: WHARF_PUBLIC_URL.")
+    var publicURL: String?
+
+    @Option(help: "ZeroMQ endpoint given to enrolling agents. Env: WHARF_ZMQ_PUBLIC_ENDPOINT.")
+    var zmqPublicEndpoint: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error. Env: WHARF_LOG_LEVEL.")
+    var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
+
+    func validate() throws {
+        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0 to 65535") }
+        guard zmqBind.hasPrefix("tcp://") else { throw ValidationError("--zmq-bind must be a tcp:// endpoint") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        if let publicURL, URL(string: publicURL)?.host == nil { throw ValidationError("--public-url must be an absolute URL") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "wharf-server")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let app = WharfServerApp(configuration: ServerConfiguration(
+            dataDirectory: URL(fileURLWithPath: dataDir), httpHost: httpHost, httpPort: httpPort, zmqBind: zmqBind,
+            publicURL: publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"],
+            zmqPublicEndpoint: zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"]
+        ), logger: logger)
+        try await app.run()
+    }
+}

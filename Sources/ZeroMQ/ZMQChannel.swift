@@ -1,0 +1,212 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One socket owned by a dedicated thread, bridged to async code.
+///
+/// libzmq sockets are not thread-safe, and `ZMQ_FD` is edge-triggered and easy to misuse, so the
+/// socket lives on its own thread which runs `zmq_poll` over the socket, an optional monitor socket
+/// and an `eventfd`. Async callers enqueue sends and wake the thread through the eventfd; received
+/// messages and monitor events come out as `AsyncStream`s. The cooperative pool never blocks.
+public final class ZMQChannel: Sendable {
+    /// Messages received on the socket, in order.
+    public let incoming: AsyncStream<ZMQMessage>
+    /// Monitor events, when the channel was opened with `monitor: true`; otherwise finishes at once.
+    public let events: AsyncStream<ZMQMonitorEvent>
+    /// The endpoint the socket bound or connected to last, with the real port after a wildcard bind.
+    public let endpoint: String
+
+    private struct PendingSend: Sendable {
+        var frames: [[UInt8]]
+        var completion: (@Sendable (Result<Bool, ZMQError>) -> Void)?
+    }
+
+    private struct State: Sendable {
+        var sends: [PendingSend] = []
+        var stopping = false
+        var stopped = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    private let wakeFD: Int32
+    private let socket: ZMQSocket
+    private let monitorSocket: ZMQSocket?
+    private let incomingContinuation: AsyncStream<ZMQMessage>.Continuation
+    private let eventsContinuation: AsyncStream<ZMQMonitorEvent>.Continuation
+
+    /// Creates a socket, lets `configure` set options and bind or connect it, then starts its thread.
+    ///
+    /// `configure` runs on the calling thread before the socket's thread starts, so it may use the
+    /// socket freely; afterwards only the channel's thread touches it.
+    public init(
+        context: ZMQContext,
+        type: ZMQSocketType,
+        monitor: Bool = false,
+        name: String = "zmq-channel",
+        configure: (ZMQSocket) throws -> Void
+    ) throws {
+        let socket = try ZMQSocket(context: context, type: type)
+        var monitorSocket: ZMQSocket?
+        if monitor {
+            let address = "inproc://wharf-monitor-\(UUID().uuidString)"
+            guard zmq_socket_monitor(socket.handle, address, ZMQ_EVENT_ALL) == 0 else {
+                throw ZMQError.last("zmq_socket_monitor")
+            }
+            let pair = try ZMQSocket(context: context, type: .pair)
+            try pair.connect(address)
+            monitorSocket = pair
+        }
+        try configure(socket)
+        self.endpoint = (try? socket.lastEndpoint) ?? ""
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else {
+            throw ZMQError(errno: errno, operation: "eventfd", message: String(cString: strerror(errno)))
+        }
+        self.wakeFD = fd
+        self.socket = socket
+        self.monitorSocket = monitorSocket
+        (self.incoming, self.incomingContinuation) = AsyncStream.makeStream(of: ZMQMessage.self)
+        (self.events, self.eventsContinuation) = AsyncStream.makeStream(of: ZMQMonitorEvent.self)
+        if monitorSocket == nil { eventsContinuation.finish() }
+
+        let thread = Thread { [self] in self.run() }
+        thread.name = name
+        thread.start()
+    }
+
+    deinit {
+        close(wakeFD)
+    }
+
+    /// Queues a message and returns whether libzmq accepted it.
+    ///
+    /// `false` means "not sent" (`EAGAIN`: the peer's pipe is full); an `EHOSTUNREACH` from a
+    /// ROUTER with `ROUTER_MANDATORY` is thrown. Either way the caller still owns the message.
+    public func send(_ frames: [[UInt8]]) async throws(ZMQError) -> Bool {
+        let result: Result<Bool, ZMQError> = await withCheckedContinuation { continuation in
+            enqueue(PendingSend(frames: frames) { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
+
+    /// Queues a message without waiting for the outcome (for best-effort traffic such as pings).
+    public func post(_ frames: [[UInt8]]) {
+        enqueue(PendingSend(frames: frames, completion: nil))
+    }
+
+    private func enqueue(_ pending: PendingSend) {
+        let rejected = state.withLock { state -> PendingSend? in
+            if state.stopping { return pending }
+            state.sends.append(pending)
+            return nil
+        }
+        if let rejected {
+            rejected.completion?(.failure(ZMQError(errno: ETERM, operation: "zmq_send", message: "channel closed")))
+            return
+        }
+        wake()
+    }
+
+    /// Stops the thread, closes the socket and finishes the streams; pending sends fail.
+    public func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.stopped { return true }
+                state.stopping = true
+                state.stopWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() } else { wake() }
+        }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, MemoryLayout<UInt64>.size)
+    }
+
+    // MARK: The socket's thread
+
+    private func run() {
+        var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: monitorSocket == nil ? 2 : 3)
+        items[0].socket = socket.handle
+        items[0].events = Int16(ZMQ_POLLIN)
+        items[1].socket = nil
+        items[1].fd = wakeFD
+        items[1].events = Int16(ZMQ_POLLIN)
+        if let monitorSocket {
+            items[2].socket = monitorSocket.handle
+            items[2].events = Int16(ZMQ_POLLIN)
+        }
+        var failure: ZMQError?
+        loop: while true {
+            let rc = zmq_poll(&items, Int32(items.count), 1000)
+            if rc < 0 {
+                let error = ZMQError.last("zmq_poll")
+                if error.errno == EINTR { continue }
+                failure = error
+                break
+            }
+            if items[1].revents != 0 {
+                var counter: UInt64 = 0
+                _ = read(wakeFD, &counter, MemoryLayout<UInt64>.size)
+            }
+            let (sends, stopping) = state.withLock { state -> ([PendingSend], Bool) in
+                defer { state.sends.removeAll(keepingCapacity: true) }
+                return (state.sends, state.stopping)
+            }
+            if stopping {
+                for pending in sends {
+                    pending.completion?(.failure(ZMQError(errno: ETERM, operation: "zmq_send", message: "channel closed")))
+                }
+                break loop
+            }
+            for pending in sends {
+                do {
+                    let sent = try socket.send(pending.frames, dontWait: true)
+                    pending.completion?(.success(sent))
+                } catch {
+                    pending.completion?(.failure(error as! ZMQError))
+                    if (error as! ZMQError).contextTerminated { failure = error as? ZMQError; break loop }
+                }
+            }
+            // Drain everything that is readable: zmq_poll only says "at least one".
+            do {
+                while let message = try socket.receive(dontWait: true) {
+                    incomingContinuation.yield(message)
+                }
+                if let monitorSocket {
+                    while let message = try monitorSocket.receive(dontWait: true) {
+                        if let event = ZMQMonitorEvent(frames: message.frames) { eventsContinuation.yield(event) }
+                    }
+                }
+            } catch {
+                failure = error as? ZMQError
+                if failure?.contextTerminated == true { break loop }
+            }
+        }
+        _ = failure
+        if let monitorSocket {
+            zmq_socket_monitor(socket.handle, nil, 0)
+            monitorSocket.close()
+        }
+        socket.close()
+        incomingContinuation.finish()
+        eventsContinuation.finish()
+        let (leftovers, waiters) = state.withLock { state -> ([PendingSend], [CheckedContinuation<Void, Never>]) in
+            state.stopping = true
+            state.stopped = true
+            defer { state.sends.removeAll(); state.stopWaiters.removeAll() }
+            return (state.sends, state.stopWaiters)
+        }
+        for pending in leftovers {
+            pending.completion?(.failure(ZMQError(errno: ETERM, operation: "zmq_send", message: "channel closed")))
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

