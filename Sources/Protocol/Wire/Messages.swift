@@ -73,6 +73,8 @@ public enum AgentMessage: Sendable, Equatable {
     case log(LogChunk)
     case result(JobResult)
     case ping
+    /// The agent is leaving on purpose (an edge agent after its check-in).
+    case bye
 }
 
 /// Messages the server sends to an agent.

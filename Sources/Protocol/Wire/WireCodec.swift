@@ -50,6 +50,7 @@ public enum WireCodec {
         case .log(let chunk): frame("log", chunk)
         case .result(let result): frame("result", result)
         case .ping: frame("ping", Empty())
+        case .bye: frame("bye", Empty())
         }
     }
 
@@ -101,6 +102,7 @@ public enum WireCodec {
         case "log": return .log(try body(LogChunk.self, data, head.type))
         case "result": return .result(try body(JobResult.self, data, head.type))
         case "ping": return .ping
+        case "bye": return .bye
         default: throw WireError(code: "unknown_type", message: "unknown agent message type '\(head.type.prefix(64))'")
         }
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import WharfProtocol
 
 /// The agent's on-disk record of the jobs it holds and the results it owes the server.
@@ -29,7 +32,9 @@ public struct JobJournal: Sendable {
         try handle.write(contentsOf: data)
         try handle.synchronize()
         try handle.close()
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+        guard rename(temporary.path, url.path) == 0 else {
+            throw AgentSetupError(message: "cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// What the journal knows of a job.

@@ -144,7 +144,12 @@ public actor AgentRuntime {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     await self.tick()
-                    if await done() { return }
+                    if await done() {
+                        // Say goodbye so the server shows the environment disconnected at once; linger lets it out.
+                        await self.send(.bye)
+                        try? await Task.sleep(for: .milliseconds(100))
+                        return
+                    }
                 }
             }
             await group.next()

@@ -180,6 +180,8 @@ public actor Dispatcher {
         case .result(let result):
             await handleResult(result, environmentId: environmentId, routingId: routingId)
             await dispatch(environmentId)
+        case .bye:
+            if sessions[environmentId]?.routingId == routingId { drop(environmentId) }
         case .ping:
             let pending = await pendingCount(environmentId)
             send(.pong(pending: pending), to: routingId)

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import WharfAgent
+import WharfProtocol
+@testable import WharfServer
+import ZeroMQ
+
+/// The server⇄agent link end to end in one process: real sockets, a real SQLite file, a simulated engine.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct LinkDeliveryTests {
+    @Test func aQueuedJobReachesItsAgentAndEndsSucceeded() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let (stack, job) = try await harness.stack("web", on: environment.id)
+        #expect(job.state == .queued)
+        let (_, agent) = try harness.agent(keys: pair)
+        let ended = try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(20))
+        #expect(ended.state == .succeeded)
+        #expect(ended.result?.services.first?.image == "127.0.0.1:5000/demo/web:v1")
+        let updated = try await harness.store.stack(id: stack.id, publicURL: "")
+        #expect(updated.status == .running)
+        #expect(updated.services.map(\.name) == ["web"])
+        #expect(await harness.dispatcher.isConnected(environment.id))
+        let seen = try await harness.store.environment(id: environment.id)
+        #expect(seen.agent?.hostname == "agent-test")
+        #expect(seen.lastSeenAt != nil)
+        let log = try await harness.store.jobLog(jobId: job.id)
+        #expect(log.contains("simulated deploy of web"))
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func jobsQueuedWhileTheAgentIsAwayAreDeliveredOnConnectInOrderExactlyOnce() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let (stack, first) = try await harness.stack("ordered", on: environment.id, env: ["N": "0"])
+        var ids = [first.id]
+        for n in 1..<20 {
+            ids.append(try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "\(n)"]).id)
+        }
+        let journal = harness.directory.appendingPathComponent("runs.log")
+        let (_, agent) = try harness.agent(keys: pair, journal: journal)
+        #expect(try await eventually { try await harness.store.jobs(stackId: stack.id, limit: 100).allSatisfy { $0.state == .succeeded } })
+        let runs = try String(contentsOf: journal, encoding: .utf8).split(separator: "\n")
+        #expect(runs.count == 20)
+        let jobs = try await harness.store.jobs(stackId: stack.id, limit: 100).sorted { $0.createdAt < $1.createdAt }
+        // Finished in queue order: each job started after the one before it finished.
+        for (earlier, later) in zip(jobs, jobs.dropFirst()) {
+            #expect(earlier.finishedAt! <= later.startedAt!)
+        }
+        #expect(Set(jobs.map(\.id)) == Set(ids))
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func disconnectIsSeenAndJobsWaitForTheNextConnection() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let dataDirectory = harness.directory.appendingPathComponent("agent-data")
+        let (_, agent) = try harness.agent(keys: pair, dataDirectory: dataDirectory)
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        agent.cancel()
+        _ = try? await agent.value
+        #expect(await eventually(timeout: .seconds(15)) { await !harness.dispatcher.isConnected(environment.id) })
+        let (_, job) = try await harness.stack("later", on: environment.id)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await harness.store.job(id: job.id).job.state == .queued)
+        let (_, again) = try harness.agent(keys: pair, dataDirectory: dataDirectory)
+        #expect(try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(20)).state == .succeeded)
+        again.cancel()
+        await harness.stop()
+    }
+
+    @Test func aFinishedJobSentAgainIsNotRunAgainAndItsResultComesBack() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let journalFile = harness.directory.appendingPathComponent("runs.log")
+        let data = harness.directory.appendingPathComponent("agent-data")
+        // The agent has already run this job and still owes its result (say the server crashed before storing it).
+        let (_, job) = try await harness.stack("once", on: environment.id)
+        let journal = try JobJournal(dataDirectory: data)
+        try journal.finish(JobResult(jobId: job.id, state: .succeeded,
+                                     services: [ServiceResult(name: "web", image: "x", imageId: "sha256:1", containers: 1)]))
+        let (_, agent) = try harness.agent(keys: pair, journal: journalFile, dataDirectory: data)
+        let ended = try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(20))
+        #expect(ended.state == .succeeded)
+        #expect(ended.result?.services.first?.imageId == "sha256:1")
+        #expect(!FileManager.default.fileExists(atPath: journalFile.path), "the engine never ran the job")
+        #expect(await eventually { journal.status(of: job.id) == .done })
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func anEdgeAgentTakesItsJobsAtCheckInAndDisconnects() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let (runtime, agent) = try harness.agent(keys: pair, edge: true, checkin: .seconds(2))
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        // Idle: it leaves again without waiting for the server's timeout.
+        #expect(await eventually(timeout: .seconds(12)) { await !harness.dispatcher.isConnected(environment.id) })
+        let (_, job) = try await harness.stack("edge-app", on: environment.id)
+        #expect(try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(30)).state == .succeeded)
+        #expect(await eventually { await runtime.isIdle })
+        agent.cancel()
+        await harness.stop()
+    }
+}

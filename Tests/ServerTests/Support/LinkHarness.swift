@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import WharfAgent
+import WharfProtocol
+@testable import WharfServer
+import ZeroMQ
+
+/// A real server link (SQLite file, CURVE ROUTER, ZAP) in this process, on a temp dir and a free port.
+final class LinkHarness: Sendable {
+    let directory: URL
+    let store: SQLiteStore
+    let keys: AgentKeyRegistry
+    let context: ZMQContext
+    let serverKeys: CurveKeyPair
+    let dispatcher: Dispatcher
+    let runner: Task<Void, Never>
+
+    init(maxSockets: Int32 = 4096) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: directory.appendingPathComponent("wharf.sqlite").path)
+        keys = AgentKeyRegistry()
+        context = try ZMQContext(maxSockets: maxSockets)
+        serverKeys = try CurveKeyPair.generate()
+        var logger = Logger(label: "test-server")
+        logger.logLevel = .warning
+        var timing = Dispatcher.Timing()
+        timing.resendAfter = .seconds(2)
+        dispatcher = try Dispatcher(store: store, keys: keys, context: context, serverKeys: serverKeys,
+                                    bind: "tcp://127.0.0.1:*", timing: timing, logger: logger)
+        let dispatcher = self.dispatcher
+        runner = Task { await dispatcher.run() }
+    }
+
+    /// Creates an environment and enrols a new agent key in it, as the HTTP enrolment does.
+    func enrolledEnvironment(name: String = "env-\(UUID().uuidString.prefix(8))") async throws -> (Environment, CurveKeyPair) {
+        let (environment, token) = try await store.createEnvironment(name: name, type: .agent)
+        let pair = try CurveKeyPair.generate()
+        _ = try await store.enrol(joinToken: token, publicKey: pair.publicKey.z85, hostname: "test", version: "test")
+        keys.enrol(key: pair.publicKey, environmentId: environment.id)
+        return (environment, pair)
+    }
+
+    /// Creates a stack whose first deploy is queued.
+    func stack(_ name: String, on environmentId: String, env: [String: String] = [:]) async throws -> (Stack, Job) {
+        let compose = "services:\n  web:\n    image: 127.0.0.1:5000/demo/web:v1\n"
+        let result = try await store.createStack(
+            name: name, environmentId: environmentId, compose: compose, env: env,
+            plan: [PlannedService(name: "web", image: "127.0.0.1:5000/demo/web:v1")],
+            trigger: JobTrigger(source: "api"), publicURL: "http://127.0.0.1")
+        await dispatcher.jobQueued(environmentId: environmentId)
+        return result
+    }
+
+    /// Queues another deploy of a stack that does not join the queued one.
+    func redeploy(_ stackId: String, environmentId: String, variables: [String: String]) async throws -> Job {
+        let job = try await store.enqueueJob(stackId: stackId, request: JobRequest(
+            kind: .deploy, variables: variables, plan: [PlannedService(name: "web", image: "127.0.0.1:5000/demo/web:v1")],
+            trigger: JobTrigger(source: "api"), coalesce: false))
+        await dispatcher.jobQueued(environmentId: environmentId)
+        return job
+    }
+
+    /// An in-process agent with a simulated engine.
+    func agent(keys pair: CurveKeyPair, delay: Duration = .zero, journal: URL? = nil, dataDirectory: URL? = nil,
+               edge: Bool = false, checkin: Duration = .seconds(1)) throws -> (AgentRuntime, Task<Void, any Error>) {
+        var configuration = AgentRuntime.Configuration(endpoint: dispatcher.endpoint, serverKey: serverKeys.publicKey,
+                                                       keyPair: pair, hostname: "agent-test")
+        configuration.edge = edge
+        configuration.checkinInterval = checkin
+        configuration.resultResendInterval = .seconds(1)
+        var logger = Logger(label: "test-agent")
+        logger.logLevel = .warning
+        let data = dataDirectory ?? directory.appendingPathComponent("agent-\(UUID().uuidString)")
+        let runtime = AgentRuntime(configuration: configuration, engine: SimulatedEngine(delay: delay, journal: journal),
+                                   journal: try JobJournal(dataDirectory: data), context: context, logger: logger)
+        let task = Task { try await runtime.run() }
+        return (runtime, task)
+    }
+
+    func stop() async {
+        runner.cancel()
+        await runner.value
+        await dispatcher.shutdown()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
