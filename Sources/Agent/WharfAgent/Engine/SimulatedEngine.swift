@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// It backs `wharf-agent --simulate`, the fleet simulator for benchmarks, and the link tests: it
 /// measures the server's whole path without Docker. With `journal` set, it appends one line per
-/// run, `<kind> <stackId> <projectName>`, so a test can count how often each job really ran.
+/// run, `<kind> <stackId> <projectName> <K=V,…>`, so a test can count how often each job really ran.
 public final class SimulatedEngine: ContainerEngine {
     public let delay: Duration
     public let journal: URL?
@@ -24,7 +24,7 @@ public final class SimulatedEngine: ContainerEngine {
     public func deploy(_ deployment: StackDeployment, log: @escaping @Sendable (String) -> Void) async -> DeployOutcome {
         log("simulated deploy of \(deployment.projectName)")
         if delay > .zero { try? await Task.sleep(for: delay) }
-        record("deploy \(deployment.stackId) \(deployment.projectName)")
+        record("deploy \(deployment.stackId) \(deployment.projectName) " + deployment.environment.keys.sorted().map { "\($0)=\(deployment.environment[$0]!)" }.joined(separator: ","))
         let services = deployment.images.keys.sorted().map {
             ServiceOutcome(name: $0, image: deployment.images[$0]!, imageId: "sha256:simulated", containers: 1)
         }

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Real `wharf-server` and `wharf-agent` processes, killed with SIGKILL at the worst moments.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct CrashRecoveryTests {
+    static let compose = "services:\n  web:\n    image: 127.0.0.1:5000/demo/web:${N:-0}\n"
+
+    static func workDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-crash-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    static func jobs(_ api: APIClient, stackId: String) async throws -> [[String: Any]] {
+        let (_, body) = try await api.call("GET", "/api/jobs?stackId=\(stackId)&limit=1000", expect: 200)
+        return body["jobs"] as? [[String: Any]] ?? []
+    }
+
+    @Test func serverKilledWith100QueuedJobsLosesNoneAndRunsEachOnceInOrder() async throws {
+        let work = try Self.workDirectory()
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        var api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-1", "type": "agent"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let joinToken = created["joinToken"] as! String
+        let runs = work.appendingPathComponent("runs.log")
+        let agentData = work.appendingPathComponent("agent").path
+        // Enrol, then stop the agent: the jobs queue up while it is away.
+        var agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", joinToken, "--data-dir", agentData,
+                                                     "--simulate", "0s", "--simulate-journal", runs.path],
+                                     log: work.appendingPathComponent("agent-1.log"))
+        #expect(await eventually {
+            let (_, body) = try! await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
+            return (body["environment"] as? [String: Any])?["status"] as? String == "connected"
+        })
+        await agent.stop()
+
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": Self.compose, "env": ["N": "0"],
+        ], expect: 201)
+        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
+        for n in 1..<100 {
+            try await api.call("PUT", "/api/stacks/\(stackId)", json: ["env": ["N": "\(n)"]], expect: 200)
+        }
+        var jobs = try await Self.jobs(api, stackId: stackId)
+        #expect(jobs.count == 100)
+        #expect(jobs.allSatisfy { $0["state"] as? String == "queued" })
+
+        server.child?.kill(SIGKILL)
+        await server.child?.wait()
+        api = try await server.start()
+        agent = try ChildProcess("wharf-agent", ["--data-dir", agentData, "--simulate", "0s", "--simulate-journal", runs.path],
+                                 log: work.appendingPathComponent("agent-2.log"))
+        let allDone = await eventually(timeout: .seconds(120)) {
+            (try? await Self.jobs(api, stackId: stackId))?.allSatisfy { $0["state"] as? String == "succeeded" } == true
+        }
+        #expect(allDone, "agent log: \(agent.output.suffix(2000))")
+        jobs = try await Self.jobs(api, stackId: stackId)
+        #expect(jobs.count == 100)
+        let lines = try String(contentsOf: runs, encoding: .utf8).split(separator: "\n").map(String.init)
+        // Exactly once each, in the order they were queued: the simulator records the env it ran with.
+        #expect(lines.count == 100)
+        #expect(lines == (0..<100).map { "deploy \(stackId) app N=\($0)" })
+        let (_, stack) = try await api.call("GET", "/api/stacks/\(stackId)", expect: 200)
+        #expect(((stack["stack"] as? [String: Any])?["env"] as? [String: String])?["N"] == "99")
+        await agent.stop()
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+
+    @Test func agentKilledMidJobRunsItAgainAfterRestartAndReportsIt() async throws {
+        let work = try Self.workDirectory()
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-1"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let runs = work.appendingPathComponent("runs.log")
+        let agentData = work.appendingPathComponent("agent").path
+        var agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
+                                                     "--data-dir", agentData, "--simulate", "30s", "--simulate-journal", runs.path],
+                                     log: work.appendingPathComponent("agent-1.log"))
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": Self.compose,
+        ], expect: 201)
+        let jobId = (stackBody["job"] as! [String: Any])["id"] as! String
+        // Received, acknowledged and started, but not finished.
+        #expect(await eventually {
+            let (_, body) = try! await api.call("GET", "/api/jobs/\(jobId)", expect: 200)
+            return (body["job"] as? [String: Any])?["state"] as? String == "running"
+        })
+        agent.kill(SIGKILL)
+        await agent.wait()
+        #expect(!FileManager.default.fileExists(atPath: runs.path))
+        agent = try ChildProcess("wharf-agent", ["--data-dir", agentData, "--simulate", "0s", "--simulate-journal", runs.path],
+                                 log: work.appendingPathComponent("agent-2.log"))
+        #expect(await eventually(timeout: .seconds(30)) {
+            let (_, body) = try! await api.call("GET", "/api/jobs/\(jobId)", expect: 200)
+            return (body["job"] as? [String: Any])?["state"] as? String == "succeeded"
+        })
+        let lines = try String(contentsOf: runs, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        await agent.stop()
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+
+    @Test func sigtermStopsTheServerCleanlyAndKeepsItsData() async throws {
+        let work = try Self.workDirectory()
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        var api = try await server.start()
+        try await api.call("POST", "/api/environments", json: ["name": "kept"], expect: 201)
+        let firstToken = api.token
+        server.child?.kill(SIGTERM)
+        #expect(await server.child?.wait() == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: server.dataDirectory.appendingPathComponent("admin-token").path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        api = try await server.start()
+        #expect(api.token == firstToken)
+        let (_, list) = try await api.call("GET", "/api/environments", expect: 200)
+        #expect((list["environments"] as? [[String: Any]])?.first?["name"] as? String == "kept")
+        let endpoints = try JSONSerialization.jsonObject(with: Data(contentsOf: server.dataDirectory.appendingPathComponent("endpoints.json"))) as? [String: String]
+        #expect(endpoints?["http"] == server.url)
+        #expect(endpoints?["zmq"] == "tcp://127.0.0.1:\(server.zmqPort)")
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+}
