@@ -22,6 +22,7 @@ public struct API: Sendable {
         addEnvironmentRoutes(to: router)
         addStackRoutes(to: router)
         addJobRoutes(to: router)
+        addWebhookRoutes(to: router)
         return router
     }
 

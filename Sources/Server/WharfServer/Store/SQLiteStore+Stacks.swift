@@ -78,3 +78,45 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// Sets (or with nil clears) a stack's webhook token; an edge environment refuses.
+    public func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack {
+        let now = Date()
+        return try await db.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT s.*, e.type AS environment_type FROM stack s JOIN environment e ON e.id = s.environment_id WHERE s.id = ?
+                """, arguments: [stackId]) else {
+                throw StoreError.notFound("stack")
+            }
+            if token != nil, (row["environment_type"] as String?) == EnvironmentType.edge.rawValue {
+                throw StoreError(code: "edge_environment", message: "edge")
+            }
+            try db.execute(sql: "UPDATE stack SET webhook_token = ?, webhook_created_at = ? WHERE id = ?",
+                           arguments: [token, token == nil ? nil : now.column, stackId])
+            return Self.stack(from: try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId])!, publicURL: publicURL)
+        }
+    }
+
+    /// The stack a webhook token belongs to, if any.
+    public func stack(webhookToken: String, publicURL: String) async throws -> Stack? {
+        try await db.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE webhook_token = ?", arguments: [webhookToken])
+                .map { Self.stack(from: $0, publicURL: publicURL) }
+        }
+    }
+
+    /// Records registry event ids; returns those not seen before.
+    public func recordRegistryEvents(_ ids: [String]) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let now = Date()
+        return try await db.write { db in
+            var fresh: [String] = []
+            for id in ids {
+                try db.execute(sql: "INSERT OR IGNORE INTO registry_event (id, seen_at) VALUES (?, ?)", arguments: [id, now.column])
+                if db.changesCount > 0 { fresh.append(id) }
+            }
+            return fresh
+        }
+    }
+}

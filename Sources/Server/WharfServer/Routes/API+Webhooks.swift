@@ -1,0 +1,126 @@
+import Foundation
+import Hummingbird
+import WharfProtocol
+
+extension API {
+    struct WebhookURL: Encodable, Sendable { var url: String }
+    struct Accepted: Encodable, Sendable { var job: Job; var statusUrl: String }
+    struct Ignored: Encodable, Sendable { var ignored: String }
+
+    func addWebhookRoutes(to router: Router<WharfRequestContext>) {
+        let tokenLimiter = RateLimiter(.perWebhookToken)
+        let addressLimiter = RateLimiter(.perClientAddress)
+
+        @Sendable func enable(_ stackId: String) async throws -> JSONBody<WebhookURL> {
+            let token = WebhookToken.generate().rawValue
+            do {
+                let stack = try await store.setWebhookToken(stackId: stackId, token: token, publicURL: settings.publicURL)
+                return JSONBody(WebhookURL(url: stack.webhook!.url), status: .created)
+            } catch let error as StoreError where error.code == "edge_environment" {
+                throw APIError.edgeEnvironment
+            } catch {
+                throw Self.apiError(error)
+            }
+        }
+        router.post("/api/stacks/{id}/webhook") { _, context in try await enable(try context.parameters.require("id")) }
+        router.post("/api/stacks/{id}/webhook/rotate") { _, context in
+            let id = try context.parameters.require("id")
+            let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            guard stack.webhook != nil else {
+                throw APIError(status: .notFound, code: "not_found", message: "This stack has no webhook to rotate; enable one first.")
+            }
+            return try await enable(id)
+        }
+        router.delete("/api/stacks/{id}/webhook") { _, context in
+            let id = try context.parameters.require("id")
+            _ = try await mapped { try await store.setWebhookToken(stackId: id, token: nil, publicURL: settings.publicURL) }
+            return Response(status: .noContent)
+        }
+        router.post("/api/stacks/webhooks/{token}") { request, context in
+            let raw = try context.parameters.require("token")
+            if case .limited(let retryAfter) = addressLimiter.acquire(context.clientAddress) {
+                throw APIError.rateLimited(retryAfter: retryAfter)
+            }
+            // Unknown, disabled and rotated tokens all get the same 404.
+            guard let token = WebhookToken(raw),
+                  let stack = try await mapped({ try await store.stack(webhookToken: token.rawValue, publicURL: settings.publicURL) }) else {
+                throw APIError.notFound
+            }
+            if case .limited(let retryAfter) = tokenLimiter.acquire(token.rawValue) {
+                throw APIError.rateLimited(retryAfter: retryAfter)
+            }
+            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            let trigger = try WebhookTrigger.parse(request: request, body: body)
+            if let reason = trigger.ignored {
+                return try JSONBody(Ignored(ignored: reason)).response(from: request, context: context)
+            }
+            let env = stack.env.merging(trigger.variables) { _, new in new }
+            let resolved = try Self.resolve(stack.compose, env: env)
+            var images = Dictionary(resolved.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
+            var targeted = Set<String>()
+            if !trigger.targets.isEmpty {
+                for target in trigger.targets {
+                    for service in resolved.services where target.repository.matches(image: service.image) {
+                        images[service.name] = try Self.retag(service, target.tag)
+                        targeted.insert(service.name)
+                    }
+                }
+                if targeted.isEmpty {
+                    return try JSONBody(Ignored(ignored: "no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))"))
+                        .response(from: request, context: context)
+                }
+            } else if let tag = trigger.tag {
+                for service in resolved.services {
+                    images[service.name] = try Self.retag(service, tag)
+                    targeted.insert(service.name)
+                }
+            }
+            // Services whose image the variables changed are asked for too.
+            let base = try? Self.resolve(stack.compose, env: stack.env)
+            for service in resolved.services where base?.services.first(where: { $0.name == service.name })?.image != service.image {
+                targeted.insert(service.name)
+            }
+            if trigger.source == .registry, !trigger.eventIds.isEmpty {
+                let fresh = try await mapped { try await store.recordRegistryEvents(trigger.eventIds) }
+                if fresh.isEmpty {
+                    return try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context)
+                }
+            }
+            var params = trigger.variables
+            if let tag = trigger.tag { params["tag"] = tag }
+            if !trigger.pull { params["pullimage"] = "false" }
+            for target in trigger.targets { params["image"] = "\(target.repository):\(target.tag)" }
+            let job = try await mapped {
+                try await store.enqueueJob(stackId: stack.id, request: JobRequest(
+                    kind: .deploy, variables: trigger.variables,
+                    plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
+                    targeted: targeted, pull: trigger.pull,
+                    trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: context.clientAddress,
+                                        userAgent: request.headers[.userAgent], params: params)))
+            }
+            context.logger.info("webhook accepted", metadata: ["stack.id": "\(stack.id)", "job.id": "\(job.id)",
+                                                               "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
+            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            let statusURL = "/api/jobs/\(job.id)"
+            if let wait = trigger.wait, wait > 0 {
+                let ended = try await dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(wait))
+                switch ended.state {
+                case .succeeded: return try JSONBody(Accepted(job: ended, statusUrl: statusURL)).response(from: request, context: context)
+                case .failed, .rolledBack:
+                    return try JSONBody(Accepted(job: ended, statusUrl: statusURL), status: .internalServerError).response(from: request, context: context)
+                default: break
+                }
+            }
+            return try JSONBody(Accepted(job: job, statusUrl: statusURL), status: .accepted, headers: [.location: statusURL])
+                .response(from: request, context: context)
+        }
+    }
+
+    static func retag(_ service: ResolvedService, _ tag: String) throws -> String {
+        do {
+            return try ComposeFile.plan(services: [service], tag: tag, repository: nil)[0].image
+        } catch {
+            throw APIError(status: .badRequest, code: "invalid_tag", message: error.message)
+        }
+    }
+}
