@@ -90,3 +90,8 @@ testenv-down:
 	else \
 		echo "no test environment up ($(TESTENV_DIR_FILE) not found)"; \
 	fi
+
+# One command to run Wharf: a server plus a local agent on the local Docker engine (scripts/run.sh).
+.PHONY: run
+run:
+	@bash scripts/run.sh
