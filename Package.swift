@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "wharf-server", targets: ["wharf-server"]),
         .executable(name: "wharf-agent", targets: ["wharf-agent"]),
+        .executable(name: "wharf", targets: ["wharf"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
@@ -56,6 +57,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Server/WharfServer",
+            resources: [.copy("Resources/ui")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -85,6 +87,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Agent/wharf-agent",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WharfCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/CLI/WharfCLI",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "wharf",
+            dependencies: ["WharfCLI"],
+            path: "Sources/CLI/wharf",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["WharfCLI"],
+            path: "Tests/CLITests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
