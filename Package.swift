@@ -57,7 +57,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Server/WharfServer",
-            resources: [.copy("Resources/ui")],
+            resources: [.copy("Resources/ui"), .copy("Resources/install-agent.sh")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

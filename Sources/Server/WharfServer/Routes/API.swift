@@ -23,6 +23,7 @@ public struct API: Sendable {
         addStackRoutes(to: router)
         addJobRoutes(to: router)
         addWebhookRoutes(to: router)
+        addStaticRoutes(to: router)
         return router
     }
 
