@@ -132,7 +132,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["WharfAgent", "WharfProtocol"],
+            dependencies: [
+                "WharfAgent", "WharfProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/AgentTests",
             swiftSettings: swiftSettings
         ),

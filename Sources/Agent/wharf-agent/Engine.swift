@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import WharfAgent
 
-/// Builds the real engine: compose (plugin or standalone) on the given Docker host.
+/// Builds the real engine: compose (the plugin, else docker-compose, unless told) on the given Docker host.
 func makeComposeEngine(dataDirectory: URL, dockerHost: String, composeCommand: String?, logger: Logger) throws -> any ContainerEngine {
-    throw AgentSetupError(message: "the compose engine is not built into this agent yet; use --simulate")
+    ComposeCLIEngine(stacksDirectory: dataDirectory.appendingPathComponent("stacks"), dockerHost: dockerHost,
+                     composeCommand: composeCommand.map(ComposeCLIEngine.composeCommandWords), logger: logger)
 }

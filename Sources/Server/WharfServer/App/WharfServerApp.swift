@@ -33,7 +33,7 @@ public struct WharfServerApp: Sendable {
         )
         logger.info("agent link listening", metadata: ["endpoint": "\(dispatcher.endpoint)"])
         let settings = ServerSettings(configuration: configuration, zmqEndpoint: dispatcher.endpoint, serverPublicKey: serverKeys.publicKey.z85)
-        let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger)
+        let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger, metrics: WharfMetrics())
         let router = api.makeRouter()
         let app = Application(
             router: router,

@@ -37,6 +37,27 @@ extension API {
             return Response(status: .noContent)
         }
         router.post("/api/stacks/webhooks/{token}") { request, context in
+            do {
+                let (response, outcome) = try await trigger(request, context)
+                metrics.webhookCall(outcome)
+                return response
+            } catch let error as APIError {
+                switch error.status {
+                case .notFound: metrics.webhookCall("not_found")
+                case .badRequest: metrics.webhookCall("bad_request")
+                case .tooManyRequests: metrics.webhookCall("rate_limited")
+                case .contentTooLarge: metrics.webhookCall("too_large")
+                default: metrics.webhookCall("failed")
+                }
+                throw error
+            } catch {
+                metrics.webhookCall("failed")
+                throw error
+            }
+        }
+
+        /// The public trigger; returns the response and the outcome it is counted under.
+        @Sendable func trigger(_ request: Request, _ context: WharfRequestContext) async throws -> (Response, String) {
             let raw = try context.parameters.require("token")
             if case .limited(let retryAfter) = addressLimiter.acquire(context.clientAddress) {
                 throw APIError.rateLimited(retryAfter: retryAfter)
@@ -52,7 +73,7 @@ extension API {
             let body = try await request.body.collect(upTo: context.maxUploadSize)
             let trigger = try WebhookTrigger.parse(request: request, body: body)
             if let reason = trigger.ignored {
-                return try JSONBody(Ignored(ignored: reason)).response(from: request, context: context)
+                return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
             }
             let env = stack.env.merging(trigger.variables) { _, new in new }
             let resolved = try Self.resolve(stack.compose, env: env)
@@ -66,8 +87,8 @@ extension API {
                     }
                 }
                 if targeted.isEmpty {
-                    return try JSONBody(Ignored(ignored: "no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))"))
-                        .response(from: request, context: context)
+                    return (try JSONBody(Ignored(ignored: "no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))"))
+                        .response(from: request, context: context), "ignored")
                 }
             } else if let tag = trigger.tag {
                 for service in resolved.services {
@@ -83,7 +104,7 @@ extension API {
             if trigger.source == .registry, !trigger.eventIds.isEmpty {
                 let fresh = try await mapped { try await store.recordRegistryEvents(trigger.eventIds) }
                 if fresh.isEmpty {
-                    return try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context)
+                    return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
                 }
             }
             var params = trigger.variables
@@ -102,17 +123,18 @@ extension API {
                                                                "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
             await dispatcher.jobQueued(environmentId: stack.environmentId)
             let statusURL = "/api/jobs/\(job.id)"
+            let outcome = job.coalesced > 0 ? "coalesced" : "accepted"
             if let wait = trigger.wait, wait > 0 {
                 let ended = try await dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(wait))
                 switch ended.state {
-                case .succeeded: return try JSONBody(Accepted(job: ended, statusUrl: statusURL)).response(from: request, context: context)
+                case .succeeded: return (try JSONBody(Accepted(job: ended, statusUrl: statusURL)).response(from: request, context: context), outcome)
                 case .failed, .rolledBack:
-                    return try JSONBody(Accepted(job: ended, statusUrl: statusURL), status: .internalServerError).response(from: request, context: context)
+                    return (try JSONBody(Accepted(job: ended, statusUrl: statusURL), status: .internalServerError).response(from: request, context: context), outcome)
                 default: break
                 }
             }
-            return try JSONBody(Accepted(job: job, statusUrl: statusURL), status: .accepted, headers: [.location: statusURL])
-                .response(from: request, context: context)
+            return (try JSONBody(Accepted(job: job, statusUrl: statusURL), status: .accepted, headers: [.location: statusURL])
+                .response(from: request, context: context), outcome)
         }
     }
 

@@ -11,6 +11,7 @@ public struct API: Sendable {
     let settings: ServerSettings
     let adminToken: String
     let logger: Logger
+    let metrics: WharfMetrics
 
     /// Builds the router with its middleware: JSON errors, body limit, bearer auth.
     public func makeRouter() -> Router<WharfRequestContext> {
@@ -23,6 +24,7 @@ public struct API: Sendable {
         addStackRoutes(to: router)
         addJobRoutes(to: router)
         addWebhookRoutes(to: router)
+        addRegistryRoutes(to: router)
         addStaticRoutes(to: router)
         return router
     }

@@ -255,3 +255,16 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// How many jobs are in each state.
+    public func jobCounts() async throws -> [JobState: Int] {
+        try await db.read { db in
+            var counts: [JobState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state") {
+                if let state = JobState(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// The compose CLI a job runs: an executable and the arguments that come before compose's own.
+///
+/// Both flavours get the same compose arguments; only the prefix differs
+/// (`docker compose …` against `docker-compose …`).
+struct ComposeCommand: Sendable, Equatable {
+    var flavour: ComposeFlavour
+    /// The resolved path of the executable (`docker` or `docker-compose`).
+    var executable: String
+    /// The arguments before compose's own (`["compose"]` for the plugin).
+    var prefix: [String]
+
+    /// Splits a `--compose-command` value such as `"docker compose"` into words.
+    ///
+    /// Plain space splitting, never a shell: quotes and `$` have no meaning here.
+    static func words(_ commandLine: String) -> [String] {
+        commandLine.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    /// The compose command for explicit words, or nil when they are empty or the executable is not found.
+    ///
+    /// `docker compose` (a last word `compose` after the executable) is the plugin; anything
+    /// else, such as `docker-compose` or `/opt/bin/docker-compose`, is a standalone binary.
+    static func explicit(_ words: [String], dockerExecutable: String, searchPath: String) -> ComposeCommand? {
+        guard let first = words.first else { return nil }
+        let executable: String?
+        if first == "docker" {
+            executable = dockerExecutable
+        } else {
+            executable = ExecutableLookup.find(first, searchPath: searchPath)
+        }
+        guard let executable else { return nil }
+        let rest = Array(words.dropFirst())
+        let flavour: ComposeFlavour = rest.last == "compose" ? .plugin : .standalone
+        return ComposeCommand(flavour: flavour, executable: executable, prefix: rest)
+    }
+
+    /// Arguments for one compose invocation on a project and its files.
+    func arguments(project: String, files: [String], _ command: [String]) -> [String] {
+        var arguments = prefix
+        arguments += ["-p", project]
+        for file in files { arguments += ["-f", file] }
+        return arguments + command
+    }
+
+    /// The words a user would type, for log lines.
+    var displayName: String {
+        ([URL(fileURLWithPath: executable).lastPathComponent] + prefix).joined(separator: " ")
+    }
+}
+
+/// Finds executables on a search path, as a shell would, without running one.
+enum ExecutableLookup {
+    /// The search path used when the agent has no `PATH`.
+    static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// The full path of `name` (returned as is when it contains a slash), or nil if not found.
+    static func find(_ name: String, searchPath: String) -> String? {
+        if name.contains("/") {
+            return FileManager.default.isExecutableFile(atPath: name) ? name : nil
+        }
+        for directory in searchPath.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
+                FileManager.default.isExecutableFile(atPath: candidate)
+            {
+                return candidate
+            }
+        }
+        return nil
+    }
+}

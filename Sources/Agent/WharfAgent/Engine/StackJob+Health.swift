@@ -1,0 +1,98 @@
+import Foundation
+
+extension StackJob {
+    /// How waiting for a project's containers ended.
+    enum HealthResult: Sendable {
+        /// Every container ran (and was healthy, where it has a healthcheck) for the settle time.
+        case healthy([ContainerDetails])
+        /// `unhealthy` (an unhealthy, exited or restarting container) or `timeout`.
+        case failed(ContainerEngineError)
+    }
+
+    /// Waits until every container of the project (or of `services`) is running and, where it has
+    /// a healthcheck, healthy — and still is after the settle time.
+    ///
+    /// An unhealthy container, one that exited, or one that restarted fails at once (`unhealthy`);
+    /// containers still starting when `timeout` passes fail with `timeout`.
+    func waitUntilHealthy(services: Set<String>?, timeout: Duration) async throws -> HealthResult {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var readySince: ContinuousClock.Instant?
+        var restartBaseline: [String: Int] = [:]
+        while true {
+            let containers = try await containers(includeStopped: true, services: services)
+                .sorted { $0.name < $1.name }
+            var waitingFor: [String] = []
+            for container in containers {
+                let service = container.service ?? container.displayName
+                let baseline = restartBaseline[container.id] ?? container.restartCount
+                restartBaseline[container.id] = baseline
+                if container.state.restarting || container.restartCount > baseline {
+                    await logContainerOutput(container)
+                    return .failed(
+                        ContainerEngineError(
+                            .unhealthy,
+                            "service \(service): container \(container.displayName) is restarting (exited with code \(container.state.exitCode))"
+                        )
+                    )
+                }
+                if !container.state.running {
+                    if container.state.status == "created" {
+                        waitingFor.append("\(service) (not started)")
+                        continue
+                    }
+                    await logContainerOutput(container)
+                    return .failed(
+                        ContainerEngineError(
+                            .unhealthy,
+                            "service \(service): container \(container.displayName) exited with code \(container.state.exitCode)"
+                        )
+                    )
+                }
+                guard let health = container.state.health else { continue }
+                switch health.status {
+                case "healthy":
+                    continue
+                case "unhealthy":
+                    var message = "service \(service): container \(container.displayName) is unhealthy"
+                    if let probe = health.log?.last {
+                        let output = probe.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                        message += output.isEmpty
+                            ? " (healthcheck exited with code \(probe.exitCode))"
+                            : " (healthcheck exited with code \(probe.exitCode): \(output.prefix(500)))"
+                    }
+                    return .failed(ContainerEngineError(.unhealthy, message))
+                default:
+                    waitingFor.append("\(service) (health: \(health.status))")
+                }
+            }
+
+            let now = clock.now
+            if waitingFor.isEmpty {
+                if let readySince {
+                    if now - readySince >= configuration.settleTime { return .healthy(containers) }
+                } else {
+                    readySince = now
+                }
+            } else {
+                readySince = nil
+                if now >= deadline {
+                    return .failed(
+                        ContainerEngineError(
+                            .timeout,
+                            "not healthy within \(Self.seconds(timeout)): \(waitingFor.joined(separator: ", "))"
+                        )
+                    )
+                }
+            }
+            try await Task.sleep(for: configuration.pollInterval)
+        }
+    }
+
+    /// Copies a failed container's last output lines into the job log: usually the reason it failed.
+    private func logContainerOutput(_ container: ContainerDetails) async {
+        guard let result = try? await docker.logs(container.id, tail: 20), !result.isEmpty else { return }
+        log.step("last output of \(container.displayName):")
+        for line in result { log.output("  \(line)") }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+
+/// One job on one stack: its files, the compose command, and the job's log and environment.
+struct StackJob: Sendable {
+    /// The compose project name.
+    let project: String
+    let files: StackFiles
+    let compose: ComposeCommand
+    /// Runs compose in the stack directory with the job's environment.
+    let composeRunner: CommandRunner
+    let docker: DockerCLI
+    let log: JobLog
+    let logger: Logger
+    let configuration: ComposeCLIEngine.Configuration
+
+    /// Runs compose on the project with `files`, streaming its output lines to the job log.
+    func runCompose(
+        _ command: [String],
+        files: [String]? = nil,
+        timeout: Duration? = nil,
+        captureLimit: Int = 0,
+        stream: Bool = true
+    ) async throws -> CommandResult {
+        let arguments = compose.arguments(project: project, files: files ?? self.files.composeFiles, command)
+        logger.debug("running compose", metadata: ["compose.arguments": "\(arguments)"])
+        let log = self.log
+        var sink: (@Sendable (String) -> Void)?
+        if stream { sink = { line in log.output(line) } }
+        let result = try await composeRunner.run(
+            compose.executable,
+            arguments,
+            timeout: timeout ?? configuration.commandTimeout,
+            captureLimit: captureLimit,
+            lines: sink
+        )
+        if !result.succeeded, let line = DockerCLI.engineUnreachableLine(result.tail) {
+            throw ContainerEngineError(
+                .engineUnreachable,
+                "the Docker engine at \(configuration.dockerHost) is unreachable: \(line)"
+            )
+        }
+        return result
+    }
+
+    /// A failure message for a compose command: what failed, how it ended, and its last lines.
+    func failureMessage(_ what: String, _ result: CommandResult) -> String {
+        let tail = result.lastLines(Self.messageLines)
+        let head = "\(what) failed (\(result.endDescription))"
+        return tail.isEmpty ? head : "\(head): \(tail)"
+    }
+
+    /// How many of compose's last output lines an error message quotes.
+    static let messageLines = 5
+
+    /// The services `compose.yml` defines, from `compose config --services`; an invalid file is `invalid_stack`.
+    func services() async throws -> Set<String> {
+        let result = try await runCompose(
+            ["config", "--services"],
+            files: [StackFiles.composeFileName],
+            timeout: configuration.queryTimeout,
+            captureLimit: 1 << 20,
+            stream: false
+        )
+        guard result.succeeded else {
+            throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
+        }
+        let names = result.standardOutput.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        return Set(names)
+    }
+
+    /// `compose config -q` on the compose file and the override together; a rejection is `invalid_stack`.
+    func validate() async throws {
+        let result = try await runCompose(["config", "-q"], timeout: configuration.queryTimeout, stream: false)
+        guard result.succeeded else {
+            throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
+        }
+    }
+
+    /// The project's containers, optionally limited to some services.
+    func containers(includeStopped: Bool, services: Set<String>? = nil) async throws -> [ContainerDetails] {
+        let all = try await docker.projectContainers(project: project, includeStopped: includeStopped)
+        guard let services else { return all }
+        return all.filter { services.contains($0.service ?? "") }
+    }
+
+    /// Removes the stack: `down --remove-orphans` without `-v`, the rollback tags, then the stack directory.
+    func remove(compose text: String) async throws -> DeployOutcome {
+        // `down` needs only the services' names: the override from the last deploy is dropped.
+        try files.writeCompose(text)
+        try files.writeOverride(images: [:], version: nil)
+        let services = (try? await services()) ?? []
+        log.step("stopping and removing containers (volumes are kept)")
+        let down = try await runCompose(["down", "--remove-orphans"])
+        guard down.succeeded else {
+            return .failed(.composeFailed, failureMessage("compose down", down))
+        }
+        let tags = services.map { StackFiles.rollbackTag(project: project, service: $0) }
+        do {
+            try await docker.removeTags(tags)
+        } catch {
+            // Only disk space is at stake; the stack itself is gone.
+            log.step("could not remove rollback tags: \(error)")
+        }
+        do {
+            try files.remove()
+        } catch {
+            return .failed(.composeFailed, "could not delete \(files.directory.path): \(error.localizedDescription)")
+        }
+        return .succeeded([])
+    }
+}

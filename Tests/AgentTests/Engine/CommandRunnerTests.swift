@@ -1,0 +1,78 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import WharfAgent
+
+/// The child-process runner under every docker and compose call. (The tests use `/bin/sh` to
+/// make misbehaving children; the driver itself never runs a shell.)
+struct CommandRunnerTests {
+    let shell = "/bin/sh"
+
+    @Test("a child gets exactly the environment it is given", .timeLimit(.minutes(1)))
+    func environmentIsExact() async throws {
+        let runner = CommandRunner(environment: ["PATH": "/usr/bin:/bin", "ONLY": "a \"b\" $c\nd"])
+        let env = try #require(ExecutableLookup.find("env", searchPath: "/usr/bin:/bin"))
+        let result = try await runner.run(env, ["-0"], timeout: .seconds(10), captureLimit: 1 << 16)
+        #expect(result.succeeded)
+        let variables = Set(result.standardOutput.split(separator: "\0").map(String.init))
+        #expect(variables == ["PATH=/usr/bin:/bin", "ONLY=a \"b\" $c\nd"])
+    }
+
+    @Test("a child that outruns its time limit is torn down with its whole process group", .timeLimit(.minutes(1)))
+    func timeoutKillsProcessGroup() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-runner-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: marker) }
+        let runner = CommandRunner(environment: ["PATH": "/usr/bin:/bin"], gracePeriod: .seconds(1))
+        let clock = ContinuousClock()
+        let start = clock.now
+        // The grandchild would touch the marker after 3 s if the teardown missed it.
+        let result = try await runner.run(
+            shell,
+            ["-c", "(sleep 3; touch \(marker.path)) & echo started; sleep 30"],
+            timeout: .milliseconds(500)
+        )
+        #expect(result.timedOut)
+        #expect(!result.succeeded)
+        #expect(result.tail == ["started"])
+        #expect(clock.now - start < .seconds(5))
+        try await Task.sleep(for: .seconds(4))
+        #expect(!FileManager.default.fileExists(atPath: marker.path), "a grandchild survived the teardown")
+    }
+
+    @Test("lines stream while the child runs, capped in length, with the exit code checked", .timeLimit(.minutes(1)))
+    func linesStream() async throws {
+        let runner = CommandRunner(environment: ["PATH": "/usr/bin:/bin"])
+        let seen = Mutex<[(ContinuousClock.Instant, String)]>([])
+        let clock = ContinuousClock()
+        let long = String(repeating: "x", count: 10_000)
+        let result = try await runner.run(
+            shell,
+            ["-c", "echo first; sleep 1; echo \(long); echo oops >&2; exit 7"],
+            timeout: .seconds(10),
+            lines: { line in seen.withLock { $0.append((clock.now, line)) } }
+        )
+        let end = clock.now
+        #expect(result.status == .exited(7))
+        #expect(result.endDescription == "exit code 7")
+        let lines = seen.withLock { $0 }
+        // Standard output and standard error are separate pipes: only each one's own order is fixed.
+        #expect(lines.first?.1 == "first")
+        #expect(
+            Set(lines.map(\.1)) == ["first", String(repeating: "x", count: LineSplitter.defaultMaxLineBytes) + " …", "oops"]
+        )
+        #expect(lines.count == 3)
+        if let first = lines.first {
+            #expect(end - first.0 >= .milliseconds(800), "the first line arrived only at the end")
+        }
+    }
+
+    @Test("captured output stops at its limit and says so", .timeLimit(.minutes(1)))
+    func captureLimit() async throws {
+        let runner = CommandRunner(environment: ["PATH": "/usr/bin:/bin"])
+        let result = try await runner.run(shell, ["-c", "head -c 100000 /dev/zero"], timeout: .seconds(10), captureLimit: 1000)
+        #expect(result.succeeded)
+        #expect(result.standardOutput.utf8.count == 1000)
+        #expect(result.standardOutputTruncated)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+@testable import WharfAgent
+
+/// How the driver finds compose and reports the engine, and what it does when the engine is gone.
+@Suite("ComposeCLIEngine detection and reachability", .serialized)
+struct ComposeDetectionTests {
+    @Test("without a compose command the docker compose plugin is used", .timeLimit(.minutes(1)))
+    func detectsPlugin() async throws {
+        let engine = try TestEngine.fromEnvironment()
+        try await withSandbox { sandbox async throws in
+            let info = try await engine.makeEngine(flavour: nil, sandbox: sandbox).info()
+            #expect(info.composeFlavour == .plugin)
+            #expect(info.composeVersion.hasPrefix("2."), "\(info.composeVersion)")
+            #expect(!info.dockerVersion.isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: sandbox.scratch.path).isEmpty)
+        }
+    }
+
+    @Test("without the plugin, docker-compose is used", .timeLimit(.minutes(1)))
+    func fallsBackToStandalone() async throws {
+        let engine = try TestEngine.fromEnvironment()
+        try await withSandbox { sandbox async throws in
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? ExecutableLookup.defaultSearchPath
+            let docker = try #require(ExecutableLookup.find("docker", searchPath: path))
+            // A docker CLI that has no compose plugin, as on a node with only docker-compose installed.
+            let wrapper = sandbox.root.appendingPathComponent("docker")
+            let script = """
+                #!/bin/sh
+                if [ "$1" = compose ]; then echo "docker: 'compose' is not a docker command." >&2; exit 1; fi
+                exec \(docker) "$@"
+
+                """
+            try Data(script.utf8).write(to: wrapper)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper.path)
+            var configuration = ComposeCLIEngine.Configuration(
+                stacksDirectory: sandbox.stacks,
+                dockerHost: engine.dockerHost,
+                dockerExecutable: wrapper.path
+            )
+            configuration.scratchDirectory = sandbox.scratch
+            let info = try await ComposeCLIEngine(configuration: configuration, logger: .init(label: "test")).info()
+            #expect(info.composeFlavour == .standalone)
+            #expect(info.composeVersion.hasPrefix("1."), "\(info.composeVersion)")
+        }
+    }
+
+    @Test("an explicit --compose-command docker-compose is honoured", .timeLimit(.minutes(1)))
+    func explicitStandalone() async throws {
+        let engine = try TestEngine.fromEnvironment()
+        try await withSandbox { sandbox async throws in
+            let words = ComposeCLIEngine.composeCommandWords("docker-compose")
+            #expect(words == ["docker-compose"])
+            var configuration = ComposeCLIEngine.Configuration(
+                stacksDirectory: sandbox.stacks,
+                dockerHost: engine.dockerHost,
+                composeCommand: words
+            )
+            configuration.scratchDirectory = sandbox.scratch
+            let driver = ComposeCLIEngine(configuration: configuration, logger: .init(label: "test"))
+            let info = try await driver.info()
+            #expect(info.composeFlavour == .standalone)
+            #expect(info.composeVersion.hasPrefix("1."), "Debian's docker-compose is 1.29: \(info.composeVersion)")
+
+            let plugin = try await engine.makeEngine(flavour: .plugin, sandbox: sandbox).info()
+            #expect(plugin.composeFlavour == .plugin)
+            #expect(ComposeCLIEngine.composeCommandWords(" docker  compose ") == ["docker", "compose"])
+        }
+    }
+
+    @Test("an unreachable engine: info throws, jobs fail with engine_unreachable", .timeLimit(.minutes(1)), arguments: ComposeFlavour.allCases)
+    func unreachableEngine(flavour: ComposeFlavour) async throws {
+        let engine = try TestEngine.fromEnvironment()
+        try await withSandbox { sandbox async throws in
+            let socket = sandbox.root.appendingPathComponent("no-such-dir/docker.sock").path
+            let driver = engine.makeEngine(flavour: flavour, sandbox: sandbox, dockerHost: "unix://\(socket)")
+
+            await #expect {
+                try await driver.info()
+            } throws: { error in
+                (error as? ContainerEngineError)?.code == .engineUnreachable
+            }
+
+            let log = LogRecorder()
+            let outcome = await driver.deploy(
+                StackDeployment(
+                    stackId: "gone",
+                    projectName: "gone",
+                    compose: "services:\n  web:\n    image: busybox\n",
+                    images: ["web": "busybox"]
+                ),
+                log: log.sink
+            )
+            #expect(outcome.state == .failed)
+            #expect(outcome.errorCode == .engineUnreachable)
+            #expect(outcome.errorMessage?.contains(socket) == true, "\(outcome.errorMessage ?? "")")
+
+            let removed = await driver.remove(stackId: "gone", projectName: "gone", compose: "services: {}\n", environment: [:], log: log.sink)
+            #expect(removed.errorCode == .engineUnreachable)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: sandbox.scratch.path).isEmpty)
+        }
+    }
+}

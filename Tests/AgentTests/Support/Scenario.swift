@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+@testable import WharfAgent
+
+/// One engine test's world: a driver for a compose flavour, a unique project and image
+/// repository, a free port, and cleanup of everything afterwards.
+struct Scenario: Sendable {
+    let engine: TestEngine
+    let docker: TestDocker
+    let images: TestImages
+    let driver: ComposeCLIEngine
+    let sandbox: Sandbox
+    /// The stack ID and compose project name.
+    let project: String
+    /// The loopback port the stack's web service serves on.
+    let port: Int
+    /// `REGISTRY/<project>/web`, this test's own repository.
+    let repository: String
+
+    /// `repository:tag`.
+    func image(_ tag: String) -> String { "\(repository):\(tag)" }
+
+    /// A deploy job of this stack; `PORT` is always in the stack's environment.
+    func deployment(
+        compose: String,
+        images: [String: String],
+        environment: [String: String] = [:],
+        pull: Bool = true,
+        credentials: [RegistryCredential] = [],
+        healthTimeout: Duration = .seconds(30)
+    ) -> StackDeployment {
+        var environment = environment
+        environment["PORT"] = "\(port)"
+        return StackDeployment(
+            stackId: project,
+            projectName: project,
+            compose: compose,
+            environment: environment,
+            images: images,
+            pull: pull,
+            credentials: credentials,
+            healthTimeout: healthTimeout
+        )
+    }
+
+    /// Deploys and returns the outcome with the job's log.
+    func deploy(_ deployment: StackDeployment) async -> (DeployOutcome, LogRecorder) {
+        let recorder = LogRecorder()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await driver.deploy(deployment, log: recorder.sink)
+        if ProcessInfo.processInfo.environment["WHARF_TEST_TIMINGS"] != nil {
+            print("[timing] \(project) \(outcome.state.rawValue) \(outcome.errorCode?.rawValue ?? "") in \(clock.now - start)")
+        }
+        if ProcessInfo.processInfo.environment["WHARF_TEST_SHOW_LOGS"] != nil {
+            print(recorder.lines.map { "[\(project)] \($0)" }.joined(separator: "\n"))
+        }
+        return (outcome, recorder)
+    }
+
+    /// The IDs of the project's running containers.
+    func runningContainers() async throws -> [String] {
+        try await docker.containers(project: project)
+    }
+
+    /// Runs `body` in a fresh scenario for `flavour` and cleans the engine up afterwards.
+    static func run(
+        _ flavour: ComposeFlavour?,
+        _ prefix: String,
+        _ body: (Scenario) async throws -> Void
+    ) async throws {
+        let engine = try TestEngine.fromEnvironment()
+        let project = uniqueStackName("\(prefix)-\(flavour.map { $0 == .plugin ? "v2" : "v1" } ?? "auto")")
+        try await withSandbox { sandbox in
+            let docker = try TestDocker.make(engine, in: sandbox)
+            let scenario = Scenario(
+                engine: engine,
+                docker: docker,
+                images: TestImages(docker: docker),
+                driver: engine.makeEngine(flavour: flavour, sandbox: sandbox),
+                sandbox: sandbox,
+                project: project,
+                port: try freeLoopbackPort(),
+                repository: "\(engine.registry)/\(project)/web"
+            )
+            try await withProject(docker, project) {
+                try await body(scenario)
+            }
+        }
+    }
+}
+
+/// Compose texts for the test stacks: busybox httpd on the host network, on `${PORT}`.
+enum TestStacks {
+    /// How the web service is health-checked.
+    enum Probe {
+        case none
+        /// `wget /health` every second; a start period keeps it `starting` while it fails.
+        case http(startPeriod: String?)
+    }
+
+    static func web(
+        image: String,
+        probe: Probe = .none,
+        version: String? = nil,
+        environment: [String] = [],
+        volume: Bool = false,
+        worker: String? = nil
+    ) -> String {
+        var yaml = ""
+        if let version { yaml += "version: \"\(version)\"\n" }
+        yaml += """
+            services:
+              web:
+                image: \(image)
+                network_mode: host
+                init: true
+                environment:
+                  - PORT=${PORT}
+
+            """
+        for line in environment { yaml += "      - \(line)\n" }
+        if case .http(let startPeriod) = probe {
+            yaml += """
+                    healthcheck:
+                      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${PORT}/health"]
+                      interval: 1s
+                      timeout: 2s
+                      retries: 2
+
+                """
+            if let startPeriod { yaml += "      start_period: \(startPeriod)\n" }
+        }
+        if let worker {
+            yaml += """
+                  worker:
+                    image: \(worker)
+                    network_mode: host
+                    init: true
+
+                """
+        }
+        if volume {
+            yaml += """
+                    volumes:
+                      - data:/data
+                volumes:
+                  data: {}
+
+                """
+        }
+        return yaml
+    }
+}
