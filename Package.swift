@@ -109,6 +109,17 @@ let package = Package(
             path: "Tests/CLITests",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "WharfTestSupport",
+            path: "Tests/WharfTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["WharfTestSupport"],
+            path: "Tests/EndToEndTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ZeroMQTests",
             dependencies: ["ZeroMQ"],
@@ -124,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "WharfServer", "WharfAgent", "ZeroMQ", "WharfProtocol",
+                "WharfServer", "WharfAgent", "ZeroMQ", "WharfProtocol", "WharfTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/ServerTests",

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WharfTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

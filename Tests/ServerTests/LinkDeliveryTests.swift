@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WharfTestSupport
 import WharfAgent
 import WharfProtocol
 @testable import WharfServer

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WharfTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -78,6 +79,19 @@ struct WebhookAPITests {
         #expect((waitedBody["job"] as? [String: Any])?["state"] as? String == "succeeded")
         let (_, config) = try await api.call("GET", "/api/stacks/\(stackId)/config", expect: 200)
         #expect((config["services"] as? [[String: String]])?.first { $0["name"] == "web" }?["image"] == "127.0.0.1:5000/demo/web:development")
+
+        // A trigger's tag becomes part of the stack: later deploys and the config keep it, until a variable changes that image.
+        #expect(try await Self.post(url + "?tag=v9&wait=30").0 == 200)
+        let (_, redeploy) = try await api.call("POST", "/api/stacks/\(stackId)/redeploy", json: ["pullImage": false], expect: 202)
+        let redeployPlan = ((redeploy["job"] as? [String: Any])?["plan"] as? [String: Any])?["services"] as? [[String: String]]
+        #expect(redeployPlan?.first { $0["name"] == "web" }?["image"] == "127.0.0.1:5000/demo/web:v9")
+        #expect(redeployPlan?.first { $0["name"] == "db" }?["image"] == "127.0.0.1:5000/demo/db:v9")
+        let (_, pinnedConfig) = try await api.call("GET", "/api/stacks/\(stackId)/config", expect: 200)
+        #expect((pinnedConfig["config"] as? String)?.contains("127.0.0.1:5000/demo/web:v9") == true)
+        let (_, byVariable, _) = try await Self.post(url + "?SERVICE_TAG=prod&wait=30")
+        let variablePlan = ((byVariable["job"] as? [String: Any])?["plan"] as? [String: Any])?["services"] as? [[String: String]]
+        #expect(variablePlan?.first { $0["name"] == "web" }?["image"] == "127.0.0.1:5000/demo/web:prod")
+        #expect(variablePlan?.first { $0["name"] == "db" }?["image"] == "127.0.0.1:5000/demo/db:v9")
 
         // Rotate: the old URL answers 404 with the same body as an unknown token; disable likewise.
         let (_, rotated) = try await api.call("POST", "/api/stacks/\(stackId)/webhook/rotate", expect: 201)

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Logging
 import WharfAgent
 import WharfProtocol
@@ -86,12 +87,3 @@ final class LinkHarness: Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
-}

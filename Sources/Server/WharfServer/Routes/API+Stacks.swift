@@ -38,6 +38,38 @@ extension API {
         services.map { PlannedService(name: $0.name, image: $0.image) }
     }
 
+    /// What a deploy of `stack` with `variables` on top of its env runs, service by service.
+    struct DeployPlan {
+        var resolved: ResolvedCompose
+        var images: [String: String]
+        /// Services whose image the variables changed.
+        var changed: Set<String>
+
+        var planned: [PlannedService] { images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) } }
+    }
+
+    /// The compose file with the stack's env and `variables`; an image pinned by an earlier trigger
+    /// stays unless the variables change that service's image.
+    func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:]) async throws -> DeployPlan {
+        let compose = compose ?? stack.compose
+        let baseEnv = env ?? stack.env
+        let base = try Self.resolve(compose, env: baseEnv)
+        let resolved = variables.isEmpty ? base : try Self.resolve(compose, env: baseEnv.merging(variables) { _, new in new })
+        let pins = compose == stack.compose ? try await mapped { try await store.pins(stackId: stack.id) } : [:]
+        var images: [String: String] = [:]
+        var changed = Set<String>()
+        for service in resolved.services {
+            let before = base.services.first { $0.name == service.name }?.image
+            if before != service.image {
+                changed.insert(service.name)
+                images[service.name] = service.image
+            } else {
+                images[service.name] = pins[service.name] ?? service.image
+            }
+        }
+        return DeployPlan(resolved: resolved, images: images, changed: changed)
+    }
+
     func addStackRoutes(to router: Router<WharfRequestContext>) {
         router.post("/api/stacks") { request, context in
             let body = try await request.decodeJSON(CreateStack.self, context: context)
@@ -74,10 +106,12 @@ extension API {
             let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             let compose = body.compose ?? current.compose
             let env = body.env ?? current.env
-            let resolved = try Self.resolve(compose, env: env)
+            let composeChanged = compose != current.compose
+            let deploy = try await plan(for: current, compose: compose, env: composeChanged ? env : current.env,
+                                        variables: composeChanged ? [:] : env)
             let job = try await mapped {
-                try await store.updateStack(id: id, compose: compose, env: env, request: JobRequest(
-                    kind: .deploy, compose: compose, plan: Self.planned(resolved.services), pull: true,
+                try await store.updateStack(id: id, compose: compose, env: env, clearPins: composeChanged, request: JobRequest(
+                    kind: .deploy, compose: compose, plan: deploy.planned, pull: true,
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
                     coalesce: false))
             }
@@ -102,10 +136,10 @@ extension API {
             let length = request.headers[.contentLength].flatMap(Int.init) ?? 0
             let body = length > 0 ? try await request.decodeJSON(Redeploy.self, context: context) : Redeploy()
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
-            let resolved = try Self.resolve(stack.compose, env: stack.env)
+            let deploy = try await plan(for: stack)
             let job = try await mapped {
                 try await store.enqueueJob(stackId: id, request: JobRequest(
-                    kind: .deploy, plan: Self.planned(resolved.services), pull: body.pullImage ?? true,
+                    kind: .deploy, plan: deploy.planned, targeted: [], pull: body.pullImage ?? true,
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent])))
             }
             await dispatcher.jobQueued(environmentId: stack.environmentId)
@@ -114,7 +148,19 @@ extension API {
         router.get("/api/stacks/{id}/config") { _, context in
             let id = try context.parameters.require("id")
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
-            let resolved = try Self.resolve(stack.compose, env: stack.env)
+            let deploy = try await plan(for: stack)
+            var resolved = deploy.resolved
+            let pinned = deploy.resolved.services.compactMap { service -> ResolvedService? in
+                guard let image = deploy.images[service.name], image != service.image else { return nil }
+                return try? ResolvedService(name: service.name, image: image)
+            }
+            if !pinned.isEmpty {
+                do throws(ComposeError) {
+                    resolved = try resolved.applying(pinned)
+                } catch {
+                    throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
+                }
+            }
             return JSONBody(Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) }))
         }
         router.post("/api/compose/render") { request, context in

@@ -75,31 +75,27 @@ extension API {
             if let reason = trigger.ignored {
                 return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
             }
-            let env = stack.env.merging(trigger.variables) { _, new in new }
-            let resolved = try Self.resolve(stack.compose, env: env)
-            var images = Dictionary(resolved.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
-            var targeted = Set<String>()
+            let deploy = try await plan(for: stack, variables: trigger.variables)
+            var images = deploy.images
+            var targeted = deploy.changed
             if !trigger.targets.isEmpty {
+                var matched = false
                 for target in trigger.targets {
-                    for service in resolved.services where target.repository.matches(image: service.image) {
+                    for service in deploy.resolved.services where target.repository.matches(image: service.image) {
                         images[service.name] = try Self.retag(service, target.tag)
                         targeted.insert(service.name)
+                        matched = true
                     }
                 }
-                if targeted.isEmpty {
+                if !matched {
                     return (try JSONBody(Ignored(ignored: "no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))"))
                         .response(from: request, context: context), "ignored")
                 }
             } else if let tag = trigger.tag {
-                for service in resolved.services {
+                for service in deploy.resolved.services {
                     images[service.name] = try Self.retag(service, tag)
                     targeted.insert(service.name)
                 }
-            }
-            // Services whose image the variables changed are asked for too.
-            let base = try? Self.resolve(stack.compose, env: stack.env)
-            for service in resolved.services where base?.services.first(where: { $0.name == service.name })?.image != service.image {
-                targeted.insert(service.name)
             }
             if trigger.source == .registry, !trigger.eventIds.isEmpty {
                 let fresh = try await mapped { try await store.recordRegistryEvents(trigger.eventIds) }

@@ -216,8 +216,15 @@ extension SQLiteStore {
             let services = result.services.map {
                 StackService(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers)
             }
-            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, updated_at = ? WHERE id = ?",
-                           arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services), date.column, stackId])
+            // What the job ran beyond what its compose file and env say stays pinned for later deploys.
+            let written = (try? ComposeFile.resolve(record.compose, environment: record.env))?.services ?? []
+            var pins: [String: String] = [:]
+            for planned in record.job.plan.services where written.first(where: { $0.name == planned.name })?.image != planned.image {
+                pins[planned.name] = planned.image
+            }
+            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?",
+                           arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services),
+                                       JSONColumn.encode(pins), date.column, stackId])
         default:
             break
         }

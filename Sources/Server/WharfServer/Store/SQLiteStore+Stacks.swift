@@ -65,13 +65,15 @@ extension SQLiteStore {
 
 extension SQLiteStore {
     /// Replaces a stack's compose file and env and queues its redeploy, in one transaction.
-    public func updateStack(id: String, compose: String, env: [String: String], request: JobRequest) async throws -> Job {
+    ///
+    /// Editing the compose file drops pinned images: the user's file says again what runs.
+    public func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job {
         let now = Date()
         return try await db.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE id = ?", arguments: [id]) == true else {
                 throw StoreError.notFound("stack")
             }
-            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, updated_at = ? WHERE id = ?",
+            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, updated_at = ?\(clearPins ? ", pins = '{}'" : "") WHERE id = ?",
                            arguments: [compose, JSONColumn.encode(env), now.column, id])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
             return try self.enqueue(db, stackRow: row, request: request, now: now)
@@ -117,6 +119,18 @@ extension SQLiteStore {
                 if db.changesCount > 0 { fresh.append(id) }
             }
             return fresh
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// Images pinned on a stack by earlier successful triggers, by service.
+    public func pins(stackId: String) async throws -> [String: String] {
+        try await db.read { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT pins FROM stack WHERE id = ?", arguments: [stackId]) else {
+                throw StoreError.notFound("stack")
+            }
+            return JSONColumn.decode([String: String].self, text) ?? [:]
         }
     }
 }

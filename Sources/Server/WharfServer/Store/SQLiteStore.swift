@@ -92,6 +92,10 @@ public final class SQLiteStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2-pins") { db in
+            // Images a successful trigger set (`?tag=`, a registry push) that the compose file does not say.
+            try db.execute(sql: "ALTER TABLE stack ADD COLUMN pins TEXT NOT NULL DEFAULT '{}'")
+        }
         return migrator
     }
 }

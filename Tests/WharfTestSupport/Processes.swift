@@ -4,7 +4,7 @@ import FoundationNetworking
 #endif
 
 /// The directory holding the built executables (next to the test bundle).
-func productsDirectory() -> URL {
+public func productsDirectory() -> URL {
     var url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     while !FileManager.default.fileExists(atPath: url.appendingPathComponent("wharf-server").path), url.path != "/" {
         url.deleteLastPathComponent()
@@ -13,7 +13,7 @@ func productsDirectory() -> URL {
 }
 
 /// A free TCP port on 127.0.0.1 (for restart tests, where the port must stay the same).
-func freePort() -> Int {
+public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -27,11 +27,11 @@ func freePort() -> Int {
 }
 
 /// A child process of the test, stopped by PID.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    let logURL: URL
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    public let logURL: URL
 
-    init(_ executable: String, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws {
+    public init(_ executable: String, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws {
         process.executableURL = productsDirectory().appendingPathComponent(executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
@@ -46,21 +46,21 @@ final class ChildProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.processIdentifier }
 
-    func kill(_ signal: Int32) {
+    public func kill(_ signal: Int32) {
         if process.isRunning { _ = Glibc.kill(pid, signal) }
     }
 
     /// Waits (bounded) for the process to exit; returns its status.
     @discardableResult
-    func wait(timeout: Duration = .seconds(15)) async -> Int32? {
+    public func wait(timeout: Duration = .seconds(15)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    func stop() async {
+    public func stop() async {
         kill(SIGTERM)
         if await wait(timeout: .seconds(10)) == nil {
             kill(SIGKILL)
@@ -68,22 +68,27 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    var output: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+    public var output: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 }
 
 /// A tiny JSON HTTP client for the API.
-struct APIClient: Sendable {
-    var base: String
-    var token: String?
+public struct APIClient: Sendable {
+    public var base: String
+    public var token: String?
 
-    struct Failure: Error, CustomStringConvertible {
-        var status: Int
-        var body: String
-        var description: String { "HTTP \(status): \(body)" }
+    public init(base: String, token: String? = nil) {
+        self.base = base
+        self.token = token
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var status: Int
+        public var body: String
+        public var description: String { "HTTP \(status): \(body)" }
     }
 
     @discardableResult
-    func call(_ method: String, _ path: String, json: Any? = nil, expect: Int? = nil) async throws -> (Int, [String: Any]) {
+    public func call(_ method: String, _ path: String, json: Any? = nil, expect: Int? = nil) async throws -> (Int, [String: Any]) {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
@@ -100,20 +105,20 @@ struct APIClient: Sendable {
 }
 
 /// A `wharf-server` process on a temp data dir, with fixed free ports so that it can restart on them.
-final class ServerProcess: @unchecked Sendable {
-    let dataDirectory: URL
-    let httpPort = freePort()
-    let zmqPort = freePort()
-    private(set) var child: ChildProcess?
+public final class ServerProcess: @unchecked Sendable {
+    public let dataDirectory: URL
+    public let httpPort = freePort()
+    public let zmqPort = freePort()
+    public private(set) var child: ChildProcess?
     private var starts = 0
 
-    init(dataDirectory: URL) {
+    public init(dataDirectory: URL) {
         self.dataDirectory = dataDirectory
     }
 
-    var url: String { "http://127.0.0.1:\(httpPort)" }
+    public var url: String { "http://127.0.0.1:\(httpPort)" }
 
-    func start() async throws -> APIClient {
+    public func start() async throws -> APIClient {
         starts += 1
         child = try ChildProcess("wharf-server", [
             "--data-dir", dataDirectory.path, "--http-host", "127.0.0.1", "--http-port", "\(httpPort)",
@@ -128,4 +133,21 @@ final class ServerProcess: @unchecked Sendable {
         let text = try String(contentsOf: token, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         return APIClient(base: url, token: text)
     }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+public func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+/// A fresh temporary directory.
+public func temporaryDirectory(_ prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
 }
