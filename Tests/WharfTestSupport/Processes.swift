@@ -87,6 +87,13 @@ public struct APIClient: Sendable {
         public var description: String { "HTTP \(status): \(body)" }
     }
 
+    /// GETs a text resource, such as a job log.
+    public func text(_ path: String) async throws -> String {
+        var request = URLRequest(url: URL(string: base + path)!)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return String(decoding: try await URLSession.shared.data(for: request).0, as: UTF8.self)
+    }
+
     @discardableResult
     public func call(_ method: String, _ path: String, json: Any? = nil, expect: Int? = nil) async throws -> (Int, [String: Any]) {
         var request = URLRequest(url: URL(string: base + path)!)

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import WharfTestSupport
+
+/// The whole path with separate processes, as in production: wharf-server, a wharf-agent driving
+/// real compose (v2 plugin and v1) on the private Docker engine, and images in a real registry.
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct DeployEndToEndTests {
+    @Test(arguments: ["docker compose", "docker-compose"])
+    func webhookRedeploysTagsVariablesFailuresAndRemoval(composeCommand: String) async throws {
+        let testEnv = try TestEnvironment.require()
+        let work = try temporaryDirectory("wharf-e2e")
+        let namespace = "e2e\(UUID().uuidString.prefix(8).lowercased())"
+        let base = "\(testEnv.registry)/\(namespace)/web"
+        try testEnv.makeImage("\(base):v1", content: "v1")
+        try testEnv.makeImage("\(base):v2", content: "v2")
+        try testEnv.makeImage("\(base):development", content: "development")
+        try testEnv.makeImage("\(base):crash", content: "crash", mode: "crash")
+
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let agent = try ChildProcess("wharf-agent", [
+            "--server", server.url, "--join", created["joinToken"] as! String,
+            "--data-dir", work.appendingPathComponent("agent").path,
+            "--docker-host", testEnv.dockerHost, "--compose-command", composeCommand,
+        ], log: work.appendingPathComponent("agent.log"))
+        defer { agent.kill(SIGKILL) }
+        let project = "web-\(namespace)"
+        defer { _ = try? testEnv.docker(["rm", "-f"] + (try! testEnv.docker(["ps", "-aq", "--filter", "label=com.docker.compose.project=\(project)"])).split(separator: "\n").map(String.init)) }
+
+        let port = freePort()
+        let compose = """
+            services:
+              web:
+                image: \(base):${SERVICE_TAG:-v1}
+                network_mode: host
+                environment:
+                  PORT: "\(port)"
+            """
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": project, "environmentId": environmentId, "compose": compose,
+        ], expect: 201)
+        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
+        let first = try await api.finishedJob((stackBody["job"] as! [String: Any])["id"] as! String)
+        #expect(first["state"] as? String == "succeeded", "first deploy: \(first)\n\(agent.output.suffix(3000))")
+        #expect(await eventually { await served(port: port) == "v1" })
+        let (_, environment) = try await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
+        let agentInfo = (environment["environment"] as? [String: Any])?["agent"] as? [String: Any]
+        #expect((agentInfo?["dockerVersion"] as? String)?.isEmpty == false)
+        #expect((agentInfo?["composeVersion"] as? String)?.isEmpty == false)
+
+        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        let url = hook["url"] as! String
+
+        // The seed's example 1: a form post redeploys with the newest image of the same tag.
+        try testEnv.makeImage("\(base):v1", content: "v1 rebuilt")
+        let (formStatus, form) = try await post(url + "?wait=180", contentType: "application/x-www-form-urlencoded", body: Data())
+        #expect(formStatus == 200, "\(form)")
+        #expect(await eventually { await served(port: port) == "v1 rebuilt" })
+
+        // The seed's example 2: ?tag=v2.
+        let (tagStatus, tagged) = try await post(url + "?tag=v2&wait=180")
+        #expect(tagStatus == 200, "\(tagged)")
+        #expect(await eventually { await served(port: port) == "v2" })
+
+        // The env example: ?SERVICE_TAG=development feeds ${SERVICE_TAG:-stable}-style images.
+        let (envStatus, envBody) = try await post(url + "?SERVICE_TAG=development&wait=180")
+        #expect(envStatus == 200, "\(envBody)")
+        #expect(await eventually { await served(port: port) == "development" })
+
+        // A tag that does not exist: pull_failed, and the running version is untouched.
+        let containerBefore = try testEnv.docker(["ps", "-q", "--filter", "label=com.docker.compose.project=\(project)"])
+        let (missingStatus, missing) = try await post(url + "?tag=nope&wait=180")
+        #expect(missingStatus == 500)
+        let missingJob = missing["job"] as? [String: Any]
+        #expect(missingJob?["state"] as? String == "failed")
+        #expect((missingJob?["error"] as? [String: Any])?["code"] as? String == "pull_failed")
+        #expect(await served(port: port) == "development")
+        #expect(try testEnv.docker(["ps", "-q", "--filter", "label=com.docker.compose.project=\(project)"]) == containerBefore)
+
+        // An image whose container exits at once: rolled back, the old version serves again.
+        let (crashStatus, crash) = try await post(url + "?tag=crash&wait=180")
+        #expect(crashStatus == 500)
+        let crashJob = crash["job"] as? [String: Any]
+        #expect(crashJob?["state"] as? String == "rolled_back", "\(crash)")
+        #expect(await eventually { await served(port: port) == "development" })
+        let (_, stack) = try await api.call("GET", "/api/stacks/\(stackId)", expect: 200)
+        #expect(((stack["stack"] as? [String: Any])?["env"] as? [String: String])?["SERVICE_TAG"] == "development",
+                "a failed job leaves the stack as it was")
+        let log = try await api.text("/api/jobs/\(crashJob?["id"] as? String ?? "")/log")
+        #expect(log.contains("rolling back") || log.contains("roll"), "the job log tells the story: \(log.suffix(1500))")
+
+        // Remove: compose down; the stack disappears when that job succeeds.
+        let (_, removal) = try await api.call("DELETE", "/api/stacks/\(stackId)", expect: 202)
+        let removed = try await api.finishedJob((removal["job"] as! [String: Any])["id"] as! String)
+        #expect(removed["state"] as? String == "succeeded")
+        #expect(await eventually { await served(port: port) == nil })
+        #expect(try await api.call("GET", "/api/stacks/\(stackId)").0 == 404)
+
+        await agent.stop()
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+}

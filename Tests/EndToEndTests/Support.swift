@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import WharfTestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The private engine and registries `make test` starts (scripts/testenv.sh).
+struct TestEnvironment {
+    let dockerHost: String
+    let registry: String
+    let scripts: String
+
+    /// Reads the environment; a missing variable fails the test with a clear message (never a skip).
+    static func require() throws -> TestEnvironment {
+        let env = ProcessInfo.processInfo.environment
+        let missing = ["WHARF_TEST_DOCKER_HOST", "WHARF_TEST_REGISTRY", "WHARF_TEST_SCRIPTS"].filter { env[$0] == nil }
+        try #require(missing.isEmpty, "run through `make test`: missing \(missing.joined(separator: ", "))")
+        return TestEnvironment(dockerHost: env["WHARF_TEST_DOCKER_HOST"]!, registry: env["WHARF_TEST_REGISTRY"]!,
+                               scripts: env["WHARF_TEST_SCRIPTS"]!)
+    }
+
+    /// Builds a busybox image serving `content` and pushes it (scripts/make-test-image.sh).
+    func makeImage(_ reference: String, content: String, mode: String = "serve") throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["\(scripts)/make-test-image.sh", reference, content, mode]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DOCKER_HOST"] = dockerHost
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "make-test-image failed: \(String(decoding: data, as: UTF8.self))")
+    }
+
+    /// Runs the docker CLI against the private engine and returns its output.
+    @discardableResult
+    func docker(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["docker"] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["DOCKER_HOST"] = dockerHost
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// What `http://127.0.0.1:port/` serves now, or nil.
+func served(port: Int) async -> String? {
+    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
+    request.timeoutInterval = 2
+    guard let (data, response) = try? await URLSession.shared.data(for: request),
+          (response as? HTTPURLResponse)?.statusCode == 200 else { return nil }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// POSTs to a URL (a webhook), returning the status and JSON body.
+func post(_ url: String, contentType: String? = nil, body: Data? = nil, timeout: TimeInterval = 200) async throws -> (Int, [String: Any]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.timeoutInterval = timeout
+    if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+    request.httpBody = body
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+}
+
+extension APIClient {
+    /// Polls a job until it ends; returns it.
+    func finishedJob(_ id: String, timeout: Duration = .seconds(180)) async throws -> [String: Any] {
+        var job: [String: Any] = [:]
+        _ = try await eventually(timeout: timeout) {
+            let (_, body) = try await call("GET", "/api/jobs/\(id)", expect: 200)
+            job = body["job"] as? [String: Any] ?? [:]
+            return ["succeeded", "failed", "rolled_back"].contains(job["state"] as? String ?? "")
+        }
+        return job
+    }
+}
