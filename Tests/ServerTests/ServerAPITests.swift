@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+import WharfTestSupport
+@testable import WharfServer
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The management API against a real `wharf-server` process: every contract error code, and secrets kept secret.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct ServerAPITests {
+    static func errorCode(_ body: [String: Any]) -> String? { (body["error"] as? [String: Any])?["code"] as? String }
+
+    @Test func environmentsStacksRegistriesAndTheirErrors() async throws {
+        let work = try temporaryDirectory("wharf-api")
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let anonymous = APIClient(base: server.url)
+
+        // Public and private routes.
+        #expect(try await anonymous.call("GET", "/api/health").0 == 200)
+        let (status401, body401) = try await anonymous.call("GET", "/api/environments")
+        #expect(status401 == 401 && Self.errorCode(body401) == "unauthorized")
+        #expect(try await APIClient(base: server.url, token: "wrong").call("GET", "/api/stacks").0 == 401)
+
+        // Environments: create, name_taken, get, join tokens, enrolment with single-use tokens.
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "prod-1", "type": "agent"], expect: 201)
+        let environment = created["environment"] as! [String: Any]
+        let environmentId = environment["id"] as! String
+        #expect(environment["status"] as? String == "pending")
+        let (taken, takenBody) = try await api.call("POST", "/api/environments", json: ["name": "prod-1"])
+        #expect(taken == 409 && Self.errorCode(takenBody) == "name_taken")
+        let (badType, _) = try await api.call("POST", "/api/environments", json: ["name": "x", "type": "cloud"])
+        #expect(badType == 400)
+        let (missing, missingBody) = try await api.call("GET", "/api/environments/env_nope")
+        #expect(missing == 404 && Self.errorCode(missingBody) == "not_found")
+        let (_, joined) = try await api.call("POST", "/api/environments/\(environmentId)/join-token", expect: 201)
+        let token = joined["joinToken"] as! String
+        let key = "rq:A[4:M0#Bn(eMx=D7)z8tIb-9r2]n>K=ePzzo%"  // a well-formed Z85 key
+        let (_, enrolled) = try await anonymous.call("POST", "/api/agents/enrol",
+                                                     json: ["joinToken": token, "publicKey": key, "hostname": "h", "version": "1"], expect: 200)
+        #expect(enrolled["environmentId"] as? String == environmentId)
+        #expect((enrolled["serverPublicKey"] as? String)?.count == 40)
+        #expect(enrolled["endpoint"] as? String == "tcp://127.0.0.1:\(server.zmqPort)")
+        let (reused, reusedBody) = try await anonymous.call("POST", "/api/agents/enrol",
+                                                            json: ["joinToken": token, "publicKey": key, "hostname": "h", "version": "1"])
+        #expect(reused == 401 && Self.errorCode(reusedBody) == "unauthorized", "a join token works once")
+        #expect(try await anonymous.call("POST", "/api/agents/enrol", json: ["joinToken": "join_bogus", "publicKey": key]).0 == 401)
+        #expect(try await anonymous.call("POST", "/api/agents/enrol", json: ["joinToken": token, "publicKey": "short"]).0 == 400)
+
+        // Stacks: invalid names and compose files are refused before anything is stored.
+        let (badName, badNameBody) = try await api.call("POST", "/api/stacks", json: ["name": "Bad Name", "environmentId": environmentId, "compose": "services: {}"])
+        #expect(badName == 400 && Self.errorCode(badNameBody) == "invalid_name")
+        let (noImage, noImageBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    build: .\n"])
+        #expect(noImage == 422)
+        #expect((noImageBody["error"] as? [String: Any])?["message"] as? String ?? "" != "")
+        #expect(((noImageBody["error"] as? [String: Any])?["message"] as? String)?.contains("web") == true)
+        let (required, requiredBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:${TAG:?set TAG}\n"])
+        #expect(required == 422)
+        #expect(((requiredBody["error"] as? [String: Any])?["message"] as? String)?.contains("TAG") == true)
+        let (noServices, _) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": "version: '3'\n"])
+        #expect(noServices == 422)
+        let (_, stacksAfterErrors) = try await api.call("GET", "/api/stacks", expect: 200)
+        #expect((stacksAfterErrors["stacks"] as? [Any])?.isEmpty == true)
+        let (_, rendered) = try await api.call("POST", "/api/compose/render", json: [
+            "compose": "services:\n  web:\n    image: nginx:${TAG:-1.27}\n", "env": ["TAG": "1.28"]], expect: 200)
+        #expect((rendered["services"] as? [[String: String]])?.first?["image"] == "nginx:1.28")
+        #expect((rendered["config"] as? String)?.contains("nginx:1.28") == true)
+
+        let (_, stack) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:1.27\n"], expect: 201)
+        let stackId = (stack["stack"] as! [String: Any])["id"] as! String
+        let (dupStack, dupBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:1.27\n"])
+        #expect(dupStack == 409 && Self.errorCode(dupBody) == "name_taken")
+        let (inUse, inUseBody) = try await api.call("DELETE", "/api/environments/\(environmentId)")
+        #expect(inUse == 409 && Self.errorCode(inUseBody) == "environment_in_use")
+        let (_, filtered) = try await api.call("GET", "/api/stacks?environmentId=\(environmentId)", expect: 200)
+        #expect((filtered["stacks"] as? [[String: Any]])?.map { $0["id"] as? String } == [stackId])
+        let (badState, _) = try await api.call("GET", "/api/jobs?state=exploded")
+        #expect(badState == 400)
+
+        // Registries: the password is never returned, nor logged.
+        let password = "s3cret-\(UUID().uuidString)"
+        let (_, registry) = try await api.call("POST", "/api/registries",
+                                               json: ["url": "registry.example.com:5000", "username": "ci", "password": password], expect: 201)
+        let registryId = (registry["registry"] as! [String: Any])["id"] as! String
+        let (_, registries) = try await api.call("GET", "/api/registries", expect: 200)
+        #expect(!"\(registries)".contains(password))
+        #expect(!"\(registry)".contains(password))
+        #expect(try await api.call("POST", "/api/registries", json: ["url": "not a host!", "username": "a", "password": "b"]).0 == 400)
+        try await api.call("DELETE", "/api/registries/\(registryId)", expect: 204)
+        #expect(try await api.call("DELETE", "/api/registries/\(registryId)").0 == 404)
+
+        // Metrics.
+        let metrics = try await api.text("/metrics")
+        #expect(metrics.contains("wharf_jobs{state=\"queued\"} 1"))
+        #expect(metrics.contains("wharf_agents_connected 0"))
+        #expect(metrics.contains("wharf_webhook_calls_total"))
+
+        await server.child?.stop()
+        let log = server.child?.output ?? ""
+        #expect(!log.contains(password), "registry passwords never reach the log")
+        #expect(!log.contains(api.token!), "the admin token never reaches the log")
+        #expect(log.contains("admin-token"), "the server logs where the admin token is")
+        try? FileManager.default.removeItem(at: work)
+    }
+
+    @Test func webhookCallsOverTheRateGet429WithRetryAfter() async throws {
+        let work = try temporaryDirectory("wharf-rate")
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "n"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let (_, stack) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:1\n"], expect: 201)
+        let (_, hook) = try await api.call("POST", "/api/stacks/\((stack["stack"] as! [String: Any])["id"] as! String)/webhook", expect: 201)
+        let url = URL(string: hook["url"] as! String)!
+        var limited: HTTPURLResponse?
+        for _ in 0..<200 {
+            var request = URLRequest(url: url)
+            request.httpMethod = "POST"
+            let (_, response) = try await URLSession.shared.data(for: request)
+            let http = response as! HTTPURLResponse
+            if http.statusCode == 429 { limited = http; break }
+            #expect(http.statusCode == 202)
+        }
+        let response = try #require(limited, "200 calls in a burst go over the per-token rate")
+        #expect(Int(response.value(forHTTPHeaderField: "Retry-After") ?? "") ?? 0 >= 1)
+        let metrics = try await api.text("/metrics")
+        #expect(metrics.contains("wharf_webhook_calls_total{outcome=\"rate_limited\"} 1"))
+        #expect(metrics.contains("wharf_webhook_calls_total{outcome=\"coalesced\"}"))
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+
+    @Test func anAgentsDeathShowsDisconnectedWithin15Seconds() async throws {
+        let work = try temporaryDirectory("wharf-death")
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "n"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
+                                                     "--data-dir", work.appendingPathComponent("agent").path, "--simulate", "0s"],
+                                     log: work.appendingPathComponent("agent.log"))
+        func status() async throws -> String? {
+            let (_, body) = try await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
+            return (body["environment"] as? [String: Any])?["status"] as? String
+        }
+        #expect(try await eventually { try await status() == "connected" })
+        agent.kill(SIGKILL)
+        await agent.wait()
+        let killed = ContinuousClock.now
+        #expect(try await eventually(timeout: .seconds(15)) { try await status() == "disconnected" })
+        #expect(ContinuousClock.now - killed < .seconds(15))
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+}
