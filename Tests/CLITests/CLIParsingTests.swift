@@ -1,8 +1,120 @@
+import Foundation
 import Testing
 @testable import WharfCLI
 
 struct CLIParsingTests {
     @Test func theCommandIsNamedWharf() {
         #expect(WharfCommand.configuration.commandName == "wharf")
+    }
+
+    @Test(arguments: [
+        ("30s", Duration.seconds(30)),
+        ("500ms", .milliseconds(500)),
+        ("5m", .seconds(300)),
+        ("1h30m", .seconds(5400)),
+        ("1.5s", .milliseconds(1500)),
+        ("45", .seconds(45)),
+    ])
+    func durationsParse(text: String, expected: Duration) {
+        #expect(DurationParser.parse(text) == expected)
+    }
+
+    @Test(arguments: ["", "fast", "10x", "-5s", "s", "5 m"])
+    func nonDurationsAreRefused(text: String) {
+        #expect(DurationParser.parse(text) == nil)
+    }
+
+    @Test func deployFlagsParse() throws {
+        let command = try WharfCommand.parseAsRoot([
+            "stack", "deploy", "app", "--env-name", "prod-1", "-f", "compose.yml", "--env-file", ".env",
+            "-e", "TAG=v2", "-e", "EMPTY=", "--wait", "--timeout", "90s", "--json",
+        ])
+        let deploy = try #require(command as? StackDeployCommand)
+        #expect(deploy.name == "app")
+        #expect(deploy.envName == "prod-1")
+        #expect(deploy.composeFile == "compose.yml")
+        #expect(deploy.envFile == [".env"])
+        #expect(deploy.variables == ["TAG=v2", "EMPTY="])
+        #expect(deploy.waiting.wait)
+        #expect(deploy.waiting.timeoutDuration == .seconds(90))
+        #expect(deploy.global.json)
+    }
+
+    @Test func aBadTimeoutIsAUsageError() {
+        #expect(throws: (any Error).self) {
+            try WharfCommand.parseAsRoot(["stack", "redeploy", "app", "--wait", "--timeout", "soon"])
+        }
+    }
+
+    @Test func redeployAndLogsFlagsParse() throws {
+        let redeploy = try #require(try WharfCommand.parseAsRoot(["stack", "redeploy", "app", "--no-pull", "--env-name", "edge-1"]) as? StackRedeployCommand)
+        #expect(redeploy.noPull)
+        #expect(redeploy.selector.envName == "edge-1")
+        #expect(!redeploy.waiting.wait)
+        let logs = try #require(try WharfCommand.parseAsRoot(["jobs", "logs", "job_1", "-f"]) as? JobsLogsCommand)
+        #expect(logs.follow)
+        let add = try #require(try WharfCommand.parseAsRoot(["env", "add", "pi", "--edge"]) as? EnvAddCommand)
+        #expect(add.edge)
+        #expect(add.agentDataDir == "/var/lib/wharf-agent")
+    }
+
+    @Test(arguments: [
+        ("TAG=v2", "TAG", "v2"),
+        ("EMPTY=", "EMPTY", ""),
+        ("URL=http://x/?a=b", "URL", "http://x/?a=b"),
+        ("_X1=  spaced  ", "_X1", "  spaced  "),
+        ("FROM_SHELL", "FROM_SHELL", "shell value"),
+    ])
+    func assignmentsParse(text: String, name: String, value: String) throws {
+        let assignment = try VariableAssignment.parse(text, environment: ["FROM_SHELL": "shell value"])
+        #expect(assignment == VariableAssignment(name: name, value: value))
+    }
+
+    @Test(arguments: ["1TAG=x", "=x", "A-B=x", "prod-1", "NOT_IN_SHELL", "A B=c"])
+    func badAssignmentsAreRefused(text: String) {
+        #expect(throws: CLIError.self) { try VariableAssignment.parse(text, environment: [:]) }
+    }
+
+    @Test func assignmentsWinOverTheEnvFile() {
+        let merged = VariableAssignment.merge(envFile: ["A": "file", "B": "file"],
+                                              assignments: [VariableAssignment(name: "B", value: "flag"), VariableAssignment(name: "C", value: "flag")])
+        #expect(merged == ["A": "file", "B": "flag", "C": "flag"])
+    }
+
+    @Test(arguments: [
+        ("wharf.example.com:9000", "http://wharf.example.com:9000"),
+        ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+        ("https://wharf.example.com", "https://wharf.example.com"),
+        ("https://example.com/wharf//", "https://example.com/wharf"),
+    ])
+    func serverURLsAreNormalised(text: String, expected: String) throws {
+        #expect(try ServerURL.normalize(text) == expected)
+    }
+
+    @Test(arguments: ["ftp://x", "http://", "http://x?y=1"])
+    func nonServerURLsAreRefused(text: String) {
+        #expect(throws: CLIError.self) { try ServerURL.normalize(text) }
+    }
+
+    @Test(arguments: [
+        ("plain-token_1", "plain-token_1"),
+        ("http://h:1/install-agent.sh", "http://h:1/install-agent.sh"),
+        ("two words", "'two words'"),
+        ("it's", "'it'\\''s'"),
+        ("", "''"),
+    ])
+    func shellQuotingOnlyWhereNeeded(word: String, expected: String) {
+        #expect(Shell.quote(word) == expected)
+    }
+
+    @Test func tablesAlignColumns() {
+        var table = Table("NAME", "STATUS", "ID")
+        table.add("prod-1", "connected", "env_1")
+        table.add("a", "-", "env_22")
+        #expect(table.render() == """
+            NAME    STATUS     ID
+            prod-1  connected  env_1
+            a       -          env_22
+            """)
     }
 }

@@ -1,3 +1,3 @@
 import WharfCLI
 
-await WharfCommand.main()
+await WharfCommand.runCommandLine()

@@ -308,8 +308,20 @@ public actor Dispatcher {
         logger.info("agent disconnected", metadata: ["env.id": "\(environmentId)"])
     }
 
+    private var lastTouch = ContinuousClock.now
+
     private func tick() async {
         let now = ContinuousClock.now
+        // lastSeenAt on disk follows the pings, a few seconds behind, in one write for all agents.
+        if now - lastTouch >= .seconds(5) {
+            lastTouch = now
+            let heard = sessions.compactMap { now - $0.value.lastSeen < .seconds(5) ? $0.key : nil }
+            do {
+                try await store.touchEnvironments(ids: heard, at: Date())
+            } catch {
+                logger.warning("could not record agents' last-seen times", metadata: ["error": "\(error)"])
+            }
+        }
         for (environmentId, session) in sessions {
             if now - session.lastSeen > timing.agentTimeout {
                 drop(environmentId)

@@ -72,7 +72,14 @@ EOF
 # Runs a command, or in a dry run prints it.
 run() {
     if [ "$DRY_RUN" -eq 1 ]; then
-        printf '+ %s\n' "$*"
+        printf '+'
+        for arg in "$@"; do
+            case "$arg" in
+                *[!A-Za-z0-9_./:=@%+,-]*|'') printf " '%s'" "$arg" ;;
+                *) printf ' %s' "$arg" ;;
+            esac
+        done
+        printf '\n'
     else
         "$@"
     fi
@@ -117,15 +124,18 @@ while [ "$#" -gt 0 ]; do
         --dry-run) DRY_RUN=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
-        *) die "unknown option '$1' (see --help)" ;;
+        -*) die "unknown option '$1' (see --help)" ;;
+        *) die "unexpected argument '$1' (options start with --; see --help)" ;;
     esac
 done
 [ "$#" -eq 0 ] || die "unexpected argument '$1' (see --help)"
 
 # --- Check the arguments -----------------------------------------------------------------
 
+# Spelt in two parts, so that the server's substitution leaves this one alone.
+PLACEHOLDER='@WHARF''_SERVER@'
 case "$SERVER" in
-    @WHARF_SERVER*) die "no server URL: this script was not served by wharf-server; pass --server URL" ;;
+    "$PLACEHOLDER") die "no server URL: this script was not served by wharf-server; pass --server URL" ;;
     http://*|https://*) ;;
     *) die "--server must be an http:// or https:// URL, not '$SERVER'" ;;
 esac
@@ -297,6 +307,7 @@ AmbientCapabilities=
 ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
+PrivateMounts=yes
 PrivateDevices=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
@@ -360,6 +371,10 @@ if [ -n "$JOIN" ]; then
         systemctl restart wharf-agent.service
         say "enrolled with $SERVER (environment $(sed -n 's/.*"environmentId" *: *"\([^"]*\)".*/\1/p' "$DATA_DIR/identity.json"))"
     fi
+fi
+if [ "$DRY_RUN" -eq 1 ]; then
+    say "dry run: nothing was changed"
+    exit 0
 fi
 if [ "$DRY_RUN" -eq 0 ]; then
     sleep 3

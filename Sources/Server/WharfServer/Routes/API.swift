@@ -19,7 +19,9 @@ public struct API: Sendable {
         router.add(middleware: APIErrorMiddleware())
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: BearerAuthMiddleware(adminToken: adminToken))
-        router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: WharfVersion.current) }
+        router.get("/api/health") { _, _ in
+            HealthResponse(status: "ok", version: WharfVersion.current, publicUrl: settings.publicURL)
+        }
         addEnvironmentRoutes(to: router)
         addStackRoutes(to: router)
         addJobRoutes(to: router)
@@ -58,6 +60,8 @@ public struct API: Sendable {
 struct HealthResponse: ResponseEncodable {
     var status: String
     var version: String
+    /// The URL webhooks and agents should use (the server's `--public-url`).
+    var publicUrl: String
 }
 
 /// Encodes JSON responses with RFC 3339 dates, as the contract says.

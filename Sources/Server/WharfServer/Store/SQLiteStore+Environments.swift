@@ -124,6 +124,16 @@ extension SQLiteStore {
         }
     }
 
+    /// Records that these environments' agents were heard from now, in one transaction.
+    public func touchEnvironments(ids: [String], at date: Date) async throws {
+        guard !ids.isEmpty else { return }
+        try await db.write { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE environment SET last_seen_at = ? WHERE id = ?", arguments: [date.column, id])
+            }
+        }
+    }
+
     /// Records when an environment's agent was last heard from.
     public func touchEnvironment(id: String, at date: Date) async throws {
         try await db.write { db in

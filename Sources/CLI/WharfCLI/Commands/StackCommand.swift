@@ -1,0 +1,248 @@
+import ArgumentParser
+import Foundation
+
+/// `wharf stack`: compose stacks, addressed by name (with `--env-name` when a name is on several
+/// environments) or by id.
+struct StackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stack",
+        abstract: "Deploy, inspect, redeploy and remove compose stacks.",
+        subcommands: [StackDeployCommand.self, StackListCommand.self, StackShowCommand.self, StackConfigCommand.self,
+                      StackRedeployCommand.self, StackRemoveCommand.self]
+    )
+}
+
+/// Names a stack: by name or id, on one environment when given.
+struct StackSelector: ParsableArguments {
+    @Argument(help: "The stack's name or id.")
+    var stack: String
+
+    @Option(help: ArgumentHelp("The stack's environment (name or id), when its name is used on several.", valueName: "env"))
+    var envName: String?
+
+    func resolve(_ client: APIClient) async throws -> StackInfo {
+        try await Lookup(client: client).stack(stack, environment: envName)
+    }
+}
+
+/// Follows a job for `--wait` and turns its failure into the command's.
+func waitForJob(_ jobId: String, client: APIClient, options: WaitOptions, json: Bool) async throws -> Data {
+    let printer = ProgressPrinter(toStandardError: json)
+    let (job, data) = try await printer.watcher(feed: client, timeout: options.timeoutDuration).watch(jobId)
+    try JobWatcher.requireSuccess(job)
+    return data
+}
+
+/// `wharf stack deploy NAME --env-name ENV -f compose.yml`.
+struct StackDeployCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "Create a stack, or update and redeploy the stack of that name on that environment.",
+        discussion: """
+            The stack's variables are the --env-file files' (read as docker compose reads .env files; later \
+            files win) and then each -e KEY=VALUE. When updating a stack without --env-file or -e, its \
+            variables stay as they are; with either, they are replaced by exactly the given ones.
+            With --json, prints the server's answer, or with --wait the finished job (progress goes to stderr).
+            """
+    )
+
+    @Argument(help: "The stack's name: a-z, 0-9, _ and -, starting with a letter or digit.")
+    var name: String
+
+    @Option(help: ArgumentHelp("The environment (name or id) to deploy to.", valueName: "env"))
+    var envName: String
+
+    @Option(name: [.customShort("f"), .customLong("file")], help: ArgumentHelp("The compose file; - reads stdin.", valueName: "file"))
+    var composeFile: String
+
+    @Option(help: ArgumentHelp("A .env file of stack variables; may be repeated.", valueName: "file"))
+    var envFile: [String] = []
+
+    @Option(name: [.customShort("e"), .customLong("env")],
+            help: ArgumentHelp("A stack variable, KEY=VALUE (or KEY, taken from this shell); may be repeated.", valueName: "KEY=VALUE"))
+    var variables: [String] = []
+
+    @OptionGroup var waiting: WaitOptions
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let shell = ProcessInfo.processInfo.environment
+        let assignments = try variables.map { try VariableAssignment.parse($0, environment: shell) }
+        let compose = try readUserFile(composeFile, what: "the compose file")
+        var fileVariables: [String: String] = [:]
+        for path in envFile {
+            let parsed = try DotEnv.parse(try readUserFile(path, what: "the env file"), name: path) { shell[$0] }
+            fileVariables.merge(parsed) { _, new in new }
+        }
+        let env = VariableAssignment.merge(envFile: fileVariables, assignments: assignments)
+        let setsVariables = !envFile.isEmpty || !assignments.isEmpty
+
+        let client = try global.client()
+        let lookup = Lookup(client: client)
+        let environment = try await lookup.environment(envName)
+        let existing = try await lookup.stacks(environmentId: environment.id).0.first { $0.name == name }
+        let result: StackAndJob
+        let data: Data
+        if let existing {
+            (result, data) = try await client.call(StackAndJob.self, "PUT", "/api/stacks/\(Path.escape(existing.id))",
+                                                   body: UpdateStackRequest(compose: compose, env: setsVariables ? env : nil))
+        } else {
+            (result, data) = try await client.call(StackAndJob.self, "POST", "/api/stacks",
+                                                   body: CreateStackRequest(name: name, environmentId: environment.id, compose: compose, env: env))
+        }
+        let printer = ProgressPrinter(toStandardError: global.json)
+        if !global.json {
+            Console.out("Stack \(result.stack.name) (\(result.stack.id)) \(existing == nil ? "created" : "updated") on \(environment.name); deploy job \(result.job.id) queued.")
+        }
+        guard waiting.wait else {
+            if global.json { Console.json(data) }
+            return
+        }
+        if environment.type == "edge" {
+            printer.line("note: \(environment.name) is an edge environment; the job runs at its agent's next check-in.")
+        } else if environment.status != "connected" {
+            printer.line("note: \(environment.name) is \(environment.status); the job runs when its agent connects.")
+        }
+        let final = try await waitForJob(result.job.id, client: client, options: waiting, json: global.json)
+        if global.json { Console.json(final) }
+    }
+}
+
+/// `wharf stack ls`.
+struct StackListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List stacks.", aliases: ["list"])
+
+    @Option(help: ArgumentHelp("Only the stacks of this environment (name or id).", valueName: "env"))
+    var envName: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let lookup = Lookup(client: try global.client())
+        let scope = try await envName.asyncMap { try await lookup.environment($0) }
+        let (stacks, data) = try await lookup.stacks(environmentId: scope?.id)
+        if global.json { return Console.json(data) }
+        let environments = try await lookup.environments().0
+        var table = Table("NAME", "ENVIRONMENT", "STATUS", "SERVICES", "WEBHOOK", "LAST JOB", "ID")
+        for stack in stacks {
+            let services = (stack.services ?? []).map { "\($0.name)=\($0.image)" }.joined(separator: ", ")
+            table.add(stack.name, environments.first { $0.id == stack.environmentId }?.name ?? stack.environmentId,
+                      stack.status, services.isEmpty ? "-" : services, stack.webhook == nil ? "off" : "on",
+                      stack.lastJobId ?? "-", stack.id)
+        }
+        Console.out(table.render())
+    }
+}
+
+/// `wharf stack show NAME`.
+struct StackShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a stack: status, variables, services, webhook.")
+
+    @OptionGroup var selector: StackSelector
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.client()
+        let found = try await selector.resolve(client)
+        let (body, data) = try await client.call(StackBody.self, "GET", "/api/stacks/\(Path.escape(found.id))")
+        if global.json { return Console.json(data) }
+        let stack = body.stack
+        let environment = try? await Lookup(client: client).environment(stack.environmentId)
+        var lines = [
+            "Name:         \(stack.name)",
+            "ID:           \(stack.id)",
+            "Environment:  \(environment.map { "\($0.name) (\($0.id), \($0.status))" } ?? stack.environmentId)",
+            "Status:       \(stack.status)",
+            "Webhook:      \(stack.webhook?.url ?? "off")",
+            "Last job:     \(stack.lastJobId ?? "-")",
+            "Created:      \(stack.createdAt ?? "-")",
+            "Updated:      \(stack.updatedAt ?? "-")",
+        ]
+        let env = stack.env ?? [:]
+        lines.append("Variables:" + (env.isEmpty ? "    none" : ""))
+        for key in env.keys.sorted() { lines.append("  \(key)=\(env[key]!)") }
+        Console.out(lines.joined(separator: "\n"))
+        let services = stack.services ?? []
+        if services.isEmpty {
+            Console.out("Services:     none running yet")
+        } else {
+            var table = Table("SERVICE", "IMAGE", "IMAGE ID", "CONTAINERS")
+            for service in services {
+                table.add(service.name, service.image, service.imageId ?? "-", service.containers.map(String.init) ?? "-")
+            }
+            Console.out("Services:\n" + table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        }
+    }
+}
+
+/// `wharf stack config NAME`.
+struct StackConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Print a stack's compose file after interpolation, as `docker compose config` does.")
+
+    @OptionGroup var selector: StackSelector
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.client()
+        let stack = try await selector.resolve(client)
+        let (config, data) = try await client.call(ComposeConfig.self, "GET", "/api/stacks/\(Path.escape(stack.id))/config")
+        if global.json { return Console.json(data) }
+        Console.raw(Data(config.config.utf8))
+        if !config.config.hasSuffix("\n") { Console.out("") }
+    }
+}
+
+/// `wharf stack redeploy NAME [--no-pull] [--wait]`.
+struct StackRedeployCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redeploy", abstract: "Redeploy a stack as it is: pull its images and recreate what changed.")
+
+    @OptionGroup var selector: StackSelector
+
+    @Flag(help: "Do not pull the images first.")
+    var noPull = false
+
+    @OptionGroup var waiting: WaitOptions
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.client()
+        let stack = try await selector.resolve(client)
+        let (body, data) = try await client.call(JobBody.self, "POST", "/api/stacks/\(Path.escape(stack.id))/redeploy",
+                                                 body: RedeployRequest(pullImage: !noPull))
+        if !global.json { Console.out("Redeploy of \(stack.name) queued: job \(body.job.id).") }
+        guard waiting.wait else {
+            if global.json { Console.json(data) }
+            return
+        }
+        let final = try await waitForJob(body.job.id, client: client, options: waiting, json: global.json)
+        if global.json { Console.json(final) }
+    }
+}
+
+/// `wharf stack rm NAME [--wait]`.
+struct StackRemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm",
+        abstract: "Remove a stack: its agent runs compose down, then the stack disappears.",
+        aliases: ["remove"]
+    )
+
+    @OptionGroup var selector: StackSelector
+    @OptionGroup var waiting: WaitOptions
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.client()
+        let stack = try await selector.resolve(client)
+        let (body, data) = try await client.call(JobBody.self, "DELETE", "/api/stacks/\(Path.escape(stack.id))")
+        if !global.json { Console.out("Removal of \(stack.name) queued: job \(body.job.id).") }
+        guard waiting.wait else {
+            if global.json { Console.json(data) }
+            return
+        }
+        let final = try await waitForJob(body.job.id, client: client, options: waiting, json: global.json)
+        if global.json { Console.json(final) } else { Console.out("Stack \(stack.name) removed.") }
+    }
+}

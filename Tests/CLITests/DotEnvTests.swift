@@ -1,0 +1,50 @@
+import Testing
+@testable import WharfCLI
+
+struct DotEnvTests {
+    /// One line (or a few) of a .env file and what docker compose makes of it.
+    @Test(arguments: [
+        ("A=1", ["A": "1"]),
+        ("A=1\nB=2\n", ["A": "1", "B": "2"]),
+        ("# a comment\n\nA=1\n   # indented comment", ["A": "1"]),
+        ("export A=1", ["A": "1"]),
+        ("A = spaced value  ", ["A": "spaced value"]),
+        ("A=", ["A": ""]),
+        ("A=value # comment", ["A": "value"]),
+        ("A=value#not-a-comment", ["A": "value#not-a-comment"]),
+        ("A=a=b=c", ["A": "a=b=c"]),
+        ("A='single # quoted $B'", ["A": "single # quoted $B"]),
+        ("A=\"double # quoted\" # comment", ["A": "double # quoted"]),
+        ("A=\"line1\\nline2\\t\\\"q\\\"\"", ["A": "line1\nline2\t\"q\""]),
+        ("A='no \\n escapes'", ["A": "no \\n escapes"]),
+        ("A=\"multi\nline\"\nB=2", ["A": "multi\nline", "B": "2"]),
+        ("A=1\r\nB=2\r\n", ["A": "1", "B": "2"]),
+        ("A=1\nB=${A}-x\nC=\"$A$A\"\nD='$A'", ["A": "1", "B": "1-x", "C": "11", "D": "$A"]),
+        ("A=${UNSET:-fallback}\nB=${UNSET-dash}\nC=${SHELL_VAR:+alt}", ["A": "fallback", "B": "dash", "C": "alt"]),
+        ("A=$$literal\nB=\"\\$literal\"", ["A": "$literal", "B": "$literal"]),
+        ("A=${SHELL_VAR}", ["A": "from shell"]),
+        ("SHELL_VAR=file\nB=$SHELL_VAR", ["SHELL_VAR": "file", "B": "from shell"]),
+        ("SHELL_VAR\nUNSET_VAR", ["SHELL_VAR": "from shell"]),
+        ("A=1\nA=2", ["A": "2"]),
+        ("A=price: $5", ["A": "price: $5"]),
+    ])
+    func parsesLikeCompose(text: String, expected: [String: String]) throws {
+        let parsed = try DotEnv.parse(text) { ["SHELL_VAR": "from shell"][$0] }
+        #expect(parsed == expected)
+    }
+
+    @Test(arguments: [
+        ("A=1\n1BAD=2", 2),
+        ("A-B=1", 1),
+        ("A=\"never closed\nB=2", 1),
+        ("A='x' trailing", 1),
+        ("A=${UNCLOSED", 1),
+        ("A=${REQUIRED:?must be set}", 1),
+        ("A B=1", 1),
+    ])
+    func problemsNameTheLine(text: String, line: Int) {
+        let error = #expect(throws: CLIError.self) { try DotEnv.parse(text, name: "prod.env") }
+        #expect(error?.code == "invalid_env_file")
+        #expect(error?.message.hasPrefix("prod.env line \(line):") == true, "\(error?.message ?? "")")
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import WharfCLI
+
+/// A job whose state and log move one step on every poll.
+actor ScriptedFeed: JobFeed {
+    struct Step { var state: String; var log: String; var error: (code: String, message: String)? = nil }
+    let steps: [Step]
+    private var index = -1
+
+    init(_ steps: [Step]) { self.steps = steps }
+
+    func job(id: String) async throws -> (JobInfo, Data) {
+        index = min(index + 1, steps.count - 1)
+        let step = steps[index]
+        var object: [String: Any] = ["id": id, "stackId": "stk_1", "kind": "deploy", "state": step.state,
+                                     "createdAt": "2025-01-01T00:00:00Z"]
+        if step.state != "queued" { object["finishedAt"] = "2025-01-01T00:00:02Z" }
+        if let error = step.error { object["error"] = ["code": error.code, "message": error.message] }
+        let data = try JSONSerialization.data(withJSONObject: ["job": object])
+        return (try JSONDecoder().decode(JobBody.self, from: data).job, data)
+    }
+
+    func log(id: String) async throws -> String { steps[max(index, 0)].log }
+}
+
+/// Collects what a watcher reports, in order.
+final class Transcript {
+    var entries: [String] = []
+}
+
+struct JobWatcherTests {
+    @Test(.timeLimit(.minutes(1)))
+    func reportsStateChangesAndOnlyNewLogText() async throws {
+        let feed = ScriptedFeed([
+            .init(state: "queued", log: ""),
+            .init(state: "queued", log: ""),
+            .init(state: "running", log: "pulling\n"),
+            .init(state: "running", log: "pulling\nstarting web\n"),
+            .init(state: "succeeded", log: "pulling\nstarting web\nhealthy\n"),
+        ])
+        let transcript = Transcript()
+        let watcher = JobWatcher(feed: feed, interval: .milliseconds(1), timeout: .seconds(30),
+                                 onState: { transcript.entries.append("state " + $0.state) },
+                                 onLog: { transcript.entries.append("log " + $0) })
+        let (job, _) = try await watcher.watch("job_1")
+        #expect(job.state == "succeeded")
+        #expect(transcript.entries == [
+            "state queued", "state running", "log pulling\n", "log starting web\n", "log healthy\n", "state succeeded",
+        ])
+        try JobWatcher.requireSuccess(job)
+    }
+
+    @Test(.timeLimit(.minutes(1)), arguments: [
+        ("rolled_back", "health_timeout", "web did not become healthy in 60s", "was rolled back"),
+        ("failed", "pull_failed", "manifest unknown", "failed"),
+    ])
+    func aFailedOrRolledBackJobIsAnErrorWithItsCodeAndMessage(state: String, code: String, message: String, wording: String) async throws {
+        let feed = ScriptedFeed([.init(state: "running", log: ""), .init(state: state, log: "x\n", error: (code, message))])
+        let (job, _) = try await JobWatcher(feed: feed, interval: .milliseconds(1)).watch("job_9")
+        let error = #expect(throws: CLIError.self) { try JobWatcher.requireSuccess(job) }
+        #expect(error?.code == code)
+        #expect(error?.message == "deploy job job_9 \(wording): \(message)")
+        #expect(error?.exitCode == 1)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func waitingGivesUpAtTheTimeout() async throws {
+        let feed = ScriptedFeed([.init(state: "queued", log: "")])
+        let watcher = JobWatcher(feed: feed, interval: .milliseconds(10), timeout: .milliseconds(100))
+        let error = await #expect(throws: CLIError.self) { try await watcher.watch("job_2") }
+        #expect(error?.code == "timeout")
+        #expect(error?.message.contains("still queued") == true)
+    }
+}
