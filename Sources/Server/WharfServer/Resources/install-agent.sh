@@ -157,6 +157,7 @@ case "$DATA_DIR" in
 esac
 case "$DATA_DIR" in
     *[!A-Za-z0-9_./-]*) die "--data-dir '$DATA_DIR' may hold only letters, digits, '_', '.', '-' and '/'" ;;
+    /home|/home/*|/root|/root/*|/run/user/*) die "--data-dir cannot be under /home, /root or /run/user: the service's sandbox (ProtectHome=yes) hides them" ;;
 esac
 case "$CHECKIN" in
     '') ;;
@@ -164,6 +165,7 @@ case "$CHECKIN" in
     *) die "--checkin-interval must look like 30s, 500ms, 5m or 1h, not '$CHECKIN'" ;;
 esac
 case "$COMPOSE_COMMAND" in
+    *[[:space:]]*/*|/*[[:space:]]*) die "--compose-command: a path with spaces is not supported" ;;
     ''|'docker compose'|docker-compose|/*) ;;
     *) die "--compose-command must be \"docker compose\", docker-compose or an absolute path" ;;
 esac
