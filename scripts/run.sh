@@ -31,6 +31,7 @@ export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
 
 swift build -c release --product wharf-server
 swift build -c release --product wharf-agent
+swift build -c release --product wharf
 BIN="$(swift build -c release --show-bin-path)"
 
 pids=()
@@ -71,16 +72,18 @@ pids+=($!)
 cat <<MSG
 
 Wharf is running.
-  API:          $URL   (health: $URL/api/health)
+  API and UI:   $URL   (health: $URL/api/health)
   Admin token:  $DATA/admin-token
   Environment:  local (agent on $DOCKER_HOST)
+  CLI:          $BIN/wharf
 
-Try it:
-  T=\$(cat $DATA/admin-token); H="Authorization: Bearer \$T"
-  ENV=\$(curl -s -H "\$H" $URL/api/environments | python3 -c 'import json,sys; print(json.load(sys.stdin)["environments"][0]["id"])')
-  curl -s -H "\$H" -H 'Content-Type: application/json' $URL/api/stacks \\
-    -d "{\\"name\\":\\"hello\\",\\"environmentId\\":\\"\$ENV\\",\\"compose\\":\\"services:\\\\n  web:\\\\n    image: nginx:\\\${TAG:-latest}\\\\n\\"}"
-  # then: POST $URL/api/stacks/<id>/webhook, and POST the URL it returns to redeploy.
+Try it (in another terminal):
+  export PATH="$BIN:\$PATH"
+  wharf login --server $URL --token-file $DATA/admin-token
+  printf 'services:\n  web:\n    image: nginx:\${TAG:-1.27}\n    ports: ["8080:80"]\n' > compose.yml
+  wharf stack deploy hello --env-name local -f compose.yml --wait
+  URL=\$(wharf webhook enable hello)
+  curl -X POST "\$URL?TAG=1.28&wait=120"      # redeploy with TAG=1.28, answer when done
 
 Ctrl-C stops both.
 MSG

@@ -503,3 +503,22 @@ struct ComposeFileTests {
         #expect(error?.message.contains("\"stranger\"") == true)
     }
 }
+
+/// Hostile compose files are refused quickly instead of exhausting the server.
+struct ComposeBombTests {
+    @Test(.timeLimit(.minutes(1))) func nestedAliasesThatExpandExponentiallyAreRefused() throws {
+        var text = "x-l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n"
+        for level in 1...9 {
+            text += "x-l\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        text += "services:\n  web:\n    image: nginx\n"
+        let started = ContinuousClock.now
+        #expect(throws: ComposeError.self) { try ComposeFile.resolve(text, environment: [:]) }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        do {
+            _ = try ComposeFile.resolve(text, environment: [:])
+        } catch {
+            #expect(error.message.contains("aliases"))
+        }
+    }
+}

@@ -28,6 +28,9 @@ struct ServerAPITests {
         let environment = created["environment"] as! [String: Any]
         let environmentId = environment["id"] as! String
         #expect(environment["status"] as? String == "pending")
+        #expect(environment["agent"] is NSNull, "absent values are null, as the contract writes them")
+        #expect(environment["lastSeenAt"] is NSNull)
+        #expect(try await api.call("POST", "/api/environments", json: ["name": "bad\u{0C}name"]).0 == 400)
         let (taken, takenBody) = try await api.call("POST", "/api/environments", json: ["name": "prod-1"])
         #expect(taken == 409 && Self.errorCode(takenBody) == "name_taken")
         let (badType, _) = try await api.call("POST", "/api/environments", json: ["name": "x", "type": "cloud"])
@@ -60,6 +63,9 @@ struct ServerAPITests {
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:${TAG:?set TAG}\n"])
         #expect(required == 422)
         #expect(((requiredBody["error"] as? [String: Any])?["message"] as? String)?.contains("TAG") == true)
+        let (nul, nulBody) = try await api.call("POST", "/api/compose/render", json: [
+            "compose": "services:\n  web:\n    image: nginx\n", "env": ["A": "x\u{0}y"]])
+        #expect(nul == 400 && Self.errorCode(nulBody) == "invalid_variable")
         let (noServices, _) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": "version: '3'\n"])
         #expect(noServices == 422)
         let (_, stacksAfterErrors) = try await api.call("GET", "/api/stacks", expect: 200)
@@ -72,6 +78,8 @@ struct ServerAPITests {
         let (_, stack) = try await api.call("POST", "/api/stacks", json: [
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:1.27\n"], expect: 201)
         let stackId = (stack["stack"] as! [String: Any])["id"] as! String
+        #expect((stack["stack"] as! [String: Any])["webhook"] is NSNull)
+        #expect((stack["job"] as! [String: Any])["error"] is NSNull)
         let (dupStack, dupBody) = try await api.call("POST", "/api/stacks", json: [
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx:1.27\n"])
         #expect(dupStack == 409 && Self.errorCode(dupBody) == "name_taken")

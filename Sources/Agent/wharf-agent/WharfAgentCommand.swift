@@ -61,7 +61,10 @@ struct WharfAgentCommand: AsyncParsableCommand {
         let directory = try AgentDataDirectory(url: URL(fileURLWithPath: dataDir))
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()
-        if let join {
+        if let join, !join.isEmpty, let enrolled = identity {
+            // Restarting with the same command line (or a unit that keeps WHARF_JOIN) must not fail: the token is spent.
+            logger.info("already enrolled; ignoring --join (remove the data dir to enrol again)", metadata: ["env.id": "\(enrolled.environmentId)"])
+        } else if let join, !join.isEmpty {
             guard let server else { throw ValidationError("--join needs --server") }
             identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
             logger.info("enrolled", metadata: ["env.id": "\(identity!.environmentId)", "endpoint": "\(identity!.endpoint)"])

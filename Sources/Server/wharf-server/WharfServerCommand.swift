@@ -36,7 +36,9 @@ struct WharfServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0 to 65535") }
         guard zmqBind.hasPrefix("tcp://") else { throw ValidationError("--zmq-bind must be a tcp:// endpoint") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
-        if let publicURL, URL(string: publicURL)?.host == nil { throw ValidationError("--public-url must be an absolute URL") }
+        if let publicURL = nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]), URL(string: publicURL)?.host == nil {
+            throw ValidationError("--public-url must be an absolute URL such as https://wharf.example.com")
+        }
     }
 
     func run() async throws {
@@ -44,9 +46,15 @@ struct WharfServerCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let app = WharfServerApp(configuration: ServerConfiguration(
             dataDirectory: URL(fileURLWithPath: dataDir), httpHost: httpHost, httpPort: httpPort, zmqBind: zmqBind,
-            publicURL: publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"],
-            zmqPublicEndpoint: zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"]
+            publicURL: nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]),
+            zmqPublicEndpoint: nonEmpty(zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"])
         ), logger: logger)
         try await app.run()
     }
+}
+
+/// Treats an empty setting (such as `WHARF_PUBLIC_URL=`) as unset.
+func nonEmpty(_ value: String?) -> String? {
+    guard let value, !value.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+    return value
 }

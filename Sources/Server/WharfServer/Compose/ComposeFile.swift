@@ -16,6 +16,7 @@ public enum ComposeFile {
         guard let parsed = try ComposeYAML.parse(text) else {
             throw ComposeError(code: .invalidCompose, message: "the compose file is empty: it needs a `services` mapping")
         }
+        try ComposeYAML.checkSize(parsed)
         let expanded = try ComposeYAML.expand(parsed, at: .root)
         try validateStructure(expanded)
 

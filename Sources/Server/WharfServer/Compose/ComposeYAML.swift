@@ -31,6 +31,28 @@ enum ComposeYAML {
         }
     }
 
+    /// The most nodes a compose file may have once its aliases are expanded.
+    static let maxNodes = 100_000
+
+    /// Refuses documents whose aliases expand past `maxNodes` ("billion laughs"), counting with an
+    /// early exit so that the check itself stays cheap (Yams shares aliased nodes until they are copied).
+    static func checkSize(_ root: Node) throws(ComposeError) {
+        var budget = maxNodes
+        func visit(_ node: Node) -> Bool {
+            budget -= 1
+            guard budget >= 0 else { return false }
+            switch node {
+            case .scalar, .alias: return true
+            case .sequence(let sequence): return sequence.allSatisfy(visit)
+            case .mapping(let mapping): return mapping.allSatisfy { visit($0.key) && visit($0.value) }
+            }
+        }
+        guard visit(root) else {
+            throw ComposeError(code: .invalidCompose,
+                               message: "the compose file expands to more than \(maxNodes) YAML nodes (are aliases nested too deep?)")
+        }
+    }
+
     static func serialize(_ node: Node) throws(ComposeError) -> String {
         do {
             return try Yams.serialize(node: node, indent: 2, width: -1, allowUnicode: true)

@@ -25,8 +25,9 @@ extension API {
         router.post("/api/environments") { request, context in
             let body = try await request.decodeJSON(CreateEnvironment.self, context: context)
             let name = body.name.trimmingCharacters(in: .whitespaces)
-            guard !name.isEmpty, name.count <= 64 else {
-                throw APIError(status: .badRequest, code: "invalid_name", message: "An environment name is 1 to 64 characters.")
+            guard !name.isEmpty, name.count <= 64, !name.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
+                throw APIError(status: .badRequest, code: "invalid_name",
+                               message: "An environment name is 1 to 64 printable characters.")
             }
             let (environment, token) = try await mapped {
                 try await store.createEnvironment(name: name, type: body.type ?? .agent)

@@ -27,6 +27,10 @@ extension API {
             throw APIError(status: .badRequest, code: "invalid_variable",
                            message: "'\(name.prefix(64))' is not a valid variable name: use letters, digits and _, not starting with a digit.")
         }
+        for (name, value) in env where value.utf8.contains(0) {
+            throw APIError(status: .badRequest, code: "invalid_variable",
+                           message: "The value of \(name) contains a NUL character, which no process environment can hold.")
+        }
         do {
             return try ComposeFile.resolve(compose, environment: env)
         } catch {
@@ -133,8 +137,9 @@ extension API {
         }
         router.post("/api/stacks/{id}/redeploy") { request, context in
             let id = try context.parameters.require("id")
-            let length = request.headers[.contentLength].flatMap(Int.init) ?? 0
-            let body = length > 0 ? try await request.decodeJSON(Redeploy.self, context: context) : Redeploy()
+            var request = request
+            let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+            let body = buffer.readableBytes > 0 ? try await request.decodeJSON(Redeploy.self, context: context) : Redeploy()
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             let deploy = try await plan(for: stack)
             let job = try await mapped {

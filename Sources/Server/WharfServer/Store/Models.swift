@@ -175,3 +175,64 @@ enum Identifier {
         return prefix + "_" + bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+// The contract shows absent values as `null` ("agent": {...}|null); synthesized Codable would leave
+// them out, so these types encode every key.
+extension Environment {
+    private enum CodingKeys: String, CodingKey { case id, name, type, status, lastSeenAt, agent, createdAt }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(type, forKey: .type)
+        try container.encode(status, forKey: .status)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+        try container.encode(agent, forKey: .agent)
+        try container.encode(createdAt, forKey: .createdAt)
+    }
+}
+
+extension Stack {
+    private enum CodingKeys: String, CodingKey {
+        case id, name, environmentId, compose, env, status, webhook, lastJobId, services, createdAt, updatedAt
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(environmentId, forKey: .environmentId)
+        try container.encode(compose, forKey: .compose)
+        try container.encode(env, forKey: .env)
+        try container.encode(status, forKey: .status)
+        try container.encode(webhook, forKey: .webhook)
+        try container.encode(lastJobId, forKey: .lastJobId)
+        try container.encode(services, forKey: .services)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
+}
+
+extension Job {
+    private enum CodingKeys: String, CodingKey {
+        case id, stackId, environmentId, kind, state, trigger, coalesced, createdAt, startedAt, finishedAt, plan, error, result
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(stackId, forKey: .stackId)
+        try container.encode(environmentId, forKey: .environmentId)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(state, forKey: .state)
+        try container.encode(trigger, forKey: .trigger)
+        try container.encode(coalesced, forKey: .coalesced)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+        try container.encode(plan, forKey: .plan)
+        try container.encode(error, forKey: .error)
+        try container.encode(result, forKey: .result)
+    }
+}
