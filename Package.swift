@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["WharfCLI"],
+            dependencies: ["WharfCLI", "WharfTestSupport"],
             path: "Tests/CLITests",
             swiftSettings: swiftSettings
         ),

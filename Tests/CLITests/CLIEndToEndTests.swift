@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// The real `wharf` binary against a real `wharf-server` and real `wharf-agent`s (simulating, so no
@@ -23,7 +24,7 @@ struct CLIEndToEndTests {
             #expect(refused.errorLines.count == 1 && refused.stderr.hasPrefix("error: ") && refused.stderr.contains("(unauthorized)"), "\(refused)")
             #expect(!FileManager.default.fileExists(atPath: world.configFile.path))
 
-            let nowhere = "http://127.0.0.1:\(closedPort())"
+            let nowhere = "http://127.0.0.1:\(freePort())"
             let unreachable = try await world.wharf(["login", "--server", nowhere, "--token-file", world.tokenFile.path])
             #expect(unreachable.status != 0)
             #expect(unreachable.errorLines.count == 1, "\(unreachable)")
@@ -306,7 +307,7 @@ struct CLIEndToEndTests {
             expectOneLine(try await world.wharf(["stack", "show", "nope"]), code: "not_found", mentioning: "no stack named 'nope'")
             expectOneLine(try await world.wharf(["webhook", "enable", "nope"]), code: "not_found", mentioning: "'nope'")
             expectOneLine(try await world.wharf(["jobs", "show", "job_0000"]), code: "not_found", mentioning: "ob")
-            let nowhere = "http://127.0.0.1:\(closedPort())"
+            let nowhere = "http://127.0.0.1:\(freePort())"
             expectOneLine(try await world.wharf(["stack", "ls"], environment: ["WHARF_SERVER": nowhere]), code: "unreachable", mentioning: nowhere)
 
             #expect(try await world.wharf(["env", "add", "prod-1"]).status == 0)

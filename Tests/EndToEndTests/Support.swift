@@ -20,11 +20,11 @@ struct TestEnvironment {
                                scripts: env["WHARF_TEST_SCRIPTS"]!)
     }
 
-    /// Builds a busybox image serving `content` and pushes it (scripts/make-test-image.sh).
-    func makeImage(_ reference: String, content: String, mode: String = "serve") throws {
+    /// Runs a command with DOCKER_HOST set to the private engine; returns its status and output.
+    private func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["\(scripts)/make-test-image.sh", reference, content, mode]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["DOCKER_HOST"] = dockerHost
         process.environment = environment
@@ -34,25 +34,19 @@ struct TestEnvironment {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "make-test-image failed: \(String(decoding: data, as: UTF8.self))")
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Builds a busybox image serving `content` and pushes it (scripts/make-test-image.sh).
+    func makeImage(_ reference: String, content: String, mode: String = "serve") throws {
+        let (status, output) = try run("/bin/bash", ["\(scripts)/make-test-image.sh", reference, content, mode])
+        try #require(status == 0, "make-test-image failed: \(output)")
     }
 
     /// Runs the docker CLI against the private engine and returns its output.
     @discardableResult
     func docker(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["docker"] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["DOCKER_HOST"] = dockerHost
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try run("/usr/bin/env", ["docker"] + arguments).1
     }
 }
 

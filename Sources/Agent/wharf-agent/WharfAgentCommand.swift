@@ -9,7 +9,13 @@ import ZeroMQ
 struct WharfAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wharf-agent",
-        abstract: "Wharf's agent: connects out to the server and runs stack jobs on the local Docker engine."
+        abstract: "Wharf's agent: connects out to the server and runs stack jobs on the local Docker engine.",
+        discussion: """
+            Fleet mode, for benchmarks: `wharf-agent --fleet N --server URL --admin-token-file FILE [--data-dir DIR] \
+            [--fleet-log FILE]` creates N environments named fleet-<i>, enrols a fresh CURVE key for each (kept in \
+            DIR for the next start), holds the N connections in one thread, answers every job at once with a \
+            succeeded result, and writes per-job timestamps to --fleet-log. See bench/README.md.
+            """
     )
 
     @Option(help: "The server's HTTP URL, such as http://wharf.example.com:9000. Env: WHARF_SERVER.")
@@ -42,6 +48,9 @@ struct WharfAgentCommand: AsyncParsableCommand {
     @Option(help: "With --simulate: append one line per job run to this file.")
     var simulateJournal: String?
 
+    @OptionGroup(title: "Fleet mode (benchmarks)")
+    var fleetOptions: FleetOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
@@ -50,6 +59,7 @@ struct WharfAgentCommand: AsyncParsableCommand {
         if let simulate, parseDuration(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms") }
         guard maxConcurrentStacks >= 1 else { throw ValidationError("--max-concurrent-stacks must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        try fleetOptions.validate(server: server ?? ProcessInfo.processInfo.environment["WHARF_SERVER"], join: join, edge: edge, simulate: simulate)
     }
 
     func run() async throws {
@@ -58,6 +68,10 @@ struct WharfAgentCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let server = self.server ?? environment["WHARF_SERVER"]
         let join = self.join ?? environment["WHARF_JOIN"]
+        if let count = fleetOptions.fleet, let server {
+            try await runFleet(fleetOptions, count: count, server: server, dataDirectory: dataDir, logger: logger)
+            return
+        }
         let directory = try AgentDataDirectory(url: URL(fileURLWithPath: dataDir))
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()

@@ -19,6 +19,13 @@ public struct RegistryAuth: Codable, Sendable, Equatable {
     }
 }
 
+extension RegistryAuth: CustomStringConvertible, CustomDebugStringConvertible {
+    /// `username@registry`: the password never reaches a log line.
+    public var description: String { "\(username)@\(registry)" }
+    /// Same as ``description``.
+    public var debugDescription: String { description }
+}
+
 /// Everything an agent needs to run one job; sent by the server, kept by the agent until it ends.
 public struct JobSpec: Codable, Sendable, Equatable {
     public var id: String

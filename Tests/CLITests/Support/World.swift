@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

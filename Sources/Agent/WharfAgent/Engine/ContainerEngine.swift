@@ -1,3 +1,5 @@
+import WharfProtocol
+
 /// Which compose CLI runs stacks.
 public enum ComposeFlavour: String, Sendable, Codable, CaseIterable {
     /// The Docker CLI plugin, run as `docker compose` (Compose v2).
@@ -23,28 +25,8 @@ public struct EngineInfo: Sendable, Equatable, Codable {
     }
 }
 
-/// Credentials for one registry, used for the duration of one job only.
-public struct RegistryCredential: Sendable, Codable, Equatable {
-    /// The registry as `host[:port]`, as it appears in image references.
-    public var registry: String
-    public var username: String
-    /// Never logged, never written anywhere but the job's `DOCKER_CONFIG`.
-    public var password: String
-
-    /// Creates a credential for `registry` (`host[:port]`).
-    public init(registry: String, username: String, password: String) {
-        self.registry = registry
-        self.username = username
-        self.password = password
-    }
-}
-
-extension RegistryCredential: CustomStringConvertible, CustomDebugStringConvertible {
-    /// `username@registry`: the password never reaches a log line.
-    public var description: String { "\(username)@\(registry)" }
-    /// Same as ``description``.
-    public var debugDescription: String { description }
-}
+/// Credentials for one registry, used for the duration of one job only (the wire's type).
+public typealias RegistryCredential = RegistryAuth
 
 /// One deploy job: a stack's compose file, its environment and the images the job's plan runs.
 public struct StackDeployment: Sendable {
@@ -87,24 +69,8 @@ public struct StackDeployment: Sendable {
     }
 }
 
-/// What runs for one service after a job.
-public struct ServiceOutcome: Sendable, Codable, Equatable {
-    public var name: String
-    /// The image reference the service runs (the plan's, else the compose file's).
-    public var image: String
-    /// The image ID (`sha256:…`) of the service's running container.
-    public var imageId: String
-    /// How many containers of the service are running.
-    public var containers: Int
-
-    /// Creates a service outcome.
-    public init(name: String, image: String, imageId: String, containers: Int) {
-        self.name = name
-        self.image = image
-        self.imageId = imageId
-        self.containers = containers
-    }
-}
+/// What runs for one service after a job (the wire's type).
+public typealias ServiceOutcome = ServiceResult
 
 /// Why a job failed; the raw values are the contract's `error.code` strings.
 public enum JobFailureCode: String, Sendable, Codable {

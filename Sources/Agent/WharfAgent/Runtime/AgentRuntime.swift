@@ -302,7 +302,7 @@ public actor AgentRuntime {
             outcome = await engine.deploy(StackDeployment(
                 stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose, environment: spec.env,
                 images: spec.images, pull: spec.pull,
-                credentials: spec.credentials.map { RegistryCredential(registry: $0.registry, username: $0.username, password: $0.password) },
+                credentials: spec.credentials,
                 healthTimeout: .seconds(spec.healthTimeoutSeconds)
             ), log: sink)
         case .remove:
@@ -313,7 +313,7 @@ public actor AgentRuntime {
             jobId: spec.id,
             state: FinalJobState(rawValue: outcome.state.rawValue) ?? .failed,
             error: outcome.errorCode.map { JobError(code: $0.rawValue, message: outcome.errorMessage ?? $0.rawValue) },
-            services: outcome.services.map { ServiceResult(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers) }
+            services: outcome.services
         )
         flushLogs()
         do {
