@@ -142,6 +142,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "UITests",
+            dependencies: ["WharfTestSupport"],
+            path: "Tests/UITests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AgentTests",
             dependencies: [
                 "WharfAgent", "WharfProtocol",

@@ -5,7 +5,8 @@
 #
 #   run   libzmq3-dev pkg-config docker.io + the Docker Compose v2 CLI plugin
 #   test  everything in `run`, plus docker-compose (v1), docker-registry,
-#         busybox-static, apache2-utils (htpasswd -B), curl, python3-pip
+#         busybox-static, apache2-utils (htpasswd -B), curl, python3-pip,
+#         chromium chromium-driver (the web UI tests)
 #
 # Idempotent: `apt-get update` runs at most once, and only if a Debian package
 # is missing. Prints what it installs; prints nothing when all is present.
@@ -47,6 +48,8 @@ present() {
         docker-registry) have docker-registry ;;
         busybox-static)  [ -x /bin/busybox ] && is_static /bin/busybox ;;
         apache2-utils)   have htpasswd ;;
+        chromium)        have chromium ;;
+        chromium-driver) have chromedriver ;;
         curl)            have curl ;;
         python3-pip)     have python3 && python3 -m pip --version >/dev/null 2>&1 ;;
         *)               return 1 ;;
@@ -55,7 +58,7 @@ present() {
 
 PKGS=(libzmq3-dev pkg-config docker.io)
 if [ "$SET" = test ]; then
-    PKGS+=(docker-compose docker-registry busybox-static apache2-utils curl python3-pip)
+    PKGS+=(docker-compose docker-registry busybox-static apache2-utils curl python3-pip chromium chromium-driver)
 fi
 # The compose plugin is fetched with pip, so `run` needs pip too when the plugin is missing.
 if [ ! -x "$COMPOSE_PLUGIN" ] && [ "$SET" = run ]; then

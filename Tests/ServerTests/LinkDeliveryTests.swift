@@ -41,10 +41,10 @@ struct LinkDeliveryTests {
         }
         let journal = harness.directory.appendingPathComponent("runs.log")
         let (_, agent) = try harness.agent(keys: pair, journal: journal)
-        #expect(try await eventually { try await harness.store.jobs(stackId: stack.id, limit: 100).allSatisfy { $0.state == .succeeded } })
+        #expect(try await eventually { try await harness.store.jobs(stackId: stack.id, state: nil, limit: 100).allSatisfy { $0.state == .succeeded } })
         let runs = try String(contentsOf: journal, encoding: .utf8).split(separator: "\n")
         #expect(runs.count == 20)
-        let jobs = try await harness.store.jobs(stackId: stack.id, limit: 100).sorted { $0.createdAt < $1.createdAt }
+        let jobs = try await harness.store.jobs(stackId: stack.id, state: nil, limit: 100).sorted { $0.createdAt < $1.createdAt }
         // Finished in queue order: each job started after the one before it finished.
         for (earlier, later) in zip(jobs, jobs.dropFirst()) {
             #expect(earlier.finishedAt! <= later.startedAt!)

@@ -25,7 +25,7 @@ struct WebhookAPITests {
         let api = try await server.start()
         let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node"], expect: 201)
         let environmentId = (created["environment"] as! [String: Any])["id"] as! String
-        let compose = "services:\n  web:\n    image: 127.0.0.1:5000/demo/web:${SERVICE_TAG:-stable}\n  db:\n    image: 127.0.0.1:5000/demo/db:1\n"
+        let compose = "services:\n  web:\n    image: 127.0.0.1:5000/demo/web:${SERVICE_TAG:-stable}\n  db:\n    image: 127.0.0.1:5000/demo/db:1\n  app:\n    image: myorg/app:1\n"
         let (_, stackBody) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": compose], expect: 201)
         let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
         let firstJob = (stackBody["job"] as! [String: Any])["id"] as! String
@@ -52,6 +52,13 @@ struct WebhookAPITests {
         let merged = ((pushBody["job"] as? [String: Any])?["plan"] as? [String: Any])?["services"] as? [[String: String]]
         #expect(merged?.first { $0["name"] == "db" }?["image"] == "127.0.0.1:5000/demo/db:2")
         #expect(merged?.first { $0["name"] == "web" }?["image"] == "127.0.0.1:5000/demo/web:development", "both pushes are deployed by one job")
+        let dockerHub = #"{"push_data":{"tag":"2","pusher":"ci"},"repository":{"repo_name":"myorg/app","name":"app","namespace":"myorg"}}"#
+        let (hubStatus, hubBody, _) = try await Self.post(url, contentType: "application/json", body: Data(dockerHub.utf8))
+        #expect(hubStatus == 202)
+        let hubPlan = ((hubBody["job"] as? [String: Any])?["plan"] as? [String: Any])?["services"] as? [[String: String]]
+        #expect(hubPlan?.first { $0["name"] == "app" }?["image"] == "myorg/app:2", "a Docker Hub push retags only its repository")
+        #expect(hubPlan?.first { $0["name"] == "db" }?["image"] == "127.0.0.1:5000/demo/db:2")
+        #expect(((hubBody["job"] as? [String: Any])?["trigger"] as? [String: Any])?["params"] as? [String: String] != nil)
         let (repeatStatus, repeatBody, _) = try await Self.post(url, contentType: "application/vnd.docker.distribution.events.v1+json", body: Data(envelope.utf8))
         #expect(repeatStatus == 200)
         #expect(repeatBody["ignored"] != nil)

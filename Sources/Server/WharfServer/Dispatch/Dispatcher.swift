@@ -34,7 +34,7 @@ public actor Dispatcher {
         var dirty = false
     }
 
-    private let store: SQLiteStore
+    private let store: any WharfStore
     private let keys: AgentKeyRegistry
     private let channel: ZMQChannel
     private let zap: ZAPHandler
@@ -50,7 +50,7 @@ public actor Dispatcher {
 
     /// Binds the ROUTER on `bind` (after starting the ZAP handler, so that nothing gets in unchecked).
     public init(
-        store: SQLiteStore, keys: AgentKeyRegistry, context: ZMQContext, serverKeys: CurveKeyPair,
+        store: any WharfStore, keys: AgentKeyRegistry, context: ZMQContext, serverKeys: CurveKeyPair,
         bind: String, timing: Timing = Timing(), serverVersion: String = WharfVersion.current,
         logger: Logger,
         credentials: @escaping @Sendable ([String]) async -> [RegistryAuth] = { _ in [] }

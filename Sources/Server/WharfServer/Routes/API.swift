@@ -5,7 +5,7 @@ import WharfProtocol
 
 /// The HTTP API: every route of the contract, over the store and the dispatcher.
 public struct API: Sendable {
-    let store: SQLiteStore
+    let store: any WharfStore
     let dispatcher: Dispatcher
     let keys: AgentKeyRegistry
     let settings: ServerSettings

@@ -16,7 +16,7 @@ extension SQLiteStore {
     }
 
     /// Creates an environment and its first join token.
-    public func createEnvironment(name: String, type: EnvironmentType, joinTokenTTL: TimeInterval = 86_400) async throws -> (Environment, String) {
+    public func createEnvironment(name: String, type: EnvironmentType, joinTokenTTL: TimeInterval) async throws -> (Environment, String) {
         let id = Identifier.make("env")
         let token = Identifier.make("join")
         let now = Date()
@@ -34,7 +34,7 @@ extension SQLiteStore {
     }
 
     /// Issues a new single-use join token for an environment.
-    public func createJoinToken(environmentId: String, ttl: TimeInterval = 86_400) async throws -> String {
+    public func createJoinToken(environmentId: String, ttl: TimeInterval) async throws -> String {
         let token = Identifier.make("join")
         let now = Date()
         return try await db.write { db in
@@ -134,10 +134,4 @@ extension SQLiteStore {
         }
     }
 
-    /// Records when an environment's agent was last heard from.
-    public func touchEnvironment(id: String, at date: Date) async throws {
-        try await db.write { db in
-            try db.execute(sql: "UPDATE environment SET last_seen_at = ? WHERE id = ?", arguments: [date.column, id])
-        }
-    }
 }

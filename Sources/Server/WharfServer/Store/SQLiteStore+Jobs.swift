@@ -121,7 +121,7 @@ extension SQLiteStore {
     }
 
     /// Jobs, newest first, optionally for one stack and in one state.
-    public func jobs(stackId: String? = nil, state: JobState? = nil, limit: Int = 100) async throws -> [Job] {
+    public func jobs(stackId: String?, state: JobState?, limit: Int) async throws -> [Job] {
         try await db.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
@@ -165,7 +165,7 @@ extension SQLiteStore {
 
     /// Moves a job to `running`.
     @discardableResult
-    public func markRunning(jobId: String, environmentId: String, at date: Date = Date()) async throws -> Bool {
+    public func markRunning(jobId: String, environmentId: String, at date: Date) async throws -> Bool {
         try await db.write { db in
             try db.execute(sql: """
                 UPDATE job SET state = 'running', started_at = COALESCE(started_at, ?)
@@ -179,7 +179,7 @@ extension SQLiteStore {
     ///
     /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
     /// stack. A failed or rolled-back job leaves the stack's definition as it was.
-    public func finishJob(_ result: JobResult, environmentId: String, at date: Date = Date()) async throws -> (Job, Bool)? {
+    public func finishJob(_ result: JobResult, environmentId: String, at date: Date) async throws -> (Job, Bool)? {
         try await db.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?",
                                              arguments: [result.jobId, environmentId]) else { return nil }

@@ -51,7 +51,7 @@ extension SQLiteStore {
     }
 
     /// Stacks, by name, optionally of one environment.
-    public func stacks(environmentId: String? = nil, publicURL: String) async throws -> [Stack] {
+    public func stacks(environmentId: String?, publicURL: String) async throws -> [Stack] {
         try await db.read { db in
             let rows = if let environmentId {
                 try Row.fetchAll(db, sql: "SELECT * FROM stack WHERE environment_id = ? ORDER BY name", arguments: [environmentId])

@@ -1,0 +1,75 @@
+import Foundation
+import WharfProtocol
+
+/// Everything the HTTP handlers and the dispatcher need from storage.
+///
+/// `SQLiteStore` (GRDB, one file) is the embedded implementation; another database (PostgreSQL)
+/// can implement this protocol without touching the handlers. Every write that the API
+/// acknowledges is durable when the call returns.
+public protocol WharfStore: Sendable {
+    // Environments and enrolment
+    func createEnvironment(name: String, type: EnvironmentType, joinTokenTTL: TimeInterval) async throws -> (Environment, String)
+    func createJoinToken(environmentId: String, ttl: TimeInterval) async throws -> String
+    func environments() async throws -> [Environment]
+    func environment(id: String) async throws -> Environment
+    func deleteEnvironment(id: String) async throws
+    func enrol(joinToken: String, publicKey: String, hostname: String, version: String) async throws -> Environment
+    func agentKeys() async throws -> [String: (environmentId: String, type: EnvironmentType)]
+    func recordHello(environmentId: String, info: AgentInfo, at date: Date) async throws
+    func touchEnvironments(ids: [String], at date: Date) async throws
+
+    // Stacks and webhooks
+    func createStack(name: String, environmentId: String, compose: String, env: [String: String],
+                     plan: [PlannedService], trigger: JobTrigger, publicURL: String) async throws -> (Stack, Job)
+    func stack(id: String, publicURL: String) async throws -> Stack
+    func stacks(environmentId: String?, publicURL: String) async throws -> [Stack]
+    func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job
+    func pins(stackId: String) async throws -> [String: String]
+    func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
+    func stack(webhookToken: String, publicURL: String) async throws -> Stack?
+    func recordRegistryEvents(_ ids: [String]) async throws -> [String]
+
+    // Jobs
+    func enqueueJob(stackId: String, request: JobRequest) async throws -> Job
+    func job(id: String) async throws -> JobRecord
+    func jobs(stackId: String?, state: JobState?, limit: Int) async throws -> [Job]
+    func jobLog(jobId: String) async throws -> String
+    func jobCounts() async throws -> [JobState: Int]
+    func dispatchHeads(environmentId: String) async throws -> [JobRecord]
+    func openJobCount(environmentId: String) async throws -> Int
+    @discardableResult func markDispatched(jobId: String, environmentId: String) async throws -> Bool
+    @discardableResult func markRunning(jobId: String, environmentId: String, at date: Date) async throws -> Bool
+    func finishJob(_ result: JobResult, environmentId: String, at date: Date) async throws -> (Job, Bool)?
+    func appendLog(_ chunk: LogChunk, environmentId: String) async throws
+
+    // Registries
+    func addRegistry(url: String, username: String, password: String) async throws -> Registry
+    func registries() async throws -> [Registry]
+    func deleteRegistry(id: String) async throws
+    func credentials(forImages images: [String]) async throws -> [RegistryAuth]
+}
+
+extension WharfStore {
+    /// Creates an environment whose first join token lasts 24 h.
+    public func createEnvironment(name: String, type: EnvironmentType) async throws -> (Environment, String) {
+        try await createEnvironment(name: name, type: type, joinTokenTTL: 86_400)
+    }
+
+    /// Issues a join token that lasts 24 h.
+    public func createJoinToken(environmentId: String) async throws -> String {
+        try await createJoinToken(environmentId: environmentId, ttl: 86_400)
+    }
+
+    /// Moves a job to `running` now.
+    @discardableResult
+    public func markRunning(jobId: String, environmentId: String) async throws -> Bool {
+        try await markRunning(jobId: jobId, environmentId: environmentId, at: Date())
+    }
+
+    /// Stores a result as of now.
+    public func finishJob(_ result: JobResult, environmentId: String) async throws -> (Job, Bool)? {
+        try await finishJob(result, environmentId: environmentId, at: Date())
+    }
+}
+
+extension SQLiteStore: WharfStore {}
