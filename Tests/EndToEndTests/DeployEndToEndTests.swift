@@ -19,13 +19,19 @@ struct DeployEndToEndTests {
 
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         let api = try await server.start()
-        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node"], expect: 201)
-        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
-        let agent = try ChildProcess("wharf-agent", [
-            "--server", server.url, "--join", created["joinToken"] as! String,
-            "--data-dir", work.appendingPathComponent("agent").path,
-            "--docker-host", testEnv.dockerHost, "--compose-command", composeCommand,
-        ], log: work.appendingPathComponent("agent.log"))
+        func cli(_ arguments: String...) throws -> (status: Int32, out: String, err: String) {
+            try wharf(arguments, server: server.url, token: api.token!, directory: work)
+        }
+
+        // The seed's setup through the CLI: `wharf env add` prints the agent command, which is run as printed.
+        let added = try cli("env", "add", "node")
+        #expect(added.status == 0, "\(added.err)")
+        let command = try #require(added.out.split(separator: "\n").first { $0.contains("wharf-agent --server") })
+        var words = command.split(separator: " ").map(String.init)
+        words = Array(words.drop { $0 != "wharf-agent" }.dropFirst())
+        if let index = words.firstIndex(of: "--data-dir") { words[index + 1] = work.appendingPathComponent("agent").path }
+        let agent = try ChildProcess("wharf-agent", words + ["--docker-host", testEnv.dockerHost, "--compose-command", composeCommand],
+                                     log: work.appendingPathComponent("agent.log"))
         defer { agent.kill(SIGKILL) }
         let project = "web-\(namespace)"
         defer { _ = try? testEnv.docker(["rm", "-f"] + (try! testEnv.docker(["ps", "-aq", "--filter", "label=com.docker.compose.project=\(project)"])).split(separator: "\n").map(String.init)) }
@@ -39,20 +45,22 @@ struct DeployEndToEndTests {
                 environment:
                   PORT: "\(port)"
             """
-        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
-            "name": project, "environmentId": environmentId, "compose": compose,
-        ], expect: 201)
-        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
-        let first = try await api.finishedJob((stackBody["job"] as! [String: Any])["id"] as! String)
-        #expect(first["state"] as? String == "succeeded", "first deploy: \(first)\n\(agent.output.suffix(3000))")
+        try compose.write(to: work.appendingPathComponent("compose.yml"), atomically: true, encoding: .utf8)
+        let deployed = try cli("stack", "deploy", project, "--env-name", "node", "-f", "compose.yml", "--wait")
+        #expect(deployed.status == 0, "wharf stack deploy: \(deployed.out)\n\(deployed.err)\n\(agent.output.suffix(3000))")
         #expect(await eventually { await served(port: port) == "v1" })
+        let (_, stacks) = try await api.call("GET", "/api/stacks", expect: 200)
+        let stackId = try #require((stacks["stacks"] as? [[String: Any]])?.first { $0["name"] as? String == project }?["id"] as? String)
+        let environmentId = try #require((stacks["stacks"] as? [[String: Any]])?.first?["environmentId"] as? String)
         let (_, environment) = try await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
         let agentInfo = (environment["environment"] as? [String: Any])?["agent"] as? [String: Any]
         #expect((agentInfo?["dockerVersion"] as? String)?.isEmpty == false)
         #expect((agentInfo?["composeVersion"] as? String)?.isEmpty == false)
 
-        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
-        let url = hook["url"] as! String
+        let enabled = try cli("webhook", "enable", project)
+        #expect(enabled.status == 0)
+        let url = enabled.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(url.hasPrefix(server.url + "/api/stacks/webhooks/") && !url.contains("\n"), "the URL alone on stdout")
 
         // The seed's example 1: a form post redeploys with the newest image of the same tag.
         try testEnv.makeImage("\(base):v1", content: "v1 rebuilt")

@@ -82,3 +82,30 @@ extension APIClient {
         return job
     }
 }
+
+/// Runs the real `wharf` CLI against a server; returns its exit status, stdout and stderr.
+func wharf(_ arguments: [String], server: String, token: String, directory: URL) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = productsDirectory().appendingPathComponent("wharf")
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    var environment = ProcessInfo.processInfo.environment
+    environment["WHARF_SERVER"] = server
+    environment["WHARF_TOKEN"] = token
+    environment["XDG_CONFIG_HOME"] = directory.appendingPathComponent("config").path
+    process.environment = environment
+    // Files, not pipes: a chatty `--wait` can never block on a full pipe.
+    let outURL = directory.appendingPathComponent("wharf-\(UUID().uuidString).out")
+    let errURL = directory.appendingPathComponent("wharf-\(UUID().uuidString).err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    try process.run()
+    process.waitUntilExit()
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+}
