@@ -19,6 +19,12 @@ struct ServerAPITests {
 
         // Public and private routes.
         #expect(try await anonymous.call("GET", "/api/health").0 == 200)
+        // The agent install script is public and carries this server's public URL.
+        let script = try await anonymous.text("/install-agent.sh")
+        #expect(script.hasPrefix("#!/bin/sh"))
+        #expect(script.contains(server.url) && !script.contains("@WHARF_SERVER@"))
+        let index = try await anonymous.text("/")
+        #expect(index.contains("<html"), "the web UI is served at /")
         let (status401, body401) = try await anonymous.call("GET", "/api/environments")
         #expect(status401 == 401 && Self.errorCode(body401) == "unauthorized")
         #expect(try await APIClient(base: server.url, token: "wrong").call("GET", "/api/stacks").0 == 401)
