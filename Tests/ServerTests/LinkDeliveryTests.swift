@@ -87,7 +87,26 @@ struct LinkDeliveryTests {
         #expect(ended.state == .succeeded)
         #expect(ended.result?.services.first?.imageId == "sha256:1")
         #expect(!FileManager.default.fileExists(atPath: journalFile.path), "the engine never ran the job")
-        #expect(await eventually { journal.status(of: job.id) == .done })
+        #expect(await eventually { if case .done = journal.status(of: job.id) { true } else { false } })
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func aJobWhoseResultWasAcknowledgedAndLostIsAnsweredNotRunAgain() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let journalFile = harness.directory.appendingPathComponent("runs.log")
+        let data = harness.directory.appendingPathComponent("agent-data")
+        // As if the server had stored and acknowledged this result, then been restored from an older backup.
+        let (_, job) = try await harness.stack("restored", on: environment.id)
+        let journal = try JobJournal(dataDirectory: data)
+        try journal.finish(JobResult(jobId: job.id, state: .rolledBack, error: JobError(code: "unhealthy", message: "web exited")))
+        try journal.acknowledge(job.id)
+        let (_, agent) = try harness.agent(keys: pair, journal: journalFile, dataDirectory: data)
+        let ended = try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(20))
+        #expect(ended.state == .rolledBack)
+        #expect(ended.error?.code == "unhealthy")
+        #expect(!FileManager.default.fileExists(atPath: journalFile.path), "the engine never ran the job")
         agent.cancel()
         await harness.stop()
     }

@@ -130,6 +130,7 @@ private final class FleetLoop {
         zmq_ctx_set(context, ZMQ_MAX_SOCKETS, Int32(roster.members.count + 64))
         zmq_ctx_set(context, ZMQ_IO_THREADS, configuration.ioThreads)
         let serverKey = try CurveKey(z85: roster.serverPublicKey)
+        log.event("connecting", [("agents", Double(roster.members.count))])
         connectStarted = FleetClock.monotonic()
         do {
             for member in roster.members {

@@ -7,8 +7,8 @@ import WharfProtocol
 /// The agent's on-disk record of the jobs it holds and the results it owes the server.
 ///
 /// Layout under `DIR/jobs`: `<id>.job` (the spec, 0600, while the job is unfinished), `<id>.result`
-/// (until the server acknowledges it) and `<id>.done` (an empty tombstone, so a redelivered job is
-/// never run twice). Every write is atomic (temp file + rename) and synced before it is acknowledged.
+/// (until the server acknowledges it) and `<id>.done` (the acknowledged result, so a redelivered job
+/// is answered and never run twice). Every write is atomic (temp file + rename) and synced before it is acknowledged.
 public struct JobJournal: Sendable {
     public let directory: URL
 
@@ -42,7 +42,8 @@ public struct JobJournal: Sendable {
         case unknown
         case held
         case finished(JobResult)
-        case done
+        /// The server acknowledged the result; it is kept (when known) in case the server asks again.
+        case done(JobResult?)
     }
 
     /// The status of one job.
@@ -52,7 +53,9 @@ public struct JobJournal: Sendable {
            let result = try? JSONDecoder().decode(JobResult.self, from: data) {
             return .finished(result)
         }
-        if manager.fileExists(atPath: url(id, "done").path) { return .done }
+        if manager.fileExists(atPath: url(id, "done").path) {
+            return .done(manager.contents(atPath: url(id, "done").path).flatMap { try? JSONDecoder().decode(JobResult.self, from: $0) })
+        }
         if manager.fileExists(atPath: url(id, "job").path) { return .held }
         return .unknown
     }
@@ -70,10 +73,16 @@ public struct JobJournal: Sendable {
         try? FileManager.default.removeItem(at: url(result.jobId, "job"))
     }
 
-    /// The server has the result: keep only the tombstone.
+    /// The server has the result: it becomes the tombstone, so a job sent again is answered, never run.
     public func acknowledge(_ id: String) throws {
-        try write(Data(), to: url(id, "done"))
-        try? FileManager.default.removeItem(at: url(id, "result"))
+        let result = url(id, "result")
+        if FileManager.default.fileExists(atPath: result.path) {
+            guard rename(result.path, url(id, "done").path) == 0 else {
+                throw AgentSetupError(message: "cannot write \(url(id, "done").path): \(String(cString: strerror(errno)))")
+            }
+        } else {
+            try write(Data(), to: url(id, "done"))
+        }
         try? FileManager.default.removeItem(at: url(id, "job"))
     }
 

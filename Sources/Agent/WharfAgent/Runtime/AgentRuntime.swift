@@ -251,10 +251,16 @@ public actor AgentRuntime {
             // Already ran: never again; the result goes back instead.
             unacknowledged[spec.id] = (result, .now)
             send(.result(result))
-        case .done:
-            // The server acknowledged this result before; it must have lost it. Say it failed to record rather than run twice.
+        case .done(let result):
+            // The server acknowledged this result before and lost it (a restored backup, say): answer again, never run twice.
             logger.warning("server resent a job whose result it acknowledged", metadata: ["job.id": "\(spec.id)"])
-            send(.ack(jobId: spec.id))
+            if let result {
+                unacknowledged[spec.id] = (result, .now)
+                send(.result(result))
+            } else {
+                send(.result(JobResult(jobId: spec.id, state: .failed, error: JobError(
+                    code: "result_lost", message: "the agent ran this job before, but its result is no longer known"))))
+            }
         case .held:
             send(.ack(jobId: spec.id))
         case .unknown:
