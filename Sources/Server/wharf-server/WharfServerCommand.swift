@@ -29,6 +29,9 @@ struct WharfServerCommand: AsyncParsableCommand {
     @Option(help: "ZeroMQ endpoint given to enrolling agents. Env: WHARF_ZMQ_PUBLIC_ENDPOINT.")
     var zmqPublicEndpoint: String?
 
+    @Option(help: "Webhook calls per second per token (bursts of twice that; 2.5x per client address), or off. Env: WHARF_WEBHOOK_RATE_LIMIT.")
+    var webhookRateLimit: String = ProcessInfo.processInfo.environment["WHARF_WEBHOOK_RATE_LIMIT"] ?? "20"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Env: WHARF_LOG_LEVEL.")
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
@@ -36,6 +39,9 @@ struct WharfServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0 to 65535") }
         guard zmqBind.hasPrefix("tcp://") else { throw ValidationError("--zmq-bind must be a tcp:// endpoint") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard webhookRateLimit == "off" || (Double(webhookRateLimit).map { $0 > 0 } ?? false) else {
+            throw ValidationError("--webhook-rate-limit must be a positive number of calls per second, or off")
+        }
         if let publicURL = nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]), URL(string: publicURL)?.host == nil {
             throw ValidationError("--public-url must be an absolute URL such as https://wharf.example.com")
         }
@@ -44,11 +50,13 @@ struct WharfServerCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "wharf-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let app = WharfServerApp(configuration: ServerConfiguration(
+        var configuration = ServerConfiguration(
             dataDirectory: URL(fileURLWithPath: dataDir), httpHost: httpHost, httpPort: httpPort, zmqBind: zmqBind,
             publicURL: nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]),
             zmqPublicEndpoint: nonEmpty(zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"])
-        ), logger: logger)
+        )
+        configuration.webhookRateLimit = webhookRateLimit == "off" ? nil : Double(webhookRateLimit)
+        let app = WharfServerApp(configuration: configuration, logger: logger)
         try await app.run()
     }
 }

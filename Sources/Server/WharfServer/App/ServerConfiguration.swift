@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     public var publicURL: String?
     /// The endpoint agents are told to connect to; defaults to the bound one, with the public URL's host for a wildcard bind.
     public var zmqPublicEndpoint: String?
+    /// Webhook calls per second allowed per token (bursts of twice that); each client address gets
+    /// 2.5 times as much. Nil turns the limits off (benchmarks, trusted networks).
+    public var webhookRateLimit: Double? = 20
 
     /// Makes a configuration with the contract's defaults.
     public init(dataDirectory: URL = URL(fileURLWithPath: "wharf-data"), httpHost: String = "0.0.0.0", httpPort: Int = 9000,

@@ -33,7 +33,8 @@ public struct WharfServerApp: Sendable {
         )
         logger.info("agent link listening", metadata: ["endpoint": "\(dispatcher.endpoint)"])
         let settings = ServerSettings(configuration: configuration, zmqEndpoint: dispatcher.endpoint, serverPublicKey: serverKeys.publicKey.z85)
-        let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger, metrics: WharfMetrics())
+        let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger, metrics: WharfMetrics(),
+                      webhookRateLimit: configuration.webhookRateLimit)
         let router = api.makeRouter()
         let app = Application(
             router: router,

@@ -47,6 +47,8 @@ public actor Dispatcher {
 
     /// The endpoint the ROUTER is bound to, with the real port.
     public nonisolated let endpoint: String
+    private let wakeups: AsyncStream<String>
+    private let wakeupContinuation: AsyncStream<String>.Continuation
 
     /// Binds the ROUTER on `bind` (after starting the ZAP handler, so that nothing gets in unchecked).
     public init(
@@ -74,6 +76,7 @@ public actor Dispatcher {
             try socket.bind(bind)
         }
         self.endpoint = channel.endpoint
+        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: String.self)
     }
 
     /// Serves the link until the task is cancelled.
@@ -81,6 +84,9 @@ public actor Dispatcher {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.receiveLoop() }
             group.addTask { await self.tickLoop() }
+            group.addTask {
+                for await environmentId in self.wakeups { await self.dispatch(environmentId) }
+            }
             await group.next()
             group.cancelAll()
         }
@@ -117,9 +123,16 @@ public actor Dispatcher {
     /// The environments whose agents are connected now.
     public func connectedEnvironments() -> Set<String> { Set(sessions.keys) }
 
-    /// Tells the dispatcher that an environment has new work.
+    /// Tells the dispatcher that an environment has new work, and waits until it has been offered.
     public func jobQueued(environmentId: String) async {
         await dispatch(environmentId)
+    }
+
+    /// Tells the dispatcher that an environment has new work, without waiting (the HTTP hot path).
+    ///
+    /// The job is already on disk; the run loop offers it to the agent right after.
+    public nonisolated func notifyQueued(environmentId: String) {
+        wakeupContinuation.yield(environmentId)
     }
 
     /// Waits until a job ends, or `timeout` passes; returns the job as it is then.

@@ -21,6 +21,9 @@ extension API {
         return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
     }
 
+    /// Resolved compose files by text and env: parsing YAML is the costliest step of a webhook call.
+    static let composeCache = ComposeCache()
+
     /// Resolves a compose file, answering 422 with compose's problem and place.
     static func resolve(_ compose: String, env: [String: String]) throws -> ResolvedCompose {
         for name in env.keys where !Interpolation.isValidVariableName(name) {
@@ -31,8 +34,11 @@ extension API {
             throw APIError(status: .badRequest, code: "invalid_variable",
                            message: "The value of \(name) contains a NUL character, which no process environment can hold.")
         }
+        if let cached = composeCache.get(compose, env) { return cached }
         do {
-            return try ComposeFile.resolve(compose, environment: env)
+            let resolved = try ComposeFile.resolve(compose, environment: env)
+            composeCache.put(compose, env, resolved)
+            return resolved
         } catch {
             throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
         }
@@ -91,7 +97,7 @@ extension API {
                                             publicURL: settings.publicURL)
             }
             context.logger.info("stack created", metadata: ["stack.id": "\(stack.id)", "job.id": "\(job.id)"])
-            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            dispatcher.notifyQueued(environmentId: stack.environmentId)
             return JSONBody(StackAndJob(stack: stack, job: job), status: .created)
         }
         router.get("/api/stacks") { request, _ in
@@ -119,7 +125,7 @@ extension API {
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
                     coalesce: false))
             }
-            await dispatcher.jobQueued(environmentId: current.environmentId)
+            dispatcher.notifyQueued(environmentId: current.environmentId)
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             return JSONBody(StackAndJob(stack: stack, job: job))
         }
@@ -132,7 +138,7 @@ extension API {
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
                     coalesce: false))
             }
-            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            dispatcher.notifyQueued(environmentId: stack.environmentId)
             return JSONBody(JobOnly(job: job), status: .accepted)
         }
         router.post("/api/stacks/{id}/redeploy") { request, context in
@@ -147,7 +153,7 @@ extension API {
                     kind: .deploy, plan: deploy.planned, targeted: [], pull: body.pullImage ?? true,
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent])))
             }
-            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            dispatcher.notifyQueued(environmentId: stack.environmentId)
             return JSONBody(JobOnly(job: job), status: .accepted)
         }
         router.get("/api/stacks/{id}/config") { _, context in

@@ -8,8 +8,10 @@ extension API {
     struct Ignored: Encodable, Sendable { var ignored: String }
 
     func addWebhookRoutes(to router: Router<WharfRequestContext>) {
-        let tokenLimiter = RateLimiter(.perWebhookToken)
-        let addressLimiter = RateLimiter(.perClientAddress)
+        let limiters = webhookRateLimit.map { rate in
+            (token: RateLimiter(.init(rate: rate, burst: max(1, Int(rate * 2)))),
+             address: RateLimiter(.init(rate: rate * 2.5, burst: max(1, Int(rate * 5)))))
+        }
 
         @Sendable func enable(_ stackId: String) async throws -> JSONBody<WebhookURL> {
             let token = WebhookToken.generate().rawValue
@@ -59,7 +61,7 @@ extension API {
         /// The public trigger; returns the response and the outcome it is counted under.
         @Sendable func trigger(_ request: Request, _ context: WharfRequestContext) async throws -> (Response, String) {
             let raw = try context.parameters.require("token")
-            if case .limited(let retryAfter) = addressLimiter.acquire(context.clientAddress) {
+            if let limiters, case .limited(let retryAfter) = limiters.address.acquire(context.clientAddress) {
                 throw APIError.rateLimited(retryAfter: retryAfter)
             }
             // Unknown, disabled and rotated tokens all get the same 404.
@@ -67,7 +69,7 @@ extension API {
                   let stack = try await mapped({ try await store.stack(webhookToken: token.rawValue, publicURL: settings.publicURL) }) else {
                 throw APIError.notFound
             }
-            if case .limited(let retryAfter) = tokenLimiter.acquire(token.rawValue) {
+            if let limiters, case .limited(let retryAfter) = limiters.token.acquire(token.rawValue) {
                 throw APIError.rateLimited(retryAfter: retryAfter)
             }
             let body = try await request.body.collect(upTo: context.maxUploadSize)
@@ -117,7 +119,7 @@ extension API {
             }
             context.logger.info("webhook accepted", metadata: ["stack.id": "\(stack.id)", "job.id": "\(job.id)",
                                                                "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
-            await dispatcher.jobQueued(environmentId: stack.environmentId)
+            dispatcher.notifyQueued(environmentId: stack.environmentId)
             let statusURL = "/api/jobs/\(job.id)"
             let outcome = job.coalesced > 0 ? "coalesced" : "accepted"
             if let wait = trigger.wait, wait > 0 {

@@ -12,6 +12,8 @@ public struct API: Sendable {
     let adminToken: String
     let logger: Logger
     let metrics: WharfMetrics
+    /// Per-token webhook calls per second; nil means no limits.
+    var webhookRateLimit: Double? = 20
 
     /// Builds the router with its middleware: JSON errors, body limit, bearer auth.
     public func makeRouter() -> Router<WharfRequestContext> {
