@@ -95,3 +95,9 @@ testenv-down:
 .PHONY: run
 run:
 	@bash scripts/run.sh
+
+# Benchmarks against nginx, adnanh/webhook, bare Hummingbird, raw libzmq and compose by hand
+# (bench/README.md); results in bench/results/.
+.PHONY: bench
+bench:
+	@bash bench/run.sh

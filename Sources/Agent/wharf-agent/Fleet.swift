@@ -27,6 +27,9 @@ struct FleetOptions: ParsableArguments {
     @Option(help: "With --fleet: environment name prefix.")
     var fleetPrefix: String = "fleet"
 
+    @Flag(help: "With --fleet: create the environments and enrol the keys, then exit without connecting.")
+    var fleetEnrolOnly = false
+
     @Option(help: "With --fleet: how the fleet's thread waits: fds (zmq_poll over each socket's ZMQ_FD) or sockets (zmq_poll over the sockets).")
     var fleetPoll: String = FleetConfiguration.PollMode.fds.rawValue
 
@@ -58,6 +61,7 @@ func runFleet(_ options: FleetOptions, count: Int, server: String, dataDirectory
     configuration.prefix = options.fleetPrefix
     configuration.logFile = options.fleetLog.map { URL(fileURLWithPath: $0) }
     configuration.pollMode = FleetConfiguration.PollMode(rawValue: options.fleetPoll) ?? .fds
+    configuration.enrolOnly = options.fleetEnrolOnly
     let fleet = Fleet(configuration: configuration, logger: logger)
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)

@@ -45,7 +45,8 @@ public struct Fleet: Sendable {
         }
     }
 
-    /// Enrols what needs enrolling, connects every agent and serves them until the task is cancelled.
+    /// Enrols what needs enrolling, connects every agent and serves them until the task is cancelled
+    /// (or returns after enrolling, with `enrolOnly`).
     public func run() async throws {
         guard configuration.count >= 1 else { throw FleetError("a fleet has at least one agent") }
         try Self.reserveFiles(for: configuration.count)
@@ -61,6 +62,7 @@ public struct Fleet: Sendable {
             "endpoint": "\(roster.endpoint)",
         ])
         log.event("enrolled", [("agents", Double(roster.members.count)), ("enrolledNow", Double(enrolled)), ("seconds", enrolSeconds)])
+        if configuration.enrolOnly { return }
         try Task.checkCancellation()
         let link = try FleetLink(configuration: configuration, roster: roster, log: log, hostname: hostname, logger: logger)
         try await link.run()

@@ -12,6 +12,7 @@ struct FleetAgent {
         var received: Double
         var resultSent: Double
         var resultAcked: Double = 0
+        var resultWentOut = false
     }
 
     /// What one incoming message led to.
@@ -36,6 +37,11 @@ struct FleetAgent {
     var welcomed = false
     private var pending: [String: (result: JobResult, sentAt: Double)] = [:]
     private var times: [String: JobTimes] = [:]
+    /// Jobs whose result the server acknowledged lately: sent again (the server's resend timer fired
+    /// while its acknowledgement was on the way), they are answered again but not counted again.
+    private var acknowledged: Set<String> = []
+    private var acknowledgedOrder: [String] = []
+    private static let acknowledgedMemory = 256
 
     init(index: Int, name: String, environmentId: String) {
         self.index = index
@@ -77,14 +83,20 @@ struct FleetAgent {
                     ServiceResult(name: $0, image: spec.images[$0]!, imageId: "sha256:simulated", containers: spec.kind == .remove ? 0 : 1)
                 })
             reaction.replies = [.ack(jobId: spec.id), .result(result)]
-            reaction.newJob = times[spec.id] == nil
             pending[spec.id] = (result, now)
-            if times[spec.id] == nil { times[spec.id] = JobTimes(jobId: spec.id, received: now, resultSent: now) }
+            if times[spec.id] == nil, !acknowledged.contains(spec.id) {
+                reaction.newJob = true
+                times[spec.id] = JobTimes(jobId: spec.id, received: now, resultSent: now)
+            }
         case .resultAck(let id):
             pending[id] = nil
             if var entry = times.removeValue(forKey: id) {
                 entry.resultAcked = now
                 reaction.finished = entry
+                if acknowledged.insert(id).inserted {
+                    acknowledgedOrder.append(id)
+                    if acknowledgedOrder.count > Self.acknowledgedMemory { acknowledged.remove(acknowledgedOrder.removeFirst()) }
+                }
             }
         case .error(let code, let text):
             reaction.error = "\(code): \(text)"
@@ -92,9 +104,13 @@ struct FleetAgent {
         return reaction
     }
 
-    /// Marks the result of `jobId` as sent at `now` (the fleet calls this once the send went out).
+    /// Marks the result of `jobId` as sent at `now` (the fleet calls this once the first send went out;
+    /// later resends do not move it).
     mutating func resultSent(_ jobId: String, at now: Double) {
-        if times[jobId] != nil, times[jobId]!.resultSent < now { times[jobId]!.resultSent = now }
+        if let entry = times[jobId], !entry.resultWentOut {
+            times[jobId]!.resultSent = now
+            times[jobId]!.resultWentOut = true
+        }
     }
 
     /// Results due to be sent again at `now`.

@@ -42,6 +42,8 @@ public struct FleetConfiguration: Sendable {
     public var pingInterval: Duration = .seconds(2)
     /// A result not acknowledged for this long is sent again (as the real agent does).
     public var resultResendInterval: Duration = .seconds(5)
+    /// Create the environments and enrol the keys, then stop without connecting.
+    public var enrolOnly = false
     /// The version agents report in their hello.
     public var agentVersion = WharfAgentVersion.current
 

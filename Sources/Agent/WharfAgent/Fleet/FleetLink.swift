@@ -107,9 +107,14 @@ private final class FleetLoop {
     private var sockets: [UnsafeMutableRawPointer] = []
     private var agents: [FleetAgent] = []
     private var needsHello: Set<Int> = []
-    /// Sockets used outside `service`: their ZMQ_EVENTS must be read again before the next wait,
-    /// because ZMQ_FD only signals once a socket has been found without input.
+    /// Sockets to service before the next wait: used outside `service` (their ZMQ_EVENTS must be read
+    /// again, because ZMQ_FD only signals once a socket has been found without input), or left with
+    /// input when they used up their share of an iteration.
     private var check: [Int] = []
+    private var inCheck: [Bool] = []
+    /// The most messages one socket may handle per iteration, so that one busy agent cannot starve the
+    /// others, the pings and the timers.
+    private let shareOfIteration = 32
     private let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
     private var stats = FleetStats()
     private var connectStarted = 0.0
@@ -208,7 +213,8 @@ private final class FleetLoop {
         }
         items[count].fd = stopFD
         items[count].events = Int16(ZMQ_POLLIN)
-        check = Array(0..<count)
+        inCheck = [Bool](repeating: false, count: count)
+        for index in 0..<count { recheck(index) }
 
         let pingInterval = Self.seconds(configuration.pingInterval)
         let resendInterval = Self.seconds(configuration.resultResendInterval)
@@ -222,11 +228,12 @@ private final class FleetLoop {
 
         while true {
             let started = FleetClock.monotonic()
-            // Sockets used since the last wait first: their input may not show on ZMQ_FD.
-            while !check.isEmpty {
-                let due = check
-                check.removeAll(keepingCapacity: true)
-                for index in due { service(index) }
+            // Sockets used since the last wait, or left with input, first: once each per iteration.
+            let due = check
+            check.removeAll(keepingCapacity: true)
+            for index in due {
+                inCheck[index] = false
+                service(index)
             }
             var now = FleetClock.monotonic()
             // Pings, spread evenly over the interval: agent k of a round is due k/count of the way in.
@@ -235,7 +242,7 @@ private final class FleetLoop {
                 if due > now { break }
                 if now - due > pingInterval { pingRoundStart = now - pingInterval * Double(pingCursor) / Double(count) }
                 if needsHello.contains(pingCursor) { sendHello(pingCursor) } else { send(.ping, to: pingCursor) }
-                check.append(pingCursor)
+                recheck(pingCursor)
                 pingCursor += 1
                 if pingCursor == count {
                     pingCursor = 0
@@ -249,7 +256,7 @@ private final class FleetLoop {
                     for result in agents[index].dueResults(now: wall, after: resendInterval) {
                         stats.resultsResent += 1
                         send(.result(result), to: index)
-                        check.append(index)
+                        recheck(index)
                     }
                 }
             }
@@ -269,11 +276,6 @@ private final class FleetLoop {
                     "acked": "\(stats.resultsAcknowledged)", "errors": "\(stats.serverErrors)",
                 ])
             }
-            while !check.isEmpty {
-                let due = check
-                check.removeAll(keepingCapacity: true)
-                for index in due { service(index) }
-            }
             now = FleetClock.monotonic()
             let busy = now - started
             stats.iterations += 1
@@ -282,7 +284,7 @@ private final class FleetLoop {
 
             let nextPing = count > 0 ? pingRoundStart + pingInterval * Double(pingCursor) / Double(count) : now + 1
             let wait = min(nextPing, nextResendCheck, nextFlush, nextPublish, nextReport) - now
-            let timeout = max(0, Int(Foundation.ceil(wait * 1000)))
+            let timeout = check.isEmpty ? max(0, Int(Foundation.ceil(wait * 1000))) : 0
             let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
@@ -314,14 +316,30 @@ private final class FleetLoop {
 
     // MARK: One socket
 
-    /// Reads and answers everything waiting on a socket, until ZMQ_EVENTS says there is no more input.
+    /// Services `index` again before the next wait.
+    private func recheck(_ index: Int) {
+        guard !inCheck[index] else { return }
+        inCheck[index] = true
+        check.append(index)
+    }
+
+    /// Reads and answers what is waiting on a socket, until ZMQ_EVENTS says there is no more input or
+    /// the socket has had its share of this iteration (then it goes first in the next one).
     private func service(_ index: Int) {
         let socket = sockets[index]
+        var budget = shareOfIteration
         while true {
             var events: Int32 = 0
             var size = MemoryLayout<Int32>.size
             guard zmq_getsockopt(socket, ZMQ_EVENTS, &events, &size) == 0, events & Int32(ZMQ_POLLIN) != 0 else { return }
-            while let frame = receive(socket) { handle(frame, from: index) }
+            while budget > 0, let frame = receive(socket) {
+                handle(frame, from: index)
+                budget -= 1
+            }
+            if budget == 0 {
+                recheck(index)
+                return
+            }
         }
     }
 

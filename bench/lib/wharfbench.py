@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh: set up stacks over Wharf's API, send webhooks (paced or all at once),
+wait for jobs to end, and turn the timestamps of client, fleet and store into latency figures.
+
+Standard library only. Every network call goes to the URL given (127.0.0.1 in the benchmarks).
+
+    wharfbench.py setup      --url U --token-file F --prefix fleet --first 0 --envs N --stacks-per-env M --out PATHS
+    wharfbench.py wait-idle  --url U --token-file F [--timeout S]
+    wharfbench.py paced      --url U --paths PATHS --rate R --duration S [--conns C] --out LOG
+    wharfbench.py burst      --url U --paths PATHS [--conns C] --out LOG
+    wharfbench.py dispatch   --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--label L]
+    wharfbench.py round      --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--timeout S]
+    wharfbench.py jobs-since --db wharf.db --since T --until T
+"""
+import argparse
+import asyncio
+import http.client
+import json
+import math
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+import urllib.parse
+
+COMPOSE = "services:\n  web:\n    image: 127.0.0.1:5000/bench/web:${TAG:-1}\n"
+FINAL = ("succeeded", "failed", "rolled_back")
+JOB_ID = re.compile(rb'"id":"(job_[0-9A-Za-z]+)"')
+
+
+def split_url(url):
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname, parts.port or 80
+
+
+class API:
+    """A keep-alive JSON client of the management API (one per thread)."""
+
+    def __init__(self, url, token):
+        self.host, self.port = split_url(url)
+        self.token = token
+        self.conn = None
+
+    def call(self, method, path, body=None, expect=(200, 201, 202, 204)):
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in range(3):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                self.conn.request(method, path, body=payload, headers=headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.conn = None
+                if attempt == 2 or method != "GET":
+                    raise
+                time.sleep(0.2)
+        if response.status not in expect:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {data[:300]!r}")
+        return json.loads(data) if data else None
+
+
+def read_token(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def summary_ms(values):
+    values = sorted(values)
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50) * 1000, 3),
+        "p90": round(percentile(values, 90) * 1000, 3),
+        "p99": round(percentile(values, 99) * 1000, 3),
+        "max": round(values[-1] * 1000, 3),
+        "mean": round(sum(values) / len(values) * 1000, 3),
+    }
+
+
+# ---------------------------------------------------------------------------
+# setup
+
+def cmd_setup(args):
+    token = read_token(args.token_file)
+    api = API(args.url, token)
+    environments = api.call("GET", "/api/environments")["environments"]
+    by_name = {e["name"]: e["id"] for e in environments}
+    work = []
+    for i in range(args.first, args.first + args.envs):
+        name = f"{args.prefix}-{i}"
+        if name not in by_name:
+            sys.exit(f"setup: environment {name} does not exist (start the fleet first)")
+        for j in range(args.stacks_per_env):
+            work.append((by_name[name], f"{args.stack_prefix}{j}"))
+    results = [None] * len(work)
+    errors = []
+    lock = threading.Lock()
+    cursor = [0]
+    limit = [min(len(work), args.batch or len(work))]
+    batch_done = threading.Condition(lock)
+    finished = [0]
+
+    def worker():
+        client = API(args.url, token)
+        while True:
+            with lock:
+                # Creating a stack queues its first deploy; in batches, the queue drains between them,
+                # so that setting up does not overload the server being measured.
+                while cursor[0] >= limit[0] and cursor[0] < len(work) and not errors:
+                    batch_done.wait()
+                index = cursor[0]
+                cursor[0] += 1
+            if index >= len(work) or errors:
+                with lock:
+                    batch_done.notify_all()
+                return
+            env_id, name = work[index]
+            try:
+                stack = client.call("POST", "/api/stacks", {"name": name, "environmentId": env_id, "compose": args.compose})["stack"]
+                hook = client.call("POST", f"/api/stacks/{stack['id']}/webhook")
+                results[index] = urllib.parse.urlsplit(hook["url"]).path
+            except Exception as error:  # noqa: BLE001 - reported and fatal
+                with lock:
+                    errors.append(f"{name} on {env_id}: {error}")
+                    batch_done.notify_all()
+                continue
+            with lock:
+                finished[0] += 1
+                if finished[0] == limit[0] and limit[0] < len(work):
+                    wait_idle(client, 300)
+                    limit[0] = min(len(work), limit[0] + args.batch)
+                    batch_done.notify_all()
+
+    started = time.time()
+    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit("setup: " + errors[0])
+    with open(args.out, "w") as f:
+        for path in results:
+            f.write(path + "\n")
+    print(json.dumps({"stacks": len(results), "seconds": round(time.time() - started, 2)}))
+
+
+def open_jobs(api):
+    return sum(len(api.call("GET", f"/api/jobs?state={s}&limit=1")["jobs"]) for s in ("queued", "dispatched", "running"))
+
+
+def wait_idle(api, timeout):
+    """Waits until no job is queued, dispatched or running; returns (idle, seconds waited)."""
+    started = time.time()
+    while open_jobs(api):
+        if time.time() - started > timeout:
+            return False, time.time() - started
+        time.sleep(0.2)
+    return True, time.time() - started
+
+
+def cmd_wait_idle(args):
+    idle, waited = wait_idle(API(args.url, read_token(args.token_file)), args.timeout)
+    print(json.dumps({"idle": idle, "waited": round(waited, 2)}))
+    if not idle:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------
+# webhook senders
+
+async def read_response(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def sender(host, port, queue, records):
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            index, scheduled, path = item
+            request = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\n\r\n".encode()
+            sent = time.time()
+            writer.write(request)
+            status, body = await read_response(reader)
+            accepted = time.time()
+            match = JOB_ID.search(body)
+            records[index] = (scheduled, sent, accepted, status, match.group(1).decode() if match else None)
+    finally:
+        writer.close()
+
+
+async def send_all(url, paths, rate, conns):
+    """Sends every path once; with a rate, at fixed times (open loop), else as fast as `conns` allow."""
+    host, port = split_url(url)
+    queue = asyncio.Queue()
+    records = [None] * len(paths)
+    tasks = [asyncio.create_task(sender(host, port, queue, records)) for _ in range(conns)]
+    await asyncio.sleep(0.2)  # connections up before the clock starts
+    start = time.time()
+    if rate:
+        for index, path in enumerate(paths):
+            due = start + index / rate
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            queue.put_nowait((index, due, path))
+    else:
+        for index, path in enumerate(paths):
+            queue.put_nowait((index, start, path))
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    return start, records
+
+
+def load_paths(path):
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def write_client_log(out, start, records):
+    with open(out, "w") as f:
+        f.write(json.dumps({"event": "start", "at": start}) + "\n")
+        for record in records:
+            if record is None:
+                continue
+            scheduled, sent, accepted, status, job = record
+            f.write(json.dumps({"job": job, "scheduled": scheduled, "sent": sent, "accepted": accepted, "status": status}) + "\n")
+
+
+def client_summary(start, records):
+    done = [r for r in records if r]
+    statuses = {}
+    for r in done:
+        statuses[r[3]] = statuses.get(r[3], 0) + 1
+    last = max((r[2] for r in done), default=start)
+    return {
+        "requests": len(done), "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "seconds": round(last - start, 3), "ratePerSecond": round(len(done) / (last - start), 1) if last > start else None,
+        "httpLatencyMs": summary_ms([r[2] - r[1] for r in done]),
+        "lateStartsMs": summary_ms([max(0.0, r[1] - r[0]) for r in done]),
+    }
+
+
+def cmd_paced(args):
+    paths = load_paths(args.paths)
+    total = int(args.rate * args.duration)
+    chosen = [paths[(args.offset + i) % len(paths)] for i in range(total)]
+    start, records = asyncio.run(send_all(args.url, chosen, args.rate, args.conns))
+    write_client_log(args.out, start, records)
+    print(json.dumps(client_summary(start, records)))
+
+
+def cmd_burst(args):
+    paths = load_paths(args.paths)
+    start, records = asyncio.run(send_all(args.url, paths, None, args.conns))
+    write_client_log(args.out, start, records)
+    print(json.dumps(client_summary(start, records)))
+
+
+# ---------------------------------------------------------------------------
+# analysis
+
+def read_jsonl(path):
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    pass  # a line cut short by a kill
+
+
+def fleet_jobs(paths):
+    jobs = {}
+    events = []
+    for path in paths:
+        for record in read_jsonl(path):
+            if "job" in record:
+                # The first line counts: a job the server sends again after its result was acknowledged
+                # (its resend timer fired while the acknowledgement was queued) is answered again.
+                jobs.setdefault(record["job"], record)
+            else:
+                events.append(record)
+    return jobs, events
+
+
+def store_jobs(db, ids):
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = connection.execute("SELECT id, state, created_at, finished_at, coalesced FROM job").fetchall()
+    finally:
+        connection.close()
+    wanted = set(ids)
+    return {row[0]: {"state": row[1], "created": row[2], "finished": row[3], "coalesced": row[4]} for row in rows if row[0] in wanted}
+
+
+def cmd_dispatch(args):
+    client = [r for r in read_jsonl(args.client) if "job" in r]
+    fleet, _ = fleet_jobs(args.fleet)
+    ids = [r["job"] for r in client if r["job"]]
+    store = store_jobs(args.db, ids)
+    seen = set()
+    hold_after_202, hold_after_send, final_after_result, ack_after_result, http = [], [], [], [], []
+    missing = 0
+    for r in client:
+        job = r["job"]
+        http.append(r["accepted"] - r["sent"])
+        if not job or job in seen:
+            continue  # a call that joined a job already counted (coalesced)
+        seen.add(job)
+        f = fleet.get(job)
+        s = store.get(job)
+        if not f or not s or s["state"] not in FINAL:
+            missing += 1
+            continue
+        hold_after_202.append(f["received"] - r["accepted"])
+        hold_after_send.append(f["received"] - r["sent"])
+        ack_after_result.append(f["resultAcked"] - f["resultSent"])
+        if s["finished"] is not None:
+            final_after_result.append(s["finished"] - f["resultSent"])
+    result = {
+        "label": args.label, "calls": len(client), "jobs": len(seen), "notFinal": missing,
+        "statuses": {},
+        "httpMs": summary_ms(http),
+        "holdAfter202Ms": summary_ms(hold_after_202),
+        "holdAfterSendMs": summary_ms(hold_after_send),
+        "finalAfterResultMs": summary_ms(final_after_result),
+        "ackAfterResultMs": summary_ms(ack_after_result),
+    }
+    for r in client:
+        result["statuses"][str(r["status"])] = result["statuses"].get(str(r["status"]), 0) + 1
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result))
+
+
+def cmd_round(args):
+    client_records = list(read_jsonl(args.client))
+    start = next(r["at"] for r in client_records if r.get("event") == "start")
+    client = [r for r in client_records if "job" in r]
+    ids = {r["job"] for r in client if r["job"]}
+    deadline = time.time() + args.timeout
+    while True:
+        fleet, _ = fleet_jobs(args.fleet)
+        acked = [fleet[j] for j in ids if j in fleet]
+        if len(acked) == len(ids) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    store = store_jobs(args.db, ids)
+    final = [j for j in ids if store.get(j, {}).get("state") in FINAL]
+    statuses = {}
+    for r in client:
+        statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
+    result = {
+        "calls": len(client), "statuses": statuses, "jobs": len(ids),
+        "jobsFinal": len(final), "jobsLost": len(ids) - len(final),
+        "intakeSeconds": round(max(r["accepted"] for r in client) - start, 3) if client else None,
+        "allHeldSeconds": round(max(f["received"] for f in acked) - start, 3) if acked else None,
+        "allFinalSeconds": round(max(f["resultAcked"] for f in acked) - start, 3) if len(acked) == len(ids) and acked else None,
+        "allFinalInStoreSeconds": round(max(store[j]["finished"] for j in final) - start, 3) if final else None,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result))
+
+
+def cmd_jobs_since(args):
+    connection = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True, timeout=30)
+    try:
+        row = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(coalesced), 0), "
+            "COALESCE(SUM(CASE WHEN state IN ('succeeded','failed','rolled_back') THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), 0) "
+            "FROM job WHERE created_at >= ? AND created_at <= ?", (args.since, args.until)).fetchone()
+    finally:
+        connection.close()
+    print(json.dumps({"jobs": row[0], "coalescedCalls": row[1], "final": row[2], "succeeded": row[3]}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup")
+    p.add_argument("--url", required=True)
+    p.add_argument("--token-file", required=True)
+    p.add_argument("--prefix", default="fleet")
+    p.add_argument("--first", type=int, default=0)
+    p.add_argument("--envs", type=int, required=True)
+    p.add_argument("--stacks-per-env", type=int, default=1)
+    p.add_argument("--stack-prefix", default="s")
+    p.add_argument("--compose", default=COMPOSE)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--batch", type=int, default=0, help="wait for every job to end after each BATCH stacks")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("wait-idle")
+    p.add_argument("--url", required=True)
+    p.add_argument("--token-file", required=True)
+    p.add_argument("--timeout", type=float, default=120)
+    p.set_defaults(func=cmd_wait_idle)
+
+    for name, func in (("paced", cmd_paced), ("burst", cmd_burst)):
+        p = sub.add_parser(name)
+        p.add_argument("--url", required=True)
+        p.add_argument("--paths", required=True)
+        p.add_argument("--conns", type=int, default=16)
+        p.add_argument("--out", required=True)
+        if name == "paced":
+            p.add_argument("--rate", type=float, required=True)
+            p.add_argument("--duration", type=float, required=True)
+            p.add_argument("--offset", type=int, default=0)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("dispatch")
+    p.add_argument("--client", required=True)
+    p.add_argument("--fleet", nargs="+", required=True)
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--label", default="")
+    p.set_defaults(func=cmd_dispatch)
+
+    p = sub.add_parser("round")
+    p.add_argument("--client", required=True)
+    p.add_argument("--fleet", nargs="+", required=True)
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--timeout", type=float, default=60)
+    p.set_defaults(func=cmd_round)
+
+    p = sub.add_parser("jobs-since")
+    p.add_argument("--db", required=True)
+    p.add_argument("--since", type=float, required=True)
+    p.add_argument("--until", type=float, required=True)
+    p.set_defaults(func=cmd_jobs_since)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
