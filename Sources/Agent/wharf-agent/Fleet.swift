@@ -63,21 +63,5 @@ func runFleet(_ options: FleetOptions, count: Int, server: String, dataDirectory
     configuration.pollMode = FleetConfiguration.PollMode(rawValue: options.fleetPoll) ?? .fds
     configuration.enrolOnly = options.fleetEnrolOnly
     let fleet = Fleet(configuration: configuration, logger: logger)
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let task = Task { try await fleet.run() }
-    let sources = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            logger.info("stopping", metadata: ["signal": "\(number)"])
-            task.cancel()
-        }
-        source.resume()
-        return source
-    }
-    defer { sources.forEach { $0.cancel() } }
-    do {
-        try await task.value
-    } catch is CancellationError {
-    }
+    try await runUntilSignalled(logger: logger) { try await fleet.run() }
 }
