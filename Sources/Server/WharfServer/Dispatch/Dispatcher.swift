@@ -287,10 +287,22 @@ public actor Dispatcher {
             logger.error("could not read queued jobs", metadata: ["env.id": "\(environmentId)", "error": "\(error)"])
             return
         }
-        for record in heads {
+        for var record in heads {
             // Re-check after every await: the agent may have gone or acknowledged meanwhile.
             guard let session = sessions[environmentId] else { return }
             let id = record.job.id
+            if record.job.state == .queued, !session.held.contains(id) {
+                // Leave `queued` before sending, then send what is stored: a webhook that joins the job
+                // commits before this (and is in the spec) or after (and makes a new job), never in between.
+                do {
+                    try await store.markDispatched(jobId: id, environmentId: environmentId)
+                    record = try await store.job(id: id)
+                } catch {
+                    logger.error("could not mark a job dispatched", metadata: ["job.id": "\(id)", "error": "\(error)"])
+                    return
+                }
+                guard sessions[environmentId] != nil else { return }
+            }
             if session.held.contains(id) { continue }
             if let sentAt = session.inFlight[id], ContinuousClock.now - sentAt < timing.resendAfter { continue }
             if session.inFlight.count >= timing.maxInFlight && session.inFlight[id] == nil { return }
