@@ -233,8 +233,9 @@ class Report:
         w, m = p["wharf"], p["manual"]
         self.md.append(f"## 5. Redeploy on a real engine (`{p['compose']}`, {len(w['runs'])} runs each, seconds)\n")
         self.table(["way", "median", "min", "max", "runs"], [
-            ["Wharf webhook (`?TAG=…&wait=120`) → new content served", w["median"], w["min"], w["max"], ", ".join(f"{x:.2f}" for x in w["runs"])],
-            [f"by hand: `{p['compose']} pull && {p['compose']} up -d` → new content served", m["median"], m["min"], m["max"],
+            ["Wharf webhook (`?TAG=…&wait=120`) → new content served", f"{w['median']:.3f}", f"{w['min']:.3f}", f"{w['max']:.3f}",
+             ", ".join(f"{x:.2f}" for x in w["runs"])],
+            [f"by hand: `{p['compose']} pull && {p['compose']} up -d` → new content served", f"{m['median']:.3f}", f"{m['min']:.3f}", f"{m['max']:.3f}",
              ", ".join(f"{x:.2f}" for x in m["runs"])],
         ])
         overhead = round(w["median"] - m["median"], 3)
