@@ -289,7 +289,7 @@ public actor Dispatcher {
         }
         for var record in heads {
             // Re-check after every await: the agent may have gone or acknowledged meanwhile.
-            guard let session = sessions[environmentId] else { return }
+            guard var session = sessions[environmentId] else { return }
             let id = record.job.id
             if record.job.state == .queued, !session.held.contains(id) {
                 // Leave `queued` before sending, then send what is stored: a webhook that joins the job
@@ -301,7 +301,8 @@ public actor Dispatcher {
                     logger.error("could not mark a job dispatched", metadata: ["job.id": "\(id)", "error": "\(error)"])
                     return
                 }
-                guard sessions[environmentId] != nil else { return }
+                guard let current = sessions[environmentId] else { return }
+                session = current
             }
             if session.held.contains(id) { continue }
             if let sentAt = session.inFlight[id], ContinuousClock.now - sentAt < timing.resendAfter { continue }
@@ -312,6 +313,9 @@ public actor Dispatcher {
                 images: Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
                 pull: record.pull, credentials: await credentials(record.job.plan.services.map(\.image))
             )
+            // The agent may have reconnected (new routing id) or gone while the credentials were read.
+            guard let current = sessions[environmentId] else { return }
+            session = current
             do {
                 let sent = try await channel.send([session.routingId, WireCodec.encode(.job(spec))])
                 guard sent else { return }  // The pipe is full: the job stays queued and goes on the next tick.
