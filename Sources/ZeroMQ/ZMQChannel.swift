@@ -13,8 +13,11 @@ import Glibc
 /// and an `eventfd`. Async callers enqueue sends and wake the thread through the eventfd; received
 /// messages and monitor events come out as `AsyncStream`s. The cooperative pool never blocks.
 public final class ZMQChannel: Sendable {
-    /// Messages received on the socket, in order.
+    /// Messages received on the socket, in order (finishes at once on a channel opened with `batched: true`).
     public let incoming: AsyncStream<ZMQMessage>
+    /// On a channel opened with `batched: true`: everything each wake-up of the socket's thread read,
+    /// in order, at most `maxBatch` messages per batch; otherwise finishes at once.
+    public let batches: AsyncStream<ZMQBatch>
     /// Monitor events, when the channel was opened with `monitor: true`; otherwise finishes at once.
     public let events: AsyncStream<ZMQMonitorEvent>
     /// The endpoint the socket bound or connected to last, with the real port after a wildcard bind.
@@ -38,6 +41,9 @@ public final class ZMQChannel: Sendable {
     private let monitorSocket: ZMQSocket?
     private let incomingContinuation: AsyncStream<ZMQMessage>.Continuation
     private let eventsContinuation: AsyncStream<ZMQMonitorEvent>.Continuation
+    private let batchesContinuation: AsyncStream<ZMQBatch>.Continuation
+    private let batched: Bool
+    private let maxBatch: Int
 
     /// Creates a socket, lets `configure` set options and bind or connect it, then starts its thread.
     ///
@@ -47,6 +53,8 @@ public final class ZMQChannel: Sendable {
         context: ZMQContext,
         type: ZMQSocketType,
         monitor: Bool = false,
+        batched: Bool = false,
+        maxBatch: Int = 1024,
         name: String = "zmq-channel",
         configure: (ZMQSocket) throws -> Void
     ) throws {
@@ -72,7 +80,11 @@ public final class ZMQChannel: Sendable {
         self.monitorSocket = monitorSocket
         (self.incoming, self.incomingContinuation) = AsyncStream.makeStream(of: ZMQMessage.self)
         (self.events, self.eventsContinuation) = AsyncStream.makeStream(of: ZMQMonitorEvent.self)
+        (self.batches, self.batchesContinuation) = AsyncStream.makeStream(of: ZMQBatch.self)
+        self.batched = batched
+        self.maxBatch = max(1, maxBatch)
         if monitorSocket == nil { eventsContinuation.finish() }
+        if batched { incomingContinuation.finish() } else { batchesContinuation.finish() }
 
         let thread = Thread { [self] in self.run() }
         thread.name = name
@@ -94,19 +106,48 @@ public final class ZMQChannel: Sendable {
         return try result.get()
     }
 
+    /// Queues several messages, in order, and returns what happened to each: whether libzmq accepted
+    /// it, or the error (`EHOSTUNREACH` from a ROUTER with `ROUTER_MANDATORY`). One hand-off to the
+    /// socket's thread for all of them.
+    public func send(batch: [[[UInt8]]]) async -> [Result<Bool, ZMQError>] {
+        guard !batch.isEmpty else { return [] }
+        final class Collector: @unchecked Sendable {
+            // Touched only on the socket's thread, which runs the completions one after another.
+            var results: [Result<Bool, ZMQError>] = []
+        }
+        let collector = Collector()
+        collector.results.reserveCapacity(batch.count)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Bool, ZMQError>], Never>) in
+            let count = batch.count
+            let pending = batch.map { frames in
+                PendingSend(frames: frames) { result in
+                    collector.results.append(result)
+                    if collector.results.count == count { continuation.resume(returning: collector.results) }
+                }
+            }
+            enqueue(pending)
+        }
+    }
+
     /// Queues a message without waiting for the outcome (for best-effort traffic such as pings).
     public func post(_ frames: [[UInt8]]) {
         enqueue(PendingSend(frames: frames, completion: nil))
     }
 
     private func enqueue(_ pending: PendingSend) {
-        let rejected = state.withLock { state -> PendingSend? in
+        enqueue([pending])
+    }
+
+    private func enqueue(_ pending: [PendingSend]) {
+        let rejected = state.withLock { state -> [PendingSend] in
             if state.stopping { return pending }
-            state.sends.append(pending)
-            return nil
+            state.sends.append(contentsOf: pending)
+            return []
         }
-        if let rejected {
-            rejected.completion?(.failure(ZMQError(errno: ETERM, operation: "zmq_send", message: "channel closed")))
+        if !rejected.isEmpty {
+            for send in rejected {
+                send.completion?(.failure(ZMQError(errno: ETERM, operation: "zmq_send", message: "channel closed")))
+            }
             return
         }
         wake()
@@ -166,19 +207,39 @@ public final class ZMQChannel: Sendable {
                 }
                 break loop
             }
+            var terminated: ZMQError?
             for pending in sends {
+                if let terminated {
+                    pending.completion?(.failure(terminated))
+                    continue
+                }
                 do {
                     let sent = try socket.send(pending.frames, dontWait: true)
                     pending.completion?(.success(sent))
                 } catch {
                     pending.completion?(.failure(error as! ZMQError))
-                    if (error as! ZMQError).contextTerminated { failure = error as? ZMQError; break loop }
+                    if (error as! ZMQError).contextTerminated { terminated = error as? ZMQError }
                 }
             }
+            if let terminated { failure = terminated; break loop }
             // Drain everything that is readable: zmq_poll only says "at least one".
             do {
-                while let message = try socket.receive(dontWait: true) {
-                    incomingContinuation.yield(message)
+                if batched {
+                    var batch: [ZMQMessage] = []
+                    var receivedAt = ContinuousClock.now
+                    while let message = try socket.receive(dontWait: true) {
+                        batch.append(message)
+                        if batch.count >= maxBatch {
+                            batchesContinuation.yield(ZMQBatch(messages: batch, receivedAt: receivedAt))
+                            batch.removeAll(keepingCapacity: true)
+                            receivedAt = ContinuousClock.now
+                        }
+                    }
+                    if !batch.isEmpty { batchesContinuation.yield(ZMQBatch(messages: batch, receivedAt: receivedAt)) }
+                } else {
+                    while let message = try socket.receive(dontWait: true) {
+                        incomingContinuation.yield(message)
+                    }
                 }
                 if let monitorSocket {
                     while let message = try monitorSocket.receive(dontWait: true) {
@@ -197,6 +258,7 @@ public final class ZMQChannel: Sendable {
         }
         socket.close()
         incomingContinuation.finish()
+        batchesContinuation.finish()
         eventsContinuation.finish()
         let (leftovers, waiters) = state.withLock { state -> ([PendingSend], [CheckedContinuation<Void, Never>]) in
             state.stopping = true
@@ -209,4 +271,12 @@ public final class ZMQChannel: Sendable {
         }
         for waiter in waiters { waiter.resume() }
     }
+}
+
+/// The messages one wake-up of a channel's thread read, with when it read them.
+public struct ZMQBatch: Sendable {
+    /// The messages, in the order they arrived.
+    public var messages: [ZMQMessage]
+    /// When the channel's thread read them (before any queueing in the stream).
+    public var receivedAt: ContinuousClock.Instant
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import WharfProtocol
 import ZeroMQ
 
@@ -26,12 +27,23 @@ public actor Dispatcher {
 
     struct Session {
         var routingId: [UInt8]
+        /// When the agent's last message was read off the socket (not when it was handled).
         var lastSeen: ContinuousClock.Instant
         var held: Set<String>
         var inFlight: [String: ContinuousClock.Instant] = [:]
         var edge: Bool
-        var dispatching = false
-        var dirty = false
+        /// The environment's unfinished jobs as of the last store read; pings are answered from it.
+        var openCount = 0
+        /// A job was claimed but the socket would not take it: try again on the next tick.
+        var unsent = false
+
+        /// Jobs the agent has or has in flight: not to be offered now.
+        func waiting(at now: ContinuousClock.Instant, resendAfter: Duration) -> (skip: Set<String>, inFlight: Int) {
+            let recent = inFlight.filter { now - $0.value < resendAfter }
+            return (held.union(recent.keys), recent.count)
+        }
+
+        var pending: Int { max(0, openCount - held.count) }
     }
 
     private let store: any WharfStore
@@ -44,11 +56,16 @@ public actor Dispatcher {
     private let credentials: @Sendable ([String]) async -> [RegistryAuth]
     private var sessions: [String: Session] = [:]
     private var finishObservers: [UUID: @Sendable (Job) -> Void] = [:]
+    /// Environments in a dispatch round now, and those asked for again meanwhile.
+    private var dispatching: Set<String> = []
+    private var redispatch: Set<String> = []
 
     /// The endpoint the ROUTER is bound to, with the real port.
     public nonisolated let endpoint: String
-    private let wakeups: AsyncStream<String>
-    private let wakeupContinuation: AsyncStream<String>.Continuation
+    /// Environments with new work since the run loop last looked (`notifyQueued`).
+    private let queued = Mutex<Set<String>>([])
+    private let wakeups: AsyncStream<Void>
+    private let wakeupContinuation: AsyncStream<Void>.Continuation
 
     /// Binds the ROUTER on `bind` (after starting the ZAP handler, so that nothing gets in unchecked).
     public init(
@@ -64,7 +81,7 @@ public actor Dispatcher {
         self.serverVersion = serverVersion
         self.credentials = credentials
         self.zap = try ZAPHandler(context: context) { request in keys.decide(request) }
-        self.channel = try ZMQChannel(context: context, type: .router, name: "wharf-router") { socket in
+        self.channel = try ZMQChannel(context: context, type: .router, batched: true, name: "wharf-router") { socket in
             try socket.makeCurveServer(secretKey: serverKeys.secretKey, zapDomain: "wharf")
             try socket.setRouterMandatory(true)
             try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 6000)
@@ -76,7 +93,7 @@ public actor Dispatcher {
             try socket.bind(bind)
         }
         self.endpoint = channel.endpoint
-        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: String.self)
+        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Serves the link until the task is cancelled.
@@ -85,7 +102,13 @@ public actor Dispatcher {
             group.addTask { await self.receiveLoop() }
             group.addTask { await self.tickLoop() }
             group.addTask {
-                for await environmentId in self.wakeups { await self.dispatch(environmentId) }
+                for await _ in self.wakeups {
+                    let environments = self.queued.withLock { queued in
+                        defer { queued.removeAll() }
+                        return queued
+                    }
+                    await self.dispatch(environments)
+                }
             }
             await group.next()
             group.cancelAll()
@@ -100,8 +123,8 @@ public actor Dispatcher {
 
     private func receiveLoop() async {
         await withTaskCancellationHandler {
-            for await message in channel.incoming {
-                await handle(message)
+            for await batch in channel.batches {
+                await handle(batch)
             }
         } onCancel: {
             Task { await self.channel.shutdown() }
@@ -125,14 +148,19 @@ public actor Dispatcher {
 
     /// Tells the dispatcher that an environment has new work, and waits until it has been offered.
     public func jobQueued(environmentId: String) async {
-        await dispatch(environmentId)
+        await dispatch([environmentId])
     }
 
     /// Tells the dispatcher that an environment has new work, without waiting (the HTTP hot path).
     ///
-    /// The job is already on disk; the run loop offers it to the agent right after.
+    /// The job is already on disk; the run loop offers it to the agent right after, together with
+    /// whatever else was queued meanwhile.
     public nonisolated func notifyQueued(environmentId: String) {
-        wakeupContinuation.yield(environmentId)
+        let first = queued.withLock { queued in
+            queued.insert(environmentId)
+            return queued.count == 1
+        }
+        if first { wakeupContinuation.yield() }
     }
 
     /// Waits until a job ends, or `timeout` passes; returns the job as it is then.
@@ -149,96 +177,110 @@ public actor Dispatcher {
 
     // MARK: Incoming
 
-    private func handle(_ message: ZMQMessage) async {
-        guard message.frames.count == 2, let environmentId = message.userId, !environmentId.isEmpty else {
-            logger.warning("dropped a frame set without an authenticated peer", metadata: ["frames": "\(message.frames.count)"])
-            return
-        }
-        let routingId = message.frames[0]
-        let decoded: AgentMessage
-        do {
-            decoded = try WireCodec.decodeAgentMessage(message.frames[1])
-        } catch {
-            logger.warning("dropped a malformed message", metadata: ["env.id": "\(environmentId)", "error": "\(error)"])
-            send(.error(code: error.code, message: error.message), to: routingId)
-            return
-        }
-        let now = ContinuousClock.now
-        if case .hello(let hello) = decoded {
-            await handleHello(hello, environmentId: environmentId, routingId: routingId, now: now)
-            return
-        }
-        if var session = sessions[environmentId], session.routingId == routingId {
-            session.lastSeen = now
-            sessions[environmentId] = session
-        } else {
-            // A connection the server does not know (a restart on either side): ask who it is.
-            send(.helloRequired, to: routingId)
-        }
-        switch decoded {
-        case .hello:
-            break
-        case .ack(let jobId):
-            sessions[environmentId]?.inFlight[jobId] = nil
-            sessions[environmentId]?.held.insert(jobId)
+    /// Handles everything one wake-up of the socket's thread read: session bookkeeping and pings in
+    /// memory, every store change in one transaction, then the replies, then one dispatch round
+    /// for the environments whose work changed.
+    private func handle(_ batch: ZMQBatch) async {
+        var work = AgentBatch()
+        var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
+        var welcomes: [(environmentId: String, routingId: [UInt8])] = []
+        var touched: Set<String> = []
+        for message in batch.messages {
+            guard message.frames.count == 2, let environmentId = message.userId, !environmentId.isEmpty else {
+                logger.warning("dropped a frame set without an authenticated peer", metadata: ["frames": "\(message.frames.count)"])
+                continue
+            }
+            let routingId = message.frames[0]
+            let decoded: AgentMessage
             do {
-                try await store.markDispatched(jobId: jobId, environmentId: environmentId)
+                decoded = try WireCodec.decodeAgentMessage(message.frames[1])
             } catch {
-                logger.error("could not record an acknowledgement", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
+                logger.warning("dropped a malformed message", metadata: ["env.id": "\(environmentId)", "error": "\(error)"])
+                send(.error(code: error.code, message: error.message), to: routingId)
+                continue
             }
-        case .started(let jobId):
-            _ = try? await store.markRunning(jobId: jobId, environmentId: environmentId)
-        case .log(let chunk):
-            try? await store.appendLog(chunk, environmentId: environmentId)
-        case .result(let result):
-            await handleResult(result, environmentId: environmentId, routingId: routingId)
-            await dispatch(environmentId)
-        case .bye:
-            if sessions[environmentId]?.routingId == routingId { drop(environmentId) }
-        case .ping:
-            let pending = await pendingCount(environmentId)
-            send(.pong(pending: pending), to: routingId)
+            if case .hello(let hello) = decoded {
+                let previous = sessions[environmentId]
+                sessions[environmentId] = Session(routingId: routingId, lastSeen: batch.receivedAt, held: Set(hello.holding),
+                                                  edge: hello.edge, openCount: previous?.openCount ?? 0)
+                if previous == nil {
+                    logger.info("agent connected", metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)",
+                                                              "agent.version": "\(hello.agentVersion)", "holding": "\(hello.holding.count)"])
+                }
+                work.hellos.append(.init(environmentId: environmentId, info: AgentInfo(
+                    hostname: hello.hostname, version: hello.agentVersion,
+                    dockerVersion: hello.dockerVersion, composeVersion: hello.composeVersion)))
+                for result in hello.results {
+                    work.results.append(.init(result: result, environmentId: environmentId))
+                    resultRoutes.append(routingId)
+                }
+                work.countOpen.insert(environmentId)
+                welcomes.append((environmentId, routingId))
+                touched.insert(environmentId)
+                continue
+            }
+            if sessions[environmentId]?.routingId == routingId {
+                sessions[environmentId]?.lastSeen = batch.receivedAt
+            } else {
+                // A connection the server does not know (a restart on either side): ask who it is.
+                send(.helloRequired, to: routingId)
+            }
+            switch decoded {
+            case .hello:
+                break
+            case .ack(let jobId):
+                sessions[environmentId]?.inFlight[jobId] = nil
+                sessions[environmentId]?.held.insert(jobId)
+                work.acks.append(.init(jobId: jobId, environmentId: environmentId))
+            case .started(let jobId):
+                work.started.append(.init(jobId: jobId, environmentId: environmentId))
+            case .log(let chunk):
+                work.logs.append(.init(chunk: chunk, environmentId: environmentId))
+            case .result(let result):
+                work.results.append(.init(result: result, environmentId: environmentId))
+                resultRoutes.append(routingId)
+                touched.insert(environmentId)
+            case .bye:
+                if sessions[environmentId]?.routingId == routingId { drop(environmentId) }
+            case .ping:
+                send(.pong(pending: sessions[environmentId]?.pending ?? 0), to: routingId)
+            }
         }
-    }
-
-    private func handleHello(_ hello: AgentHello, environmentId: String, routingId: [UInt8], now: ContinuousClock.Instant) async {
-        let wasConnected = sessions[environmentId] != nil
-        sessions[environmentId] = Session(routingId: routingId, lastSeen: now, held: Set(hello.holding), edge: hello.edge)
-        let info = AgentInfo(hostname: hello.hostname, version: hello.agentVersion,
-                             dockerVersion: hello.dockerVersion, composeVersion: hello.composeVersion)
-        try? await store.recordHello(environmentId: environmentId, info: info, at: Date())
-        if !wasConnected {
-            logger.info("agent connected", metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)",
-                                                      "agent.version": "\(hello.agentVersion)", "holding": "\(hello.holding.count)"])
-        }
-        for result in hello.results {
-            await handleResult(result, environmentId: environmentId, routingId: routingId)
-        }
-        let pending = await pendingCount(environmentId)
-        send(.welcome(Welcome(environmentId: environmentId, serverVersion: serverVersion, pending: pending)), to: routingId)
-        await dispatch(environmentId)
-    }
-
-    private func handleResult(_ result: JobResult, environmentId: String, routingId: [UInt8]) async {
+        guard !work.isEmpty else { return }
         do {
-            guard let (job, ended) = try await store.finishJob(result, environmentId: environmentId) else {
-                // Not a job of this environment: acknowledge so the agent stops resending, and say why.
-                logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
-                send(.resultAck(jobId: result.jobId), to: routingId)
-                return
+            let outcome = try await store.applyAgentBatch(work, at: Date())
+            for (index, stored) in outcome.results.enumerated() {
+                let result = work.results[index].result
+                let environmentId = work.results[index].environmentId
+                switch stored {
+                case .stored(let job, let ended):
+                    sessions[environmentId]?.held.remove(result.jobId)
+                    sessions[environmentId]?.inFlight[result.jobId] = nil
+                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
+                    if ended {
+                        logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
+                                                               "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
+                        for observer in finishObservers.values { observer(job) }
+                    }
+                case .unknown:
+                    // Not a job of this environment: acknowledge so the agent stops resending, and say why.
+                    logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
+                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
+                case .failed(let message):
+                    // Not acknowledged: the agent keeps the result and sends it again.
+                    logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(message)"])
+                }
             }
-            sessions[environmentId]?.held.remove(result.jobId)
-            sessions[environmentId]?.inFlight[result.jobId] = nil
-            send(.resultAck(jobId: result.jobId), to: routingId)
-            if ended {
-                logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
-                                                       "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
-                for observer in finishObservers.values { observer(job) }
-            }
+            for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
         } catch {
-            // Not acknowledged: the agent keeps the result and sends it again.
-            logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(error)"])
+            // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
+            logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
         }
+        for welcome in welcomes {
+            send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
+                                  pending: sessions[welcome.environmentId]?.pending ?? 0)), to: welcome.routingId)
+        }
+        await dispatch(touched)
     }
 
     /// Calls `observer` for every job that ends from now on; returns a token for `removeObserver`.
@@ -251,85 +293,93 @@ public actor Dispatcher {
     /// Stops calling an observer.
     public func removeObserver(_ id: UUID) { finishObservers[id] = nil }
 
-    private func pendingCount(_ environmentId: String) async -> Int {
-        let open = (try? await store.openJobCount(environmentId: environmentId)) ?? 0
-        return max(0, open - (sessions[environmentId]?.held.count ?? 0))
-    }
-
     // MARK: Outgoing
 
     private func send(_ message: ServerMessage, to routingId: [UInt8]) {
         channel.post([routingId, WireCodec.encode(message)])
     }
 
-    /// Sends the environment's due jobs; runs once at a time per environment, again if asked meanwhile.
-    private func dispatch(_ environmentId: String) async {
-        guard var session = sessions[environmentId] else { return }
-        if session.dispatching {
-            sessions[environmentId]?.dirty = true
-            return
+    /// Sends the environments' due jobs. An environment is in one round at a time; one asked for
+    /// while in a round goes again when that round ends.
+    private func dispatch(_ environmentIds: some Sequence<String>) async {
+        var mine: Set<String> = []
+        for environmentId in environmentIds where sessions[environmentId] != nil {
+            if dispatching.contains(environmentId) {
+                redispatch.insert(environmentId)
+            } else {
+                mine.insert(environmentId)
+            }
         }
-        session.dispatching = true
-        session.dirty = false
-        sessions[environmentId] = session
-        repeat {
-            sessions[environmentId]?.dirty = false
-            await dispatchOnce(environmentId)
-        } while sessions[environmentId]?.dirty == true
-        sessions[environmentId]?.dispatching = false
+        guard !mine.isEmpty else { return }
+        dispatching.formUnion(mine)
+        var round = mine
+        while !round.isEmpty {
+            redispatch.subtract(round)
+            await dispatchRound(round)
+            round = redispatch.intersection(mine)
+        }
+        dispatching.subtract(mine)
     }
 
-    private func dispatchOnce(_ environmentId: String) async {
-        let heads: [JobRecord]
+    private func dispatchRound(_ environmentIds: Set<String>) async {
+        let now = ContinuousClock.now
+        var requests: [DispatchRequest] = []
+        for environmentId in environmentIds.sorted() {
+            guard var session = sessions[environmentId] else { continue }
+            let waiting = session.waiting(at: now, resendAfter: timing.resendAfter)
+            requests.append(DispatchRequest(environmentId: environmentId, skip: waiting.skip,
+                                            capacity: max(0, timing.maxInFlight - waiting.inFlight)))
+            session.unsent = false
+            sessions[environmentId] = session
+        }
+        let claims: [DispatchClaim]
         do {
-            heads = try await store.dispatchHeads(environmentId: environmentId)
+            claims = try await store.claimDispatch(requests)
         } catch {
-            logger.error("could not read queued jobs", metadata: ["env.id": "\(environmentId)", "error": "\(error)"])
+            logger.error("could not read queued jobs", metadata: ["environments": "\(requests.count)", "error": "\(error)"])
+            for request in requests { sessions[request.environmentId]?.unsent = true }
             return
         }
-        for var record in heads {
-            // Re-check after every await: the agent may have gone or acknowledged meanwhile.
-            guard var session = sessions[environmentId] else { return }
-            let id = record.job.id
-            if record.job.state == .queued, !session.held.contains(id) {
-                // Leave `queued` before sending, then send what is stored: a webhook that joins the job
-                // commits before this (and is in the spec) or after (and makes a new job), never in between.
-                do {
-                    try await store.markDispatched(jobId: id, environmentId: environmentId)
-                    record = try await store.job(id: id)
-                } catch {
-                    logger.error("could not mark a job dispatched", metadata: ["job.id": "\(id)", "error": "\(error)"])
-                    return
-                }
-                guard let current = sessions[environmentId] else { return }
-                session = current
-            }
-            if session.held.contains(id) { continue }
-            if let sentAt = session.inFlight[id], ContinuousClock.now - sentAt < timing.resendAfter { continue }
-            if session.inFlight.count >= timing.maxInFlight && session.inFlight[id] == nil { return }
-            let spec = JobSpec(
-                id: id, kind: record.job.kind, stackId: record.job.stackId, stackName: record.stackName,
-                compose: record.compose, env: record.env,
-                images: Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
-                pull: record.pull, credentials: await credentials(record.job.plan.services.map(\.image))
-            )
-            // The agent may have reconnected (new routing id) or gone while the credentials were read.
-            guard let current = sessions[environmentId] else { return }
-            session = current
-            do {
-                let sent = try await channel.send([session.routingId, WireCodec.encode(.job(spec))])
-                guard sent else { return }  // The pipe is full: the job stays queued and goes on the next tick.
-                sessions[environmentId]?.inFlight[id] = .now
-            } catch {
-                if error.hostUnreachable {
-                    logger.info("agent unreachable; its jobs stay queued", metadata: ["env.id": "\(environmentId)"])
-                    drop(environmentId)
-                } else {
-                    logger.error("could not send a job", metadata: ["job.id": "\(id)", "error": "\(error)"])
-                }
-                return
+        let images = Set(claims.flatMap { $0.jobs.flatMap(\.images.values) })
+        let auths = images.isEmpty ? [] : await credentials(images.sorted())
+        // Re-read the sessions after the awaits: an agent may have gone, reconnected (new routing id)
+        // or acknowledged meanwhile.
+        var messages: [[[UInt8]]] = []
+        var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        for claim in claims {
+            guard let session = sessions[claim.environmentId] else { continue }
+            sessions[claim.environmentId]?.openCount = claim.openCount
+            for var spec in claim.jobs where !session.held.contains(spec.id) {
+                spec.credentials = Self.credentials(auths, for: spec.images.values)
+                messages.append([session.routingId, WireCodec.encode(.job(spec))])
+                sent.append((claim.environmentId, spec.id, session.routingId))
             }
         }
+        let outcomes = await channel.send(batch: messages)
+        let sentAt = ContinuousClock.now
+        for (target, outcome) in zip(sent, outcomes) {
+            guard sessions[target.environmentId]?.routingId == target.routingId else { continue }
+            switch outcome {
+            case .success(true):
+                sessions[target.environmentId]?.inFlight[target.jobId] = sentAt
+            case .success(false):
+                // The pipe is full: the job stays claimed and goes on the next tick.
+                sessions[target.environmentId]?.unsent = true
+            case .failure(let error) where error.hostUnreachable:
+                logger.info("agent unreachable; its jobs stay queued", metadata: ["env.id": "\(target.environmentId)"])
+                drop(target.environmentId)
+            case .failure(let error):
+                logger.error("could not send a job", metadata: ["job.id": "\(target.jobId)", "error": "\(error)"])
+                sessions[target.environmentId]?.unsent = true
+            }
+        }
+    }
+
+    /// The credentials among `auths` for the registries `images` come from.
+    static func credentials(_ auths: [RegistryAuth], for images: some Sequence<String>) -> [RegistryAuth] {
+        guard !auths.isEmpty else { return [] }
+        let hosts = Set(images.compactMap { (try? ImageReference(parsing: $0))?.domain })
+        return auths.filter { hosts.contains($0.registry) }
     }
 
     private func drop(_ environmentId: String) {
@@ -351,15 +401,17 @@ public actor Dispatcher {
                 logger.warning("could not record agents' last-seen times", metadata: ["error": "\(error)"])
             }
         }
+        var due: [String] = []
         for (environmentId, session) in sessions {
             if now - session.lastSeen > timing.agentTimeout {
                 drop(environmentId)
                 continue
             }
-            if session.inFlight.values.contains(where: { now - $0 >= timing.resendAfter }) {
-                await dispatch(environmentId)
+            if session.unsent || session.inFlight.values.contains(where: { now - $0 >= timing.resendAfter }) {
+                due.append(environmentId)
             }
         }
+        await dispatch(due)
     }
 
     /// Forgets an environment's connection (its keys were removed).

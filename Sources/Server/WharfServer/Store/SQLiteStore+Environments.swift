@@ -116,14 +116,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Records what an agent said in its hello, and when.
-    public func recordHello(environmentId: String, info: AgentInfo, at date: Date) async throws {
-        try await db.write { db in
-            try db.execute(sql: "UPDATE environment SET agent_info = ?, last_seen_at = ? WHERE id = ?",
-                           arguments: [JSONColumn.encode(info), date.column, environmentId])
-        }
-    }
-
     /// Records that these environments' agents were heard from now, in one transaction.
     public func touchEnvironments(ids: [String], at date: Date) async throws {
         guard !ids.isEmpty else { return }

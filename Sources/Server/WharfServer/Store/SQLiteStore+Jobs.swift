@@ -134,71 +134,28 @@ extension SQLiteStore {
         }
     }
 
-    /// The jobs an environment's agent should hold now: each stack's oldest unfinished job, in queue order.
-    public func dispatchHeads(environmentId: String) async throws -> [JobRecord] {
-        try await db.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM job j WHERE j.environment_id = ? AND j.state NOT IN \(Self.finalStates)
-                AND j.seq = (SELECT MIN(seq) FROM job k WHERE k.stack_id = j.stack_id AND k.state NOT IN \(Self.finalStates))
-                ORDER BY j.seq
-                """, arguments: [environmentId]).map(Self.jobRecord(from:))
-        }
-    }
-
-    /// Unfinished jobs of an environment.
-    public func openJobCount(environmentId: String) async throws -> Int {
-        try await db.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE environment_id = ? AND state NOT IN \(Self.finalStates)",
-                             arguments: [environmentId]) ?? 0
-        }
-    }
-
-    /// Moves a queued job to `dispatched`: its agent has it on disk. Returns false if it was not queued.
-    @discardableResult
-    public func markDispatched(jobId: String, environmentId: String) async throws -> Bool {
-        try await db.write { db in
-            try db.execute(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND environment_id = ? AND state = 'queued'",
-                           arguments: [jobId, environmentId])
-            return db.changesCount > 0
-        }
-    }
-
-    /// Moves a job to `running`.
-    @discardableResult
-    public func markRunning(jobId: String, environmentId: String, at date: Date) async throws -> Bool {
-        try await db.write { db in
-            try db.execute(sql: """
-                UPDATE job SET state = 'running', started_at = COALESCE(started_at, ?)
-                WHERE id = ? AND environment_id = ? AND state IN ('queued','dispatched')
-                """, arguments: [date.column, jobId, environmentId])
-            return db.changesCount > 0
-        }
-    }
-
     /// Stores an agent's result. Returns the job, and whether this call ended it (false for a repeat).
     ///
     /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
     /// stack. A failed or rolled-back job leaves the stack's definition as it was.
-    public func finishJob(_ result: JobResult, environmentId: String, at date: Date) async throws -> (Job, Bool)? {
-        try await db.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?",
-                                             arguments: [result.jobId, environmentId]) else { return nil }
-            var record = Self.jobRecord(from: row)
-            if record.job.state.isFinal { return (record.job, false) }
-            let state = JobState(result.state)
-            let outcome = JobOutcome(services: result.services)
-            try db.execute(sql: """
-                UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ? WHERE id = ?
-                """, arguments: [state.rawValue, date.column, date.column,
-                                 result.error.map { JSONColumn.encode($0) }, JSONColumn.encode(outcome), result.jobId])
-            record.job.state = state
-            record.job.finishedAt = date
-            record.job.startedAt = record.job.startedAt ?? date
-            record.job.error = result.error
-            record.job.result = outcome
-            try self.applyToStack(db, record: record, result: result, at: date)
-            return (record.job, true)
-        }
+    func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (Job, Bool)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?",
+                                         arguments: [result.jobId, environmentId]) else { return nil }
+        var record = Self.jobRecord(from: row)
+        if record.job.state.isFinal { return (record.job, false) }
+        let state = JobState(result.state)
+        let outcome = JobOutcome(services: result.services)
+        try db.execute(sql: """
+            UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ? WHERE id = ?
+            """, arguments: [state.rawValue, date.column, date.column,
+                             result.error.map { JSONColumn.encode($0) }, JSONColumn.encode(outcome), result.jobId])
+        record.job.state = state
+        record.job.finishedAt = date
+        record.job.startedAt = record.job.startedAt ?? date
+        record.job.error = result.error
+        record.job.result = outcome
+        try self.applyToStack(db, record: record, result: result, at: date)
+        return (record.job, true)
     }
 
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
@@ -239,16 +196,6 @@ extension SQLiteStore {
             status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
         }
         try db.execute(sql: "UPDATE stack SET status = ? WHERE id = ?", arguments: [status.rawValue, stackId])
-    }
-
-    /// Appends a chunk of a job's log; a repeated chunk is ignored.
-    public func appendLog(_ chunk: LogChunk, environmentId: String) async throws {
-        try await db.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ? AND environment_id = ?",
-                                    arguments: [chunk.jobId, environmentId]) == true else { return }
-            try db.execute(sql: "INSERT OR IGNORE INTO job_log (job_id, chunk, lines) VALUES (?, ?, ?)",
-                           arguments: [chunk.jobId, chunk.seq, chunk.lines.joined(separator: "\n")])
-        }
     }
 
     /// A job's log as text, one line per line.

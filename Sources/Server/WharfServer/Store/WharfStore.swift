@@ -15,7 +15,6 @@ public protocol WharfStore: Sendable {
     func deleteEnvironment(id: String) async throws
     func enrol(joinToken: String, publicKey: String, hostname: String, version: String) async throws -> Environment
     func agentKeys() async throws -> [String: (environmentId: String, type: EnvironmentType)]
-    func recordHello(environmentId: String, info: AgentInfo, at date: Date) async throws
     func touchEnvironments(ids: [String], at date: Date) async throws
 
     // Stacks and webhooks
@@ -35,12 +34,10 @@ public protocol WharfStore: Sendable {
     func jobs(stackId: String?, state: JobState?, limit: Int) async throws -> [Job]
     func jobLog(jobId: String) async throws -> String
     func jobCounts() async throws -> [JobState: Int]
-    func dispatchHeads(environmentId: String) async throws -> [JobRecord]
-    func openJobCount(environmentId: String) async throws -> Int
-    @discardableResult func markDispatched(jobId: String, environmentId: String) async throws -> Bool
-    @discardableResult func markRunning(jobId: String, environmentId: String, at date: Date) async throws -> Bool
-    func finishJob(_ result: JobResult, environmentId: String, at date: Date) async throws -> (Job, Bool)?
-    func appendLog(_ chunk: LogChunk, environmentId: String) async throws
+
+    // The link: each batch of agent messages and each dispatch round is one transaction.
+    func applyAgentBatch(_ batch: AgentBatch, at date: Date) async throws -> AgentBatchOutcome
+    func claimDispatch(_ requests: [DispatchRequest]) async throws -> [DispatchClaim]
 
     // Registries
     func addRegistry(url: String, username: String, password: String) async throws -> Registry
@@ -58,17 +55,6 @@ extension WharfStore {
     /// Issues a join token that lasts 24 h.
     public func createJoinToken(environmentId: String) async throws -> String {
         try await createJoinToken(environmentId: environmentId, ttl: 86_400)
-    }
-
-    /// Moves a job to `running` now.
-    @discardableResult
-    public func markRunning(jobId: String, environmentId: String) async throws -> Bool {
-        try await markRunning(jobId: jobId, environmentId: environmentId, at: Date())
-    }
-
-    /// Stores a result as of now.
-    public func finishJob(_ result: JobResult, environmentId: String) async throws -> (Job, Bool)? {
-        try await finishJob(result, environmentId: environmentId, at: Date())
     }
 }
 

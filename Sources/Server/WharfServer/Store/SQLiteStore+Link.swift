@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import WharfProtocol
+
+/// What one batch of agent messages asks of the store, applied in one transaction.
+public struct AgentBatch: Sendable {
+    public struct Hello: Sendable {
+        public var environmentId: String
+        public var info: AgentInfo
+    }
+    public struct JobEvent: Sendable {
+        public var jobId: String
+        public var environmentId: String
+    }
+    public struct Log: Sendable {
+        public var chunk: LogChunk
+        public var environmentId: String
+    }
+    public struct Result: Sendable {
+        public var result: JobResult
+        public var environmentId: String
+    }
+
+    public var hellos: [Hello] = []
+    /// Jobs the agents have on disk (`ack`).
+    public var acks: [JobEvent] = []
+    /// Jobs the agents started.
+    public var started: [JobEvent] = []
+    public var logs: [Log] = []
+    public var results: [Result] = []
+    /// Environments whose count of open jobs is wanted after the batch.
+    public var countOpen: Set<String> = []
+
+    public init() {}
+
+    /// Whether there is nothing to store.
+    public var isEmpty: Bool {
+        hellos.isEmpty && acks.isEmpty && started.isEmpty && logs.isEmpty && results.isEmpty && countOpen.isEmpty
+    }
+}
+
+/// What became of an `AgentBatch`.
+public struct AgentBatchOutcome: Sendable {
+    public enum ResultOutcome: Sendable {
+        /// Stored; `ended` is false for a repeat of a result already stored.
+        case stored(Job, ended: Bool)
+        /// Not a job of that environment.
+        case unknown
+        /// Not stored (the agent keeps it and sends it again).
+        case failed(String)
+    }
+
+    /// One per `AgentBatch.results`, in the same order.
+    public var results: [ResultOutcome] = []
+    /// Open jobs per environment in `AgentBatch.countOpen`, after the batch.
+    public var openCounts: [String: Int] = [:]
+
+    public init() {}
+}
+
+/// One environment's turn in a dispatch round.
+public struct DispatchRequest: Sendable {
+    public var environmentId: String
+    /// Jobs not to send now: the agent holds them, or they were sent a moment ago.
+    public var skip: Set<String>
+    /// How many jobs may be sent.
+    public var capacity: Int
+
+    public init(environmentId: String, skip: Set<String>, capacity: Int) {
+        self.environmentId = environmentId
+        self.skip = skip
+        self.capacity = capacity
+    }
+}
+
+/// The jobs to send to one environment's agent, already moved out of `queued`.
+public struct DispatchClaim: Sendable {
+    public var environmentId: String
+    /// In queue order, without credentials.
+    public var jobs: [JobSpec]
+    /// The environment's unfinished jobs.
+    public var openCount: Int
+}
+
+extension SQLiteStore {
+    /// Applies a batch of agent messages in one write transaction: hellos, acknowledgements, starts,
+    /// log chunks, then results (each result in its own savepoint, so one bad result does not undo
+    /// the others).
+    public func applyAgentBatch(_ batch: AgentBatch, at date: Date) async throws -> AgentBatchOutcome {
+        try await db.write { db in
+            for hello in batch.hellos {
+                try db.cachedStatement(sql: "UPDATE environment SET agent_info = ?, last_seen_at = ? WHERE id = ?")
+                    .execute(arguments: [JSONColumn.encode(hello.info), date.column, hello.environmentId])
+            }
+            for ack in batch.acks {
+                try db.cachedStatement(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND environment_id = ? AND state = 'queued'")
+                    .execute(arguments: [ack.jobId, ack.environmentId])
+            }
+            for start in batch.started {
+                try db.cachedStatement(sql: """
+                    UPDATE job SET state = 'running', started_at = COALESCE(started_at, ?)
+                    WHERE id = ? AND environment_id = ? AND state IN ('queued','dispatched')
+                    """).execute(arguments: [date.column, start.jobId, start.environmentId])
+            }
+            for log in batch.logs {
+                guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM job WHERE id = ? AND environment_id = ?"),
+                                        arguments: [log.chunk.jobId, log.environmentId]) == true else { continue }
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO job_log (job_id, chunk, lines) VALUES (?, ?, ?)")
+                    .execute(arguments: [log.chunk.jobId, log.chunk.seq, log.chunk.lines.joined(separator: "\n")])
+            }
+            var outcome = AgentBatchOutcome()
+            outcome.results.reserveCapacity(batch.results.count)
+            for item in batch.results {
+                var stored: AgentBatchOutcome.ResultOutcome = .unknown
+                do {
+                    try db.inSavepoint {
+                        if let (job, ended) = try self.finish(db, result: item.result, environmentId: item.environmentId, at: date) {
+                            stored = .stored(job, ended: ended)
+                        }
+                        return .commit
+                    }
+                } catch {
+                    stored = .failed("\(error)")
+                }
+                outcome.results.append(stored)
+            }
+            for environmentId in batch.countOpen {
+                outcome.openCounts[environmentId] = try self.openJobCount(db, environmentId: environmentId)
+            }
+            return outcome
+        }
+    }
+
+    /// Picks each environment's due jobs (each stack's oldest unfinished job, in queue order, less
+    /// `skip`, at most `capacity`), moves the queued ones to `dispatched`, and returns them as the
+    /// agent will get them — all in one write transaction, so a webhook joins a job before it is
+    /// claimed (and is in what is sent) or after (and makes a new job), never in between.
+    public func claimDispatch(_ requests: [DispatchRequest]) async throws -> [DispatchClaim] {
+        guard !requests.isEmpty else { return [] }
+        return try await db.write { db in
+            var claims: [DispatchClaim] = []
+            claims.reserveCapacity(requests.count)
+            for request in requests {
+                var jobs: [JobSpec] = []
+                if request.capacity > 0 {
+                    let heads = try Row.fetchAll(db.cachedStatement(sql: """
+                        SELECT j.id, j.state FROM job j WHERE j.environment_id = ? AND j.state NOT IN \(Self.finalStates)
+                        AND j.seq = (SELECT MIN(seq) FROM job k WHERE k.stack_id = j.stack_id AND k.state NOT IN \(Self.finalStates))
+                        ORDER BY j.seq
+                        """), arguments: [request.environmentId])
+                    for head in heads {
+                        let id: String = head["id"]
+                        if request.skip.contains(id) { continue }
+                        if jobs.count >= request.capacity { break }
+                        if (head["state"] as String) == JobState.queued.rawValue {
+                            try db.cachedStatement(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued'")
+                                .execute(arguments: [id])
+                        }
+                        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                            SELECT id, kind, stack_id, stack_name, compose, env, pull, plan FROM job WHERE id = ?
+                            """), arguments: [id]) else { continue }
+                        let plan = JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: [])
+                        jobs.append(JobSpec(
+                            id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
+                            stackName: row["stack_name"], compose: row["compose"],
+                            env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+                            images: Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
+                            pull: row["pull"], credentials: []
+                        ))
+                    }
+                }
+                claims.append(DispatchClaim(environmentId: request.environmentId, jobs: jobs,
+                                            openCount: try self.openJobCount(db, environmentId: request.environmentId)))
+            }
+            return claims
+        }
+    }
+
+    func openJobCount(_ db: Database, environmentId: String) throws -> Int {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM job WHERE environment_id = ? AND state NOT IN \(Self.finalStates)"),
+                         arguments: [environmentId]) ?? 0
+    }
+}
