@@ -60,12 +60,21 @@ extension API {
 
     /// The compose file with the stack's env and `variables`; an image pinned by an earlier trigger
     /// stays unless the variables change that service's image.
-    func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:]) async throws -> DeployPlan {
+    /// `pins`: the stack's pinned images when the caller has them already; read from the store otherwise.
+    func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:],
+              pins knownPins: [String: String]? = nil) async throws -> DeployPlan {
         let compose = compose ?? stack.compose
         let baseEnv = env ?? stack.env
         let base = try Self.resolve(compose, env: baseEnv)
         let resolved = variables.isEmpty ? base : try Self.resolve(compose, env: baseEnv.merging(variables) { _, new in new })
-        let pins = compose == stack.compose ? try await mapped { try await store.pins(stackId: stack.id) } : [:]
+        let pins: [String: String]
+        if compose != stack.compose {
+            pins = [:]
+        } else if let knownPins {
+            pins = knownPins
+        } else {
+            pins = try await mapped { try await store.pins(stackId: stack.id) }
+        }
         var images: [String: String] = [:]
         var changed = Set<String>()
         for service in resolved.services {

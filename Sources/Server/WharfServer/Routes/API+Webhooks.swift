@@ -66,7 +66,7 @@ extension API {
             }
             // Unknown, disabled and rotated tokens all get the same 404.
             guard let token = WebhookToken(raw),
-                  let stack = try await mapped({ try await store.stack(webhookToken: token.rawValue, publicURL: settings.publicURL) }) else {
+                  let (stack, pins) = try await mapped({ try await store.stack(webhookToken: token.rawValue, publicURL: settings.publicURL) }) else {
                 throw APIError.notFound
             }
             if let limiters, case .limited(let retryAfter) = limiters.token.acquire(token.rawValue) {
@@ -77,7 +77,7 @@ extension API {
             if let reason = trigger.ignored {
                 return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
             }
-            let deploy = try await plan(for: stack, variables: trigger.variables)
+            let deploy = try await plan(for: stack, variables: trigger.variables, pins: pins)
             var images = deploy.images
             var targeted = deploy.changed
             if !trigger.targets.isEmpty {

@@ -65,10 +65,10 @@ extension SQLiteStore {
         let stackId: String = stackRow["id"]
         let stackEnv = JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]
         if request.kind == .deploy, request.coalesce,
-           let row = try Row.fetchOne(db, sql: """
+           let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT * FROM job WHERE stack_id = ? AND state = 'queued' AND kind = 'deploy'
                 ORDER BY seq DESC LIMIT 1
-                """, arguments: [stackId]) {
+                """), arguments: [stackId]) {
             var record = Self.jobRecord(from: row)
             var images = Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
             for service in request.plan where request.targeted.contains(service.name) || images[service.name] == nil {
@@ -79,34 +79,78 @@ extension SQLiteStore {
             if let compose = request.compose { record.compose = compose }
             record.job.trigger.params.merge(request.trigger.params) { _, new in new }
             record.job.coalesced += 1
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = (pull OR ?) WHERE id = ?
-                """, arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
+                """).execute(arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
                                  JSONColumn.encode(record.job.trigger), record.job.coalesced, request.pull, record.job.id])
             return record.job
         }
         let id = Identifier.make("job")
         let env = stackEnv.merging(request.variables) { _, new in new }
         let plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
-        try db.execute(sql: """
+        let environmentId: String = stackRow["environment_id"]
+        try db.cachedStatement(sql: """
             INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull)
             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, stackId, stackRow["name"], stackRow["environment_id"], request.kind.rawValue,
-                             JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
-                             request.compose ?? stackRow["compose"], JSONColumn.encode(env), request.pull])
-        try db.execute(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?",
-                       arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
-        return Self.jobRecord(from: try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!).job
+            """).execute(arguments: [id, stackId, stackRow["name"], environmentId, request.kind.rawValue,
+                                     JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
+                                     request.compose ?? stackRow["compose"], JSONColumn.encode(env), request.pull])
+        try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
+            .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
+        // What was just written, as a read would return it (dates at the column's precision).
+        return Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: .queued,
+                   trigger: request.trigger, coalesced: 0, createdAt: Date(column: now.column)!, startedAt: nil,
+                   finishedAt: nil, plan: plan, error: nil, result: nil)
     }
 
-    /// Queues (or joins) a job for an existing stack.
+    /// Queues (or joins) a job for an existing stack; the job is on disk when this returns.
+    ///
+    /// Group commit: requests that arrive while a write is running wait and go together in the next
+    /// transaction, each in its own savepoint (one failing request does not undo the others). Under
+    /// load this turns one transaction, fsync and two thread hand-offs per webhook call into a share
+    /// of one; alone, a request is written at once.
     public func enqueueJob(stackId: String, request: JobRequest) async throws -> Job {
-        let now = Date()
-        return try await db.write { db in
-            guard let stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId]) else {
-                throw StoreError.notFound("stack")
+        try await withCheckedThrowingContinuation { continuation in
+            let lead = enqueues.withLock { queue -> Bool in
+                queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, continuation: continuation))
+                if queue.writing { return false }
+                queue.writing = true
+                return true
             }
-            return try self.enqueue(db, stackRow: stackRow, request: request, now: now)
+            if lead { Task { await self.writeEnqueued() } }
+        }
+    }
+
+    private func writeEnqueued() async {
+        while true {
+            let batch = enqueues.withLock { queue -> [EnqueueQueue.Waiting] in
+                defer { queue.waiting.removeAll(keepingCapacity: true) }
+                if queue.waiting.isEmpty { queue.writing = false }
+                return queue.waiting
+            }
+            guard !batch.isEmpty else { return }
+            let now = Date()
+            do {
+                let outcomes = try await db.write { db in
+                    batch.map { waiting in
+                        Result<Job, any Error> {
+                            var job: Job?
+                            try db.inSavepoint {
+                                guard let stackRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"),
+                                                                      arguments: [waiting.stackId]) else {
+                                    throw StoreError.notFound("stack")
+                                }
+                                job = try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now)
+                                return .commit
+                            }
+                            return job!
+                        }
+                    }
+                }
+                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }
+            } catch {
+                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            }
         }
     }
 
@@ -221,4 +265,17 @@ extension SQLiteStore {
             return counts
         }
     }
+}
+
+/// Job requests waiting for the store's next group commit.
+struct EnqueueQueue: Sendable {
+    struct Waiting: Sendable {
+        var stackId: String
+        var request: JobRequest
+        var continuation: CheckedContinuation<Job, any Error>
+    }
+
+    var waiting: [Waiting] = []
+    /// Whether a task is writing; new requests join its next transaction.
+    var writing = false
 }

@@ -100,11 +100,11 @@ extension SQLiteStore {
         }
     }
 
-    /// The stack a webhook token belongs to, if any.
-    public func stack(webhookToken: String, publicURL: String) async throws -> Stack? {
+    /// The stack a webhook token belongs to, if any, with its pinned images, in one read.
+    public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
         try await db.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE webhook_token = ?", arguments: [webhookToken])
-                .map { Self.stack(from: $0, publicURL: publicURL) }
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
+                .map { (Self.stack(from: $0, publicURL: publicURL), JSONColumn.decode([String: String].self, $0["pins"]) ?? [:]) }
         }
     }
 

@@ -1,10 +1,13 @@
 import Foundation
 import GRDB
+import Synchronization
 import WharfProtocol
 
 /// The embedded store: one SQLite file (WAL) through GRDB.
 public final class SQLiteStore: Sendable {
     let db: DatabasePool
+    /// Job requests waiting for the next group commit (see `enqueueJob(stackId:request:)`).
+    let enqueues = Mutex(EnqueueQueue())
 
     /// Opens (and migrates) the database at `path`.
     public init(path: String) throws {

@@ -25,7 +25,7 @@ public protocol WharfStore: Sendable {
     func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job
     func pins(stackId: String) async throws -> [String: String]
     func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
-    func stack(webhookToken: String, publicURL: String) async throws -> Stack?
+    func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])?
     func recordRegistryEvents(_ ids: [String]) async throws -> [String]
 
     // Jobs

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import WharfProtocol
+@testable import WharfServer
+
+/// Group commit of job requests and batched agent messages, on a real SQLite file.
+@Suite(.timeLimit(.minutes(2)))
+struct StoreBatchingTests {
+    static func store() throws -> SQLiteStore {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return try SQLiteStore(path: directory.appendingPathComponent("wharf.sqlite").path)
+    }
+
+    static func stack(_ store: SQLiteStore, _ name: String, on environmentId: String) async throws -> (Stack, Job) {
+        try await store.createStack(
+            name: name, environmentId: environmentId, compose: "services:\n  web:\n    image: demo/web:v1\n", env: [:],
+            plan: [PlannedService(name: "web", image: "demo/web:v1")], trigger: JobTrigger(source: "api"),
+            publicURL: "http://127.0.0.1")
+    }
+
+    static func request(_ image: String, coalesce: Bool = true) -> JobRequest {
+        JobRequest(kind: .deploy, plan: [PlannedService(name: "web", image: image)],
+                   trigger: JobTrigger(source: "webhook"), coalesce: coalesce)
+    }
+
+    @Test func concurrentRequestsAreAllStoredAndOneBadRequestDoesNotUndoTheOthers() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        var stacks: [Stack] = []
+        for index in 0..<20 { stacks.append(try await Self.stack(store, "s\(index)", on: environment.id).0) }
+        let stackIds = stacks.map(\.id)
+
+        // 400 calls at once, 20 per stack, none coalescing, plus calls for a stack that does not exist.
+        let outcomes = await withTaskGroup(of: (String, Result<Job, any Error>).self) { group in
+            for call in 0..<400 {
+                let stackId = call % 25 < 20 ? stackIds[call % 25] : "stk_missing"
+                group.addTask {
+                    do { return (stackId, .success(try await store.enqueueJob(stackId: stackId, request: Self.request("demo/web:v\(call)", coalesce: false)))) }
+                    catch { return (stackId, .failure(error)) }
+                }
+            }
+            var all: [(String, Result<Job, any Error>)] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        let accepted = outcomes.compactMap { try? $0.1.get() }
+        let refused = outcomes.filter { (try? $0.1.get()) == nil }
+        #expect(refused.allSatisfy { $0.0 == "stk_missing" })
+        #expect(refused.allSatisfy { ($0.1.failure as? StoreError)?.code == "not_found" })
+        #expect(accepted.count == outcomes.count - refused.count)
+        #expect(Set(accepted.map(\.id)).count == accepted.count, "every call made its own job")
+        // Each returned job is the one on disk.
+        for job in accepted.prefix(50) {
+            let stored = try await store.job(id: job.id).job
+            #expect(stored == job)
+        }
+        let queued = try await store.jobs(stackId: nil, state: .queued, limit: 10_000)
+        #expect(queued.count == accepted.count + stacks.count, "the calls' jobs plus each stack's first deploy")
+    }
+
+    @Test func callsThatArriveTogetherForOneStackCoalesceIntoItsQueuedJob() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (stack, first) = try await Self.stack(store, "hot", on: environment.id)
+        let jobs = try await withThrowingTaskGroup(of: Job.self) { group in
+            for call in 0..<100 { group.addTask { try await store.enqueueJob(stackId: stack.id, request: Self.request("demo/web:v\(call)")) } }
+            return try await group.reduce(into: [Job]()) { $0.append($1) }
+        }
+        #expect(Set(jobs.map(\.id)) == [first.id])
+        let stored = try await store.job(id: first.id).job
+        #expect(stored.coalesced == 100)
+        #expect(jobs.map(\.coalesced).sorted() == Array(1...100), "each call saw the job as its own change left it")
+    }
+
+    @Test func anAgentBatchAppliesAcksStartsLogsAndResultsInOrder() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (_, job) = try await Self.stack(store, "app", on: environment.id)
+        let claims = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
+        #expect(claims.first?.jobs.map(\.id) == [job.id])
+        #expect(claims.first?.openCount == 1)
+        #expect(try await store.job(id: job.id).job.state == .dispatched, "claimed before it is sent")
+        let again = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [job.id], capacity: 8)])
+        #expect(again.first?.jobs.isEmpty == true, "what the agent holds is skipped")
+
+        var batch = AgentBatch()
+        batch.acks = [.init(jobId: job.id, environmentId: environment.id)]
+        batch.started = [.init(jobId: job.id, environmentId: environment.id)]
+        batch.logs = [.init(chunk: LogChunk(jobId: job.id, seq: 0, lines: ["pulling", "up"]), environmentId: environment.id)]
+        let result = JobResult(jobId: job.id, state: .succeeded, services: [
+            ServiceResult(name: "web", image: "demo/web:v1", imageId: "sha256:1", containers: 1)])
+        batch.results = [
+            .init(result: result, environmentId: environment.id),
+            .init(result: JobResult(jobId: "job_nobody", state: .succeeded, services: []), environmentId: environment.id),
+            .init(result: result, environmentId: "env_other"),
+            .init(result: result, environmentId: environment.id),
+        ]
+        batch.countOpen = [environment.id]
+        let outcome = try await store.applyAgentBatch(batch, at: Date())
+        guard outcome.results.count == 4, case .stored(let finished, true) = outcome.results[0] else {
+            Issue.record("the first result was not stored: \(outcome.results)")
+            return
+        }
+        #expect(finished.state == .succeeded)
+        guard case .unknown = outcome.results[1], case .unknown = outcome.results[2],
+              case .stored(_, false) = outcome.results[3] else {
+            Issue.record("unexpected outcomes: \(outcome.results)")
+            return
+        }
+        #expect(outcome.openCounts == [environment.id: 0])
+        #expect(try await store.jobLog(jobId: job.id) == "pulling\nup\n")
+        let stored = try await store.job(id: job.id).job
+        #expect(stored.state == .succeeded)
+        #expect(stored.startedAt != nil)
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
