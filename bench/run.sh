@@ -73,21 +73,12 @@ if [[ " ${PARTS[*]} " == *" redeploy "* ]]; then
 fi
 
 # --- build ------------------------------------------------------------------
-# wharf-server has no switch for its webhook rate limits (20/s per token, 50/s per client address),
-# which would measure the limiter instead of the server from a single load generator. Until it has
-# one (the flag asked for is --webhook-rate-limit off), the benchmarks build a scratch copy of the
-# tree with both limits lifted (bench/lib/scratch_tree.py). Either way: one release build.
+# wharf-server limits webhook calls per token and per client address; a load generator on one
+# address would measure the limiter, so the server runs with --webhook-rate-limit off.
 build_started=$SECONDS
-if grep -rq 'webhookRateLimit' "$ROOT/Sources/Server/wharf-server/" 2>/dev/null; then
-    SRC="$ROOT"
-    RATE_LIMITS="lifted with wharf-server --webhook-rate-limit off"
-    WHARF_SERVER_FLAGS="--webhook-rate-limit off"
-else
-    SRC="$ROOT/.build-bench-tree"
-    python3 "$BENCH/lib/scratch_tree.py" "$ROOT" "$SRC" >&2
-    RATE_LIMITS="lifted in a scratch copy of the tree (bench/lib/scratch_tree.py): wharf-server has no flag for them"
-    WHARF_SERVER_FLAGS=""
-fi
+SRC="$ROOT"
+RATE_LIMITS="lifted with wharf-server --webhook-rate-limit off"
+WHARF_SERVER_FLAGS="--webhook-rate-limit off"
 export WHARF_SERVER_FLAGS
 log "building wharf (release) from $SRC"
 (cd "$SRC" && swift build -c release --scratch-path "$ROOT/.build-bench" 2>&1 | grep -E 'error|Compiling|Build' >&2) \
