@@ -15,9 +15,26 @@ import Glibc
 public final class ZMQChannel: Sendable {
     /// Messages received on the socket, in order (finishes at once on a channel opened with `batched: true`).
     public let incoming: AsyncStream<ZMQMessage>
-    /// On a channel opened with `batched: true`: everything each wake-up of the socket's thread read,
-    /// in order, at most `maxBatch` messages per batch; otherwise finishes at once.
-    public let batches: AsyncStream<ZMQBatch>
+    /// On a channel opened with `batched: true`: everything received since the consumer last looked,
+    /// in order, at most `maxBatch` messages per batch; otherwise finishes at once. Iterate it once,
+    /// from one task.
+    ///
+    /// A consumer that is slower than the socket gets bigger batches instead of a growing queue of
+    /// small ones, so per-batch costs (a transaction, a hand-off) are paid once for many messages.
+    public var batches: AsyncStream<ZMQBatch> {
+        final class Signals: @unchecked Sendable {
+            // Iterated by the one consumer of `batches` only.
+            var iterator: AsyncStream<Void>.Iterator
+            init(_ stream: AsyncStream<Void>) { iterator = stream.makeAsyncIterator() }
+        }
+        let signals = Signals(inboxSignals)
+        return AsyncStream(unfolding: { [self] in
+            while true {
+                if let batch = takeInbox() { return batch }
+                if await signals.iterator.next() == nil { return takeInbox() }
+            }
+        })
+    }
     /// Monitor events, when the channel was opened with `monitor: true`; otherwise finishes at once.
     public let events: AsyncStream<ZMQMonitorEvent>
     /// The endpoint the socket bound or connected to last, with the real port after a wildcard bind.
@@ -41,7 +58,13 @@ public final class ZMQChannel: Sendable {
     private let monitorSocket: ZMQSocket?
     private let incomingContinuation: AsyncStream<ZMQMessage>.Continuation
     private let eventsContinuation: AsyncStream<ZMQMonitorEvent>.Continuation
-    private let batchesContinuation: AsyncStream<ZMQBatch>.Continuation
+    private struct Inbox: Sendable {
+        var messages: [ZMQMessage] = []
+        var receivedAt: [ContinuousClock.Instant] = []
+    }
+    private let inbox = Mutex(Inbox())
+    private let inboxSignals: AsyncStream<Void>
+    private let inboxSignalsContinuation: AsyncStream<Void>.Continuation
     private let batched: Bool
     private let maxBatch: Int
 
@@ -80,11 +103,11 @@ public final class ZMQChannel: Sendable {
         self.monitorSocket = monitorSocket
         (self.incoming, self.incomingContinuation) = AsyncStream.makeStream(of: ZMQMessage.self)
         (self.events, self.eventsContinuation) = AsyncStream.makeStream(of: ZMQMonitorEvent.self)
-        (self.batches, self.batchesContinuation) = AsyncStream.makeStream(of: ZMQBatch.self)
+        (self.inboxSignals, self.inboxSignalsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.batched = batched
         self.maxBatch = max(1, maxBatch)
         if monitorSocket == nil { eventsContinuation.finish() }
-        if batched { incomingContinuation.finish() } else { batchesContinuation.finish() }
+        if batched { incomingContinuation.finish() } else { inboxSignalsContinuation.finish() }
 
         let thread = Thread { [self] in self.run() }
         thread.name = name
@@ -166,6 +189,23 @@ public final class ZMQChannel: Sendable {
         }
     }
 
+    /// Up to `maxBatch` of the messages waiting in the inbox, oldest first; nil when it is empty.
+    private func takeInbox() -> ZMQBatch? {
+        inbox.withLock { inbox -> ZMQBatch? in
+            guard !inbox.messages.isEmpty else { return nil }
+            let count = min(maxBatch, inbox.messages.count)
+            if count == inbox.messages.count {
+                defer { inbox = Inbox() }
+                return ZMQBatch(messages: inbox.messages, receivedAt: inbox.receivedAt)
+            }
+            defer {
+                inbox.messages.removeFirst(count)
+                inbox.receivedAt.removeFirst(count)
+            }
+            return ZMQBatch(messages: Array(inbox.messages[..<count]), receivedAt: Array(inbox.receivedAt[..<count]))
+        }
+    }
+
     private func wake() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, MemoryLayout<UInt64>.size)
@@ -225,17 +265,20 @@ public final class ZMQChannel: Sendable {
             // Drain everything that is readable: zmq_poll only says "at least one".
             do {
                 if batched {
-                    var batch: [ZMQMessage] = []
-                    var receivedAt = ContinuousClock.now
+                    var received: [ZMQMessage] = []
                     while let message = try socket.receive(dontWait: true) {
-                        batch.append(message)
-                        if batch.count >= maxBatch {
-                            batchesContinuation.yield(ZMQBatch(messages: batch, receivedAt: receivedAt))
-                            batch.removeAll(keepingCapacity: true)
-                            receivedAt = ContinuousClock.now
-                        }
+                        received.append(message)
                     }
-                    if !batch.isEmpty { batchesContinuation.yield(ZMQBatch(messages: batch, receivedAt: receivedAt)) }
+                    if !received.isEmpty {
+                        let now = ContinuousClock.now
+                        let wasEmpty = inbox.withLock { inbox in
+                            let wasEmpty = inbox.messages.isEmpty
+                            inbox.messages.append(contentsOf: received)
+                            inbox.receivedAt.append(contentsOf: repeatElement(now, count: received.count))
+                            return wasEmpty
+                        }
+                        if wasEmpty { inboxSignalsContinuation.yield() }
+                    }
                 } else {
                     while let message = try socket.receive(dontWait: true) {
                         incomingContinuation.yield(message)
@@ -258,7 +301,7 @@ public final class ZMQChannel: Sendable {
         }
         socket.close()
         incomingContinuation.finish()
-        batchesContinuation.finish()
+        inboxSignalsContinuation.finish()
         eventsContinuation.finish()
         let (leftovers, waiters) = state.withLock { state -> ([PendingSend], [CheckedContinuation<Void, Never>]) in
             state.stopping = true
@@ -273,10 +316,10 @@ public final class ZMQChannel: Sendable {
     }
 }
 
-/// The messages one wake-up of a channel's thread read, with when it read them.
+/// Messages a batched channel received, in order, with when its thread read each one.
 public struct ZMQBatch: Sendable {
     /// The messages, in the order they arrived.
     public var messages: [ZMQMessage]
-    /// When the channel's thread read them (before any queueing in the stream).
-    public var receivedAt: ContinuousClock.Instant
+    /// When the channel's thread read each message (before any wait for the consumer), by index.
+    public var receivedAt: [ContinuousClock.Instant]
 }

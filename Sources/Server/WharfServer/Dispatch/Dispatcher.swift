@@ -181,11 +181,17 @@ public actor Dispatcher {
     /// memory, every store change in one transaction, then the replies, then one dispatch round
     /// for the environments whose work changed.
     private func handle(_ batch: ZMQBatch) async {
+        if let oldest = batch.receivedAt.first, ContinuousClock.now - oldest > .seconds(2),
+           ContinuousClock.now - lastLagWarning > .seconds(10) {
+            lastLagWarning = .now
+            logger.warning("the link is behind: agents' messages wait to be handled",
+                           metadata: ["lag": "\(ContinuousClock.now - oldest)", "messages": "\(batch.messages.count)"])
+        }
         var work = AgentBatch()
         var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
         var welcomes: [(environmentId: String, routingId: [UInt8])] = []
         var touched: Set<String> = []
-        for message in batch.messages {
+        for (message, receivedAt) in zip(batch.messages, batch.receivedAt) {
             guard message.frames.count == 2, let environmentId = message.userId, !environmentId.isEmpty else {
                 logger.warning("dropped a frame set without an authenticated peer", metadata: ["frames": "\(message.frames.count)"])
                 continue
@@ -201,7 +207,7 @@ public actor Dispatcher {
             }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
-                sessions[environmentId] = Session(routingId: routingId, lastSeen: batch.receivedAt, held: Set(hello.holding),
+                sessions[environmentId] = Session(routingId: routingId, lastSeen: receivedAt, held: Set(hello.holding),
                                                   edge: hello.edge, openCount: previous?.openCount ?? 0)
                 if previous == nil {
                     logger.info("agent connected", metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)",
@@ -220,7 +226,7 @@ public actor Dispatcher {
                 continue
             }
             if sessions[environmentId]?.routingId == routingId {
-                sessions[environmentId]?.lastSeen = batch.receivedAt
+                sessions[environmentId]?.lastSeen = receivedAt
             } else {
                 // A connection the server does not know (a restart on either side): ask who it is.
                 send(.helloRequired, to: routingId)
@@ -241,7 +247,7 @@ public actor Dispatcher {
                 resultRoutes.append(routingId)
                 touched.insert(environmentId)
             case .bye:
-                if sessions[environmentId]?.routingId == routingId { drop(environmentId) }
+                if sessions[environmentId]?.routingId == routingId { drop(environmentId, reason: "bye") }
             case .ping:
                 send(.pong(pending: sessions[environmentId]?.pending ?? 0), to: routingId)
             }
@@ -366,8 +372,7 @@ public actor Dispatcher {
                 // The pipe is full: the job stays claimed and goes on the next tick.
                 sessions[target.environmentId]?.unsent = true
             case .failure(let error) where error.hostUnreachable:
-                logger.info("agent unreachable; its jobs stay queued", metadata: ["env.id": "\(target.environmentId)"])
-                drop(target.environmentId)
+                drop(target.environmentId, reason: "unreachable; its jobs stay queued")
             case .failure(let error):
                 logger.error("could not send a job", metadata: ["job.id": "\(target.jobId)", "error": "\(error)"])
                 sessions[target.environmentId]?.unsent = true
@@ -382,12 +387,13 @@ public actor Dispatcher {
         return auths.filter { hosts.contains($0.registry) }
     }
 
-    private func drop(_ environmentId: String) {
+    private func drop(_ environmentId: String, reason: String) {
         guard sessions.removeValue(forKey: environmentId) != nil else { return }
-        logger.info("agent disconnected", metadata: ["env.id": "\(environmentId)"])
+        logger.info("agent disconnected", metadata: ["env.id": "\(environmentId)", "reason": "\(reason)"])
     }
 
     private var lastTouch = ContinuousClock.now
+    private var lastLagWarning = ContinuousClock.now - .seconds(60)
 
     private func tick() async {
         let now = ContinuousClock.now
@@ -404,7 +410,7 @@ public actor Dispatcher {
         var due: [String] = []
         for (environmentId, session) in sessions {
             if now - session.lastSeen > timing.agentTimeout {
-                drop(environmentId)
+                drop(environmentId, reason: "silent for \((now - session.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
                 continue
             }
             if session.unsent || session.inFlight.values.contains(where: { now - $0 >= timing.resendAfter }) {
@@ -416,7 +422,7 @@ public actor Dispatcher {
 
     /// Forgets an environment's connection (its keys were removed).
     public func forget(environmentId: String) {
-        drop(environmentId)
+        drop(environmentId, reason: "its agent key was removed")
     }
 }
 
