@@ -13,6 +13,9 @@ public final class ComposeCache: Sendable {
     private let entries = Mutex<[Key: ResolvedCompose]>([:])
     private let capacity: Int
 
+    /// The process-wide cache the API and the store share.
+    public static let shared = ComposeCache()
+
     /// Makes a cache of at most `capacity` entries.
     public init(capacity: Int = 4096) {
         self.capacity = capacity
@@ -20,6 +23,14 @@ public final class ComposeCache: Sendable {
 
     func get(_ compose: String, _ env: [String: String]) -> ResolvedCompose? {
         entries.withLock { $0[Key(compose: compose, env: env)] }
+    }
+
+    /// `ComposeFile.resolve`, memoised.
+    func resolve(_ compose: String, environment env: [String: String]) throws(ComposeError) -> ResolvedCompose {
+        if let cached = get(compose, env) { return cached }
+        let resolved = try ComposeFile.resolve(compose, environment: env)
+        put(compose, env, resolved)
+        return resolved
     }
 
     func put(_ compose: String, _ env: [String: String], _ resolved: ResolvedCompose) {

@@ -22,7 +22,7 @@ extension API {
     }
 
     /// Resolved compose files by text and env: parsing YAML is the costliest step of a webhook call.
-    static let composeCache = ComposeCache()
+    static var composeCache: ComposeCache { .shared }
 
     /// Resolves a compose file, answering 422 with compose's problem and place.
     static func resolve(_ compose: String, env: [String: String]) throws -> ResolvedCompose {
@@ -34,11 +34,8 @@ extension API {
             throw APIError(status: .badRequest, code: "invalid_variable",
                            message: "The value of \(name) contains a NUL character, which no process environment can hold.")
         }
-        if let cached = composeCache.get(compose, env) { return cached }
         do {
-            let resolved = try ComposeFile.resolve(compose, environment: env)
-            composeCache.put(compose, env, resolved)
-            return resolved
+            return try composeCache.resolve(compose, environment: env)
         } catch {
             throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
         }

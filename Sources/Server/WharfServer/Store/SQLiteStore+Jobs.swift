@@ -218,7 +218,7 @@ extension SQLiteStore {
                 StackService(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers)
             }
             // What the job ran beyond what its compose file and env say stays pinned for later deploys.
-            let written = (try? ComposeFile.resolve(record.compose, environment: record.env))?.services ?? []
+            let written = (try? ComposeCache.shared.resolve(record.compose, environment: record.env))?.services ?? []
             var pins: [String: String] = [:]
             for planned in record.job.plan.services where written.first(where: { $0.name == planned.name })?.image != planned.image {
                 pins[planned.name] = planned.image

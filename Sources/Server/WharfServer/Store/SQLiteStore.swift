@@ -106,15 +106,21 @@ public final class SQLiteStore: Sendable {
 // MARK: JSON columns
 
 enum JSONColumn {
-    static func encode<T: Encodable>(_ value: T) -> String {
+    // Configured once and never changed, so safe to share between threads.
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+        return encoder
+    }()
+    private static let decoder = JSONDecoder()
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
         guard let text else { return nil }
-        return try? JSONDecoder().decode(type, from: Data(text.utf8))
+        return try? decoder.decode(type, from: Data(text.utf8))
     }
 }
 
