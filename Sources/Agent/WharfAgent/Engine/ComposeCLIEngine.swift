@@ -334,7 +334,7 @@ public struct ComposeCLIEngine: ContainerEngine {
             timeout: configuration.queryTimeout,
             captureLimit: 64 * 1024
         )
-        let version = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = result.standardOutput.trimmingWhitespace()
         guard result.succeeded, !version.isEmpty else {
             throw ContainerEngineError(
                 .composeFailed,

@@ -66,7 +66,7 @@ struct StackJob: Sendable {
             throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
         }
         let names = result.standardOutput.split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty }
         return Set(names)
     }
