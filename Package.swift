@@ -87,7 +87,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Agent/wharf-agent",
-            swiftSettings: swiftSettings
+            // Compiled with the flag too: the static Foundation module brings the link entries of its own
+            // static dependencies (CoreFoundation, ICU, ...).
+            swiftSettings: swiftSettings + [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))],
+            // The release agent carries the Swift runtime and Foundation statically, as the Docker image
+            // builds it (--static-swift-stdlib): only the code it runs is paged in, not every shared
+            // library's relocations and metadata. lld (shipped with the toolchain) packs the relative
+            // relocations (DT_RELR, glibc >= 2.36): 2 MiB of relocation table less to read at start.
+            // Idle RSS 27.2 → 21.5 → 19.9 MiB measured (bench/FINDINGS.md).
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                                          .when(configuration: .release))]
         ),
         .target(
             name: "WharfCLI",

@@ -22,7 +22,7 @@ struct CommandResult: Sendable {
 
     /// The last `count` output lines, trimmed, as one message.
     func lastLines(_ count: Int) -> String {
-        tail.suffix(count).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
+        tail.suffix(count).map { $0.trimmingWhitespace() }.joined(separator: "\n")
     }
 
     /// "exit code N", "signal N" or "timed out", for error reports.

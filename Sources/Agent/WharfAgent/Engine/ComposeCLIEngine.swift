@@ -30,6 +30,10 @@ public struct ComposeCLIEngine: ContainerEngine {
         /// The time limit of quick calls: `docker version`, `docker inspect`, `compose config`.
         public var queryTimeout: Duration
         /// How long every container must keep running, once all are running and healthy, to count as healthy.
+        ///
+        /// It catches a process that dies right after it starts (a bad config, a missing file): such a
+        /// container has exited, or is restarting, within milliseconds. 1 s with polls every 250 ms
+        /// sees it several times over; a healthcheck, where there is one, has already passed.
         public var settleTime: Duration
         /// How often container states are read while waiting for health.
         public var pollInterval: Duration
@@ -59,8 +63,8 @@ public struct ComposeCLIEngine: ContainerEngine {
             }
             self.commandTimeout = .seconds(600)
             self.queryTimeout = .seconds(60)
-            self.settleTime = .seconds(2)
-            self.pollInterval = .milliseconds(500)
+            self.settleTime = .seconds(1)
+            self.pollInterval = .milliseconds(250)
             self.maxLogBytes = JobLog.defaultTotalLimit
         }
     }
@@ -334,7 +338,7 @@ public struct ComposeCLIEngine: ContainerEngine {
             timeout: configuration.queryTimeout,
             captureLimit: 64 * 1024
         )
-        let version = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = result.standardOutput.trimmingWhitespace()
         guard result.succeeded, !version.isEmpty else {
             throw ContainerEngineError(
                 .composeFailed,

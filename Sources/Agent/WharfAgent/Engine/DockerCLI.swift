@@ -24,7 +24,7 @@ struct DockerCLI: Sendable {
             timeout: timeout,
             captureLimit: 64 * 1024
         )
-        let version = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = result.standardOutput.trimmingWhitespace()
         guard result.succeeded, !version.isEmpty else {
             let detail = result.tail.last(where: { !$0.isEmpty }) ?? result.endDescription
             throw ContainerEngineError(.engineUnreachable, "the Docker engine at \(dockerHost) is unreachable: \(detail)")
@@ -59,7 +59,7 @@ struct DockerCLI: Sendable {
         guard !result.standardOutputTruncated else {
             throw ContainerEngineError(.composeFailed, "docker inspect printed more than 16 MiB")
         }
-        let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = result.standardOutput.trimmingWhitespace()
         guard !text.isEmpty else { return [] }
         do {
             return try JSONDecoder().decode([ContainerDetails].self, from: Data(text.utf8))
@@ -115,7 +115,7 @@ struct DockerCLI: Sendable {
 
     /// The line of docker or compose (v1 or v2) output that says the engine could not be reached, if any.
     static func engineUnreachableLine(_ lines: [String]) -> String? {
-        lines.first(where: saysEngineUnreachable)?.trimmingCharacters(in: .whitespaces)
+        lines.first(where: saysEngineUnreachable)?.trimmingWhitespace()
     }
 
     /// Whether docker or compose (v1 or v2) output says that the engine could not be reached.

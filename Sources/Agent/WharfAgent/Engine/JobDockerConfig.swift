@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A job-scoped `DOCKER_CONFIG` directory: mode 0700, a `config.json` (0600) holding the job's
 /// registry credentials, deleted when the job ends.
@@ -25,11 +28,11 @@ struct JobDockerConfig: Sendable {
                 try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
             }
             let directory = parent.appendingPathComponent("wharf-docker-config-\(UUID().uuidString.lowercased())")
-            try fileManager.createDirectory(
-                at: directory,
-                withIntermediateDirectories: false,
-                attributes: [.posixPermissions: 0o700]
-            )
+            // mkdir with the final mode: FileManager creates with 0777 & ~umask and chmods afterwards, which
+            // leaves a moment in which the credentials' directory is readable by others.
+            guard mkdir(directory.path, 0o700) == 0 else {
+                throw ContainerEngineError(.composeFailed, "could not create \(directory.path): \(String(cString: strerror(errno)))")
+            }
             let scope = JobDockerConfig(directory: directory)
             do {
                 let config = directory.appendingPathComponent("config.json")

@@ -121,7 +121,7 @@ extension StackFiles {
             guard line.hasPrefix("version:") else { continue }
             var value = line.dropFirst("version:".count)
             if let comment = value.range(of: " #") { value = value[..<comment.lowerBound] }
-            var text = value.trimmingCharacters(in: .whitespaces)
+            var text = value.trimmingWhitespace()
             if text.count >= 2, let quote = text.first, quote == "\"" || quote == "'", text.last == quote {
                 text = String(text.dropFirst().dropLast())
             }

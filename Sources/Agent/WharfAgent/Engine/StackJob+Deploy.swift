@@ -14,20 +14,30 @@ extension StackJob {
                 log.step("the plan names service \"\(service)\", which the compose file does not define: ignored")
             }
         }
+        // `services()` validated compose.yml (`config --services` fails wherever `config -q` does, on both
+        // compose flavours); the override is ours, made of the plan's images, so it is not validated again:
+        // one compose call fewer (60–100 ms with v2, about 1 s with v1).
         try files.writeOverride(images: pinned, version: version)
-        try await validate()
 
+        // The running images are recorded while the pull runs: both only read, and neither waits for the other.
+        log.step("recording running images")
+        async let recorded = recordRunningImages()
         if deployment.pull {
             log.step("pulling images")
-            let pull = try await runCompose(["pull"])
+            let pull: CommandResult
+            do {
+                pull = try await runCompose(["pull"])
+            } catch {
+                _ = try? await recorded
+                throw error
+            }
             guard pull.succeeded else {
+                _ = try? await recorded
                 // Nothing has changed yet: the running containers are untouched.
                 return .failed(.pullFailed, failureMessage("compose pull", pull))
             }
         }
-
-        log.step("recording running images")
-        let previous = try await recordRunningImages()
+        let previous = try await recorded
 
         log.step("starting services")
         let up = try await runCompose(["up", "-d", "--remove-orphans"])

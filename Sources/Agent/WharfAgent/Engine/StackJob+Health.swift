@@ -56,7 +56,7 @@ extension StackJob {
                 case "unhealthy":
                     var message = "service \(service): container \(container.displayName) is unhealthy"
                     if let probe = health.log?.last {
-                        let output = probe.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                        let output = probe.output.trimmingWhitespace()
                         message += output.isEmpty
                             ? " (healthcheck exited with code \(probe.exitCode))"
                             : " (healthcheck exited with code \(probe.exitCode): \(output.prefix(500)))"

@@ -54,6 +54,9 @@ struct StackJob: Sendable {
     static let messageLines = 5
 
     /// The services `compose.yml` defines, from `compose config --services`; an invalid file is `invalid_stack`.
+    ///
+    /// This also validates the file: both compose flavours load, interpolate and check it in full
+    /// first (schema, `${VAR:?}`, `depends_on`, ports), as `config -q` would.
     func services() async throws -> Set<String> {
         let result = try await runCompose(
             ["config", "--services"],
@@ -66,17 +69,9 @@ struct StackJob: Sendable {
             throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
         }
         let names = result.standardOutput.split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty }
         return Set(names)
-    }
-
-    /// `compose config -q` on the compose file and the override together; a rejection is `invalid_stack`.
-    func validate() async throws {
-        let result = try await runCompose(["config", "-q"], timeout: configuration.queryTimeout, stream: false)
-        guard result.succeeded else {
-            throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
-        }
     }
 
     /// The project's containers, optionally limited to some services.

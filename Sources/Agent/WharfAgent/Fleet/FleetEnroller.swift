@@ -1,8 +1,5 @@
 import Foundation
 import ZeroMQ
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Creates a fleet's environments and enrols a fresh CURVE key for each, over the HTTP API.
 ///
@@ -23,17 +20,12 @@ struct FleetEnroller: Sendable {
     }
     private struct JoinToken: Decodable { var joinToken: String }
     private struct Enrolled: Decodable { var environmentId: String; var serverPublicKey: String; var endpoint: String }
-    private struct Failure: Decodable {
-        struct Body: Decodable { var code: String; var message: String }
-        var error: Body
-    }
 
     /// Returns the roster for every agent of the configuration, enrolling the ones that need it,
     /// and how many were enrolled now.
     func enrol() async throws -> (FleetRoster, enrolled: Int) {
         let url = FleetRoster.url(in: configuration.dataDirectory, prefix: configuration.prefix, first: configuration.first)
-        let session = makeSession()
-        defer { session.finishTasksAndInvalidate() }
+        let session = AgentHTTPClient(timeout: .seconds(60), responseLimit: 256 << 20)
         let existing = try await call(session, "GET", "/api/environments", as: EnvironmentList.self).environments
         let idsByName = Dictionary(existing.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
         var stored: [String: FleetMember] = [:]
@@ -76,7 +68,7 @@ struct FleetEnroller: Sendable {
         return (roster, missing.count)
     }
 
-    private func enrolOne(_ session: URLSession, index: Int, existingId: String?) async throws -> (FleetMember, String, String) {
+    private func enrolOne(_ session: AgentHTTPClient, index: Int, existingId: String?) async throws -> (FleetMember, String, String) {
         let name = configuration.name(index)
         let environmentId: String
         let joinToken: String
@@ -100,45 +92,26 @@ struct FleetEnroller: Sendable {
         return (member, enrolled.serverPublicKey, enrolled.endpoint)
     }
 
-    private func makeSession() -> URLSession {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = max(1, self.configuration.enrolConcurrency)
-        configuration.timeoutIntervalForRequest = 60
-        return URLSession(configuration: configuration)
-    }
-
-    private func call<T: Decodable>(_ session: URLSession, _ method: String, _ path: String, body: [String: String]? = nil,
+    private func call<T: Decodable>(_ session: AgentHTTPClient, _ method: String, _ path: String, body: [String: String]? = nil,
                                     bearer: Bool = true, as type: T.Type) async throws -> T {
         let base = configuration.server.hasSuffix("/") ? String(configuration.server.dropLast()) : configuration.server
-        guard let url = URL(string: base + path) else { throw FleetError("not a server URL: \(configuration.server)") }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        if bearer { request.setValue("Bearer \(configuration.adminToken)", forHTTPHeaderField: "Authorization") }
-        if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONEncoder().encode(body)
-        }
+        let headers = bearer ? [(name: "Authorization", value: "Bearer \(configuration.adminToken)")] : []
         var attempt = 0
         while true {
             attempt += 1
-            let data: Data
-            let response: URLResponse
             do {
-                (data, response) = try await session.data(for: request)
-            } catch {
+                return try await session.json(method, base + path, body: body, headers: headers, as: T.self)
+            } catch let error as AgentHTTPStatusError {
+                throw FleetError("\(method) \(path): \(error)")
+            } catch let error as AgentHTTPError where error.code == .badResponse {
+                throw FleetError("\(method) \(path): \(error.message)")
+            } catch let error as AgentHTTPError {
                 // Only reads are repeated: a repeated creation or enrolment could half-succeed twice.
-                if method == "GET", attempt < 3 { try await Task.sleep(for: .milliseconds(200 * attempt)); continue }
-                throw FleetError("\(method) \(path): cannot reach \(configuration.server): \(error.localizedDescription)")
-            }
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            guard (200..<300).contains(status) else {
-                let reason = (try? JSONDecoder().decode(Failure.self, from: data)).map { "\($0.error.message) (\($0.error.code))" } ?? "HTTP \(status)"
-                throw FleetError("\(method) \(path): \(reason)")
-            }
-            do {
-                return try JSONDecoder().decode(T.self, from: data)
-            } catch {
-                throw FleetError("\(method) \(path): unexpected answer: \(error)")
+                if method == "GET", error.code != .invalidURL, attempt < 3 {
+                    try await Task.sleep(for: .milliseconds(200 * attempt))
+                    continue
+                }
+                throw FleetError("\(method) \(path): cannot reach \(configuration.server): \(error.message)")
             }
         }
     }

@@ -1,8 +1,5 @@
 import Foundation
 import ZeroMQ
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// What an agent learnt when it enrolled, kept in its data dir so later starts need no token.
 public struct AgentIdentity: Codable, Sendable, Equatable {
@@ -40,7 +37,7 @@ public struct AgentDataDirectory: Sendable {
     /// The agent's key pair, made on first use; the secret key file is 0600.
     public func keyPair() throws -> CurveKeyPair {
         if let text = try? String(contentsOf: keyURL, encoding: .utf8) {
-            return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingWhitespace()))
         }
         let pair = try CurveKeyPair.generate()
         _ = FileManager.default.createFile(atPath: keyURL.path, contents: Data((pair.secretKey.z85 + "\n").utf8),
@@ -63,32 +60,28 @@ public struct AgentDataDirectory: Sendable {
     }
 
     /// Enrols with `server` using a join token, and stores what the server answered.
-    public func enrol(server: String, joinToken: String, hostname: String, version: String) async throws -> AgentIdentity {
+    ///
+    /// `http://` goes over a plain socket, `https://` through the `curl` program (``AgentHTTPClient``),
+    /// so the long-lived agent carries no TLS or HTTP library.
+    public func enrol(server: String, joinToken: String, hostname: String, version: String,
+                      client: AgentHTTPClient = AgentHTTPClient()) async throws -> AgentIdentity {
         let pair = try keyPair()
-        guard let url = URL(string: server.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/api/agents/enrol") else {
-            throw AgentSetupError(message: "not a server URL: \(server)")
-        }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONEncoder().encode([
-            "joinToken": joinToken, "publicKey": pair.publicKey.z85, "hostname": hostname, "version": version,
-        ])
-        let (data, response): (Data, URLResponse)
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw AgentSetupError(message: "cannot reach \(server): \(error.localizedDescription)")
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let base = server.hasSuffix("/") ? String(server.dropLast()) : server
         struct Answer: Decodable { var environmentId: String; var serverPublicKey: String; var endpoint: String }
-        struct Failure: Decodable { struct Body: Decodable { var code: String; var message: String }; var error: Body }
-        guard status == 200 else {
-            let reason = (try? JSONDecoder().decode(Failure.self, from: data)).map { "\($0.error.message) (\($0.error.code))" }
-                ?? "HTTP \(status)"
-            throw AgentSetupError(message: "enrolment refused: \(reason)")
+        let answer: Answer
+        do {
+            answer = try await client.json("POST", base + "/api/agents/enrol", body: [
+                "joinToken": joinToken, "publicKey": pair.publicKey.z85, "hostname": hostname, "version": version,
+            ], as: Answer.self)
+        } catch let error as AgentHTTPStatusError {
+            throw AgentSetupError(message: "enrolment refused: \(error)")
+        } catch let error as AgentHTTPError where error.code == .invalidURL {
+            throw AgentSetupError(message: "not a server URL: \(server)")
+        } catch let error as AgentHTTPError where error.code == .badResponse {
+            throw AgentSetupError(message: "unexpected answer from \(server): \(error.message)")
+        } catch let error as AgentHTTPError {
+            throw AgentSetupError(message: "cannot reach \(server): \(error.message)")
         }
-        let answer = try JSONDecoder().decode(Answer.self, from: data)
         let identity = AgentIdentity(environmentId: answer.environmentId, serverPublicKey: answer.serverPublicKey,
                                      endpoint: answer.endpoint, server: server)
         try save(identity)

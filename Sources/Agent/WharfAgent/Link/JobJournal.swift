@@ -27,11 +27,28 @@ public struct JobJournal: Sendable {
 
     private func write(_ data: Data, to url: URL) throws {
         let temporary = url.appendingPathExtension("tmp")
-        _ = FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: 0o600])
-        let handle = try FileHandle(forWritingTo: temporary)
-        try handle.write(contentsOf: data)
-        try handle.synchronize()
-        try handle.close()
+        // Plain POSIX calls: write, fsync, rename (FileHandle would add Foundation code to the agent for nothing).
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw AgentSetupError(message: "cannot write \(temporary.path): \(String(cString: strerror(errno)))")
+        }
+        var offset = 0
+        while offset < data.count {
+            let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw AgentSetupError(message: "cannot write \(temporary.path): \(reason)")
+            }
+            offset += written
+        }
+        guard fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw AgentSetupError(message: "cannot sync \(temporary.path): \(reason)")
+        }
+        close(fd)
         guard rename(temporary.path, url.path) == 0 else {
             throw AgentSetupError(message: "cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
@@ -101,19 +118,23 @@ public struct JobJournal: Sendable {
     }
 
     private func files(suffix: String) -> [URL] {
-        let urls = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.creationDateKey])) ?? []
-        return urls.filter { $0.pathExtension == suffix }.sorted {
-            let a = (try? $0.resourceValues(forKeys: [.creationDateKey]).creationDate) ?? .distantPast
-            let b = (try? $1.resourceValues(forKeys: [.creationDateKey]).creationDate) ?? .distantPast
-            return a == b ? $0.path < $1.path : a < b
+        // Path-based FileManager calls: URL resource values would pull a large part of Foundation into the agent.
+        let manager = FileManager.default
+        let names = ((try? manager.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix("." + suffix) }
+        let dated = names.map { name -> (url: URL, created: Date) in
+            let url = directory.appendingPathComponent(name)
+            let attributes = try? manager.attributesOfItem(atPath: url.path)
+            let created = (attributes?[.creationDate] ?? attributes?[.modificationDate]) as? Date
+            return (url, created ?? .distantPast)
         }
+        return dated.sorted { $0.created == $1.created ? $0.url.path < $1.url.path : $0.created < $1.created }.map(\.url)
     }
 
     /// Removes tombstones older than `age`, so the journal does not grow forever.
     public func pruneTombstones(olderThan age: TimeInterval) {
         let limit = Date().addingTimeInterval(-age)
         for url in files(suffix: "done") {
-            if let date = try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate, date < limit {
+            if let date = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date, date < limit {
                 try? FileManager.default.removeItem(at: url)
             }
         }
