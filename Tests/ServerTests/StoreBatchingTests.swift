@@ -73,6 +73,23 @@ struct StoreBatchingTests {
         #expect(jobs.map(\.coalesced).sorted() == Array(1...100), "each call saw the job as its own change left it")
     }
 
+    @Test func aClaimedJobCarriesOnlyItsOwnRegistriesCredentials() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        _ = try await store.addRegistry(url: "registry.example.com:5000", username: "ci", password: "s3cret")
+        _ = try await store.addRegistry(url: "other.example.com", username: "x", password: "y")
+        let (_, job) = try await store.createStack(
+            name: "app", environmentId: environment.id,
+            compose: "services:\n  web:\n    image: registry.example.com:5000/team/web:1\n  cache:\n    image: redis:7\n", env: [:],
+            plan: [PlannedService(name: "web", image: "registry.example.com:5000/team/web:1"), PlannedService(name: "cache", image: "redis:7")],
+            trigger: JobTrigger(source: "api"), publicURL: "http://127.0.0.1")
+        let claims = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
+        let spec = try #require(claims.first?.jobs.first)
+        #expect(spec.id == job.id)
+        #expect(spec.credentials == [RegistryAuth(registry: "registry.example.com:5000", username: "ci", password: "s3cret")])
+        #expect(spec.images == ["web": "registry.example.com:5000/team/web:1", "cache": "redis:7"])
+    }
+
     @Test func anAgentBatchAppliesAcksStartsLogsAndResultsInOrder() async throws {
         let store = try Self.store()
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)

@@ -29,7 +29,7 @@ public struct WharfServerApp: Sendable {
         let context = try ZMQContext(maxSockets: 65_536)
         let dispatcher = try Dispatcher(
             store: store, keys: keys, context: context, serverKeys: serverKeys, bind: configuration.zmqBind,
-            logger: logger, credentials: { images in (try? await store.credentials(forImages: images)) ?? [] }
+            logger: logger
         )
         logger.info("agent link listening", metadata: ["endpoint": "\(dispatcher.endpoint)"])
         let settings = ServerSettings(configuration: configuration, zmqEndpoint: dispatcher.endpoint, serverPublicKey: serverKeys.publicKey.z85)

@@ -53,7 +53,6 @@ public actor Dispatcher {
     private let logger: Logger
     private let timing: Timing
     private let serverVersion: String
-    private let credentials: @Sendable ([String]) async -> [RegistryAuth]
     private var sessions: [String: Session] = [:]
     private var finishObservers: [UUID: @Sendable (Job) -> Void] = [:]
     /// Environments in a dispatch round now, and those asked for again meanwhile.
@@ -71,15 +70,13 @@ public actor Dispatcher {
     public init(
         store: any WharfStore, keys: AgentKeyRegistry, context: ZMQContext, serverKeys: CurveKeyPair,
         bind: String, timing: Timing = Timing(), serverVersion: String = WharfVersion.current,
-        logger: Logger,
-        credentials: @escaping @Sendable ([String]) async -> [RegistryAuth] = { _ in [] }
+        logger: Logger
     ) throws {
         self.store = store
         self.keys = keys
         self.logger = logger
         self.timing = timing
         self.serverVersion = serverVersion
-        self.credentials = credentials
         self.zap = try ZAPHandler(context: context) { request in keys.decide(request) }
         self.channel = try ZMQChannel(context: context, type: .router, batched: true, name: "wharf-router") { socket in
             try socket.makeCurveServer(secretKey: serverKeys.secretKey, zapDomain: "wharf")
@@ -346,17 +343,14 @@ public actor Dispatcher {
             for request in requests { sessions[request.environmentId]?.unsent = true }
             return
         }
-        let images = Set(claims.flatMap { $0.jobs.flatMap(\.images.values) })
-        let auths = images.isEmpty ? [] : await credentials(images.sorted())
-        // Re-read the sessions after the awaits: an agent may have gone, reconnected (new routing id)
+        // Re-read the sessions after the await: an agent may have gone, reconnected (new routing id)
         // or acknowledged meanwhile.
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
         for claim in claims {
             guard let session = sessions[claim.environmentId] else { continue }
             sessions[claim.environmentId]?.openCount = claim.openCount
-            for var spec in claim.jobs where !session.held.contains(spec.id) {
-                spec.credentials = Self.credentials(auths, for: spec.images.values)
+            for spec in claim.jobs where !session.held.contains(spec.id) {
                 messages.append([session.routingId, WireCodec.encode(.job(spec))])
                 sent.append((claim.environmentId, spec.id, session.routingId))
             }
@@ -378,13 +372,6 @@ public actor Dispatcher {
                 sessions[target.environmentId]?.unsent = true
             }
         }
-    }
-
-    /// The credentials among `auths` for the registries `images` come from.
-    static func credentials(_ auths: [RegistryAuth], for images: some Sequence<String>) -> [RegistryAuth] {
-        guard !auths.isEmpty else { return [] }
-        let hosts = Set(images.compactMap { (try? ImageReference(parsing: $0))?.domain })
-        return auths.filter { hosts.contains($0.registry) }
     }
 
     private func drop(_ environmentId: String, reason: String) {

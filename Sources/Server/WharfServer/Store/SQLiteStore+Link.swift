@@ -76,7 +76,7 @@ public struct DispatchRequest: Sendable {
 /// The jobs to send to one environment's agent, already moved out of `queued`.
 public struct DispatchClaim: Sendable {
     public var environmentId: String
-    /// In queue order, without credentials.
+    /// In queue order, each with the credentials of the registries its images come from.
     public var jobs: [JobSpec]
     /// The environment's unfinished jobs.
     public var openCount: Int
@@ -140,6 +140,7 @@ extension SQLiteStore {
         return try await db.write { db in
             var claims: [DispatchClaim] = []
             claims.reserveCapacity(requests.count)
+            var registries: [RegistryAuth]?
             for request in requests {
                 var jobs: [JobSpec] = []
                 if request.capacity > 0 {
@@ -160,12 +161,13 @@ extension SQLiteStore {
                             SELECT id, kind, stack_id, stack_name, compose, env, pull, plan FROM job WHERE id = ?
                             """), arguments: [id]) else { continue }
                         let plan = JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: [])
+                        if registries == nil { registries = try self.registryAuths(db) }
                         jobs.append(JobSpec(
                             id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
                             stackName: row["stack_name"], compose: row["compose"],
                             env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
                             images: Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
-                            pull: row["pull"], credentials: []
+                            pull: row["pull"], credentials: Self.credentials(registries ?? [], for: plan.services.map(\.image))
                         ))
                     }
                 }

@@ -36,16 +36,19 @@ extension SQLiteStore {
 
     /// Credentials for the registries that `images` come from.
     public func credentials(forImages images: [String]) async throws -> [RegistryAuth] {
-        let hosts = Set(images.compactMap { image -> String? in
-            (try? ImageReference(parsing: image))?.domain
-        })
-        guard !hosts.isEmpty else { return [] }
-        return try await db.read { db in
-            try Row.fetchAll(db, sql: "SELECT url, username, password FROM registry").compactMap { row in
-                let url: String = row["url"]
-                guard hosts.contains(url) else { return nil }
-                return RegistryAuth(registry: url, username: row["username"], password: row["password"])
-            }
+        try await db.read { db in Self.credentials(try self.registryAuths(db), for: images) }
+    }
+
+    func registryAuths(_ db: Database) throws -> [RegistryAuth] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT url, username, password FROM registry")).map { row in
+            RegistryAuth(registry: row["url"], username: row["username"], password: row["password"])
         }
+    }
+
+    /// The credentials among `auths` for the registries `images` come from.
+    static func credentials(_ auths: [RegistryAuth], for images: [String]) -> [RegistryAuth] {
+        guard !auths.isEmpty else { return [] }
+        let hosts = Set(images.compactMap { (try? ImageReference(parsing: $0))?.domain })
+        return auths.filter { hosts.contains($0.registry) }
     }
 }
