@@ -34,6 +34,15 @@ extension ZMQSocket {
     /// Turns on TCP keepalive (1), off (0), or leaves the OS default (-1).
     public func setTCPKeepalive(_ value: Int32) throws { try setOption(ZMQ_TCP_KEEPALIVE, value) }
 
+    /// Turns TCP keepalive on with these timings: the kernel closes a connection whose peer has
+    /// vanished after `idleSeconds + intervalSeconds * count`, with no libzmq timer involved.
+    public func setTCPKeepalive(idleSeconds: Int32, intervalSeconds: Int32, count: Int32) throws {
+        try setOption(ZMQ_TCP_KEEPALIVE, Int32(1))
+        try setOption(ZMQ_TCP_KEEPALIVE_IDLE, idleSeconds)
+        try setOption(ZMQ_TCP_KEEPALIVE_INTVL, intervalSeconds)
+        try setOption(ZMQ_TCP_KEEPALIVE_CNT, count)
+    }
+
     /// The listen backlog for `bind`.
     public func setBacklog(_ value: Int32) throws { try setOption(ZMQ_BACKLOG, value) }
 

@@ -87,7 +87,9 @@ public actor AgentRuntime {
         let configuration = configuration
         channel = try ZMQChannel(context: context, type: .dealer, name: "wharf-dealer") { socket in
             try socket.makeCurveClient(keyPair: configuration.keyPair, serverKey: configuration.serverKey)
-            try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 6000)
+            // ZMTP heartbeats find a dead server for this side. No TTL: a TTL would make the server
+            // arm (and, on every message, cancel by linear search) a timer for each of its agents.
+            try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 0)
             // Jittered back-off so that a fleet does not reconnect in lock-step after a server restart.
             let jitter = Int32.random(in: 0...250)
             try socket.setReconnectInterval(milliseconds: 250 + jitter, maxMilliseconds: 2000 + 4 * jitter)

@@ -81,7 +81,11 @@ public actor Dispatcher {
         self.channel = try ZMQChannel(context: context, type: .router, batched: true, name: "wharf-router") { socket in
             try socket.makeCurveServer(secretKey: serverKeys.secretKey, zapDomain: "wharf")
             try socket.setRouterMandatory(true)
-            try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 6000)
+            // No ZMTP heartbeats here: libzmq 4.3.4 keeps every connection's heartbeat timers in one
+            // multimap and cancels them by linear search on each message received, which at 5,000
+            // agents kept its I/O thread busy enough to starve their pings (bench/FINDINGS.md). The
+            // agents' pings give liveness (`agentTimeout`); TCP keepalive reaps vanished peers.
+            try socket.setTCPKeepalive(idleSeconds: 30, intervalSeconds: 10, count: 3)
             try socket.setMaxMessageSize(Int64(WireCodec.maxFrameBytes))
             try socket.setBacklog(4096)
             try socket.setSendHighWaterMark(10_000)
