@@ -157,7 +157,7 @@ extension SQLiteStore {
     /// One job.
     public func job(id: String) async throws -> JobRecord {
         try await db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ?"), arguments: [id]) else {
                 throw StoreError.notFound("job")
             }
             return Self.jobRecord(from: row)
@@ -173,7 +173,7 @@ extension SQLiteStore {
             if let state { conditions.append("state = ?"); _ = arguments.append(contentsOf: [state.rawValue]) }
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             _ = arguments.append(contentsOf: [limit])
-            return try Row.fetchAll(db, sql: "SELECT * FROM job \(filter) ORDER BY seq DESC LIMIT ?", arguments: arguments)
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM job \(filter) ORDER BY seq DESC LIMIT ?"), arguments: arguments)
                 .map { Self.jobRecord(from: $0).job }
         }
     }
@@ -183,15 +183,15 @@ extension SQLiteStore {
     /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
     /// stack. A failed or rolled-back job leaves the stack's definition as it was.
     func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (Job, Bool)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?",
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
                                          arguments: [result.jobId, environmentId]) else { return nil }
         var record = Self.jobRecord(from: row)
         if record.job.state.isFinal { return (record.job, false) }
         let state = JobState(result.state)
         let outcome = JobOutcome(services: result.services)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ? WHERE id = ?
-            """, arguments: [state.rawValue, date.column, date.column,
+            """).execute(arguments: [state.rawValue, date.column, date.column,
                              result.error.map { JSONColumn.encode($0) }, JSONColumn.encode(outcome), result.jobId])
         record.job.state = state
         record.job.finishedAt = date
@@ -204,13 +204,13 @@ extension SQLiteStore {
 
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
         let stackId = record.job.stackId
-        guard let stack = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId]) else { return }
-        let hasMore = try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates)",
+        guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else { return }
+        let hasMore = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates)"),
                                         arguments: [stackId]) == true
         switch (record.job.kind, result.state) {
         case (.remove, .succeeded):
             if !hasMore {
-                try db.execute(sql: "DELETE FROM stack WHERE id = ?", arguments: [stackId])
+                try db.cachedStatement(sql: "DELETE FROM stack WHERE id = ?").execute(arguments: [stackId])
                 return
             }
         case (.deploy, .succeeded):
@@ -223,15 +223,15 @@ extension SQLiteStore {
             for planned in record.job.plan.services where written.first(where: { $0.name == planned.name })?.image != planned.image {
                 pins[planned.name] = planned.image
             }
-            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?",
-                           arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services),
+            try db.cachedStatement(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?")
+                .execute(arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services),
                                        JSONColumn.encode(pins), date.column, stackId])
         default:
             break
         }
         let status: StackStatus
         if hasMore {
-            status = (try Row.fetchOne(db, sql: "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates) ORDER BY seq DESC LIMIT 1", arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
+            status = (try Row.fetchOne(db.cachedStatement(sql: "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates) ORDER BY seq DESC LIMIT 1"), arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
         } else if result.state == .succeeded {
             status = .running
         } else {
@@ -239,7 +239,7 @@ extension SQLiteStore {
             let services = JSONColumn.decode([StackService].self, stack["services"]) ?? []
             status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
         }
-        try db.execute(sql: "UPDATE stack SET status = ? WHERE id = ?", arguments: [status.rawValue, stackId])
+        try db.cachedStatement(sql: "UPDATE stack SET status = ? WHERE id = ?").execute(arguments: [status.rawValue, stackId])
     }
 
     /// A job's log as text, one line per line.
