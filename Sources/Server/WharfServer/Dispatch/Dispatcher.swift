@@ -147,7 +147,8 @@ public actor Dispatcher {
     /// The environments whose agents are connected now.
     public func connectedEnvironments() -> Set<String> { Set(sessions.keys) }
 
-    /// Tells the dispatcher that an environment has new work, and waits until it has been offered.
+    /// Tells the dispatcher that an environment has new work, and waits for a dispatch round of it;
+    /// if a round of that environment is already running, that round goes again and this returns.
     public func jobQueued(environmentId: String) async {
         await dispatch([environmentId])
     }
