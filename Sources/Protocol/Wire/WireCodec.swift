@@ -34,12 +34,24 @@ public enum WireCodec {
     private struct ErrorBody: Codable { var code: String; var message: String }
     private struct Empty: Codable {}
 
-    private static func frame<Body: Codable>(_ type: String, _ body: Body) -> [UInt8] {
+    // Configured once and never changed afterwards, so safe to share between threads.
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+    private static let decoder = JSONDecoder()
+
+    private static func frame<Body: Codable>(_ type: String, _ body: Body) -> [UInt8] {
         // Encoding our own Codable structs cannot fail.
-        return Array(try! encoder.encode(Envelope(v: version, type: type, body: body)))
+        Array(try! encoder.encode(Envelope(v: version, type: type, body: body)))
     }
+
+    // The frames without a payload, encoded once: a fleet's pings are most of the link's traffic.
+    private static let pingFrame = frame("ping", Empty())
+    private static let byeFrame = frame("bye", Empty())
+    private static let idlePongFrame = frame("pong", Pending(pending: 0))
+    private static let helloRequiredFrame = frame("hello_required", Empty())
 
     /// Encodes an agent message.
     public static func encode(_ message: AgentMessage) -> [UInt8] {
@@ -49,8 +61,8 @@ public enum WireCodec {
         case .started(let id): frame("started", JobRef(jobId: id))
         case .log(let chunk): frame("log", chunk)
         case .result(let result): frame("result", result)
-        case .ping: frame("ping", Empty())
-        case .bye: frame("bye", Empty())
+        case .ping: pingFrame
+        case .bye: byeFrame
         }
     }
 
@@ -61,8 +73,8 @@ public enum WireCodec {
         case .job(let job): frame("job", job)
         case .resultAck(let id): frame("result_ack", JobRef(jobId: id))
         case .cancel(let id): frame("cancel", JobRef(jobId: id))
-        case .pong(let pending): frame("pong", Pending(pending: pending))
-        case .helloRequired: frame("hello_required", Empty())
+        case .pong(let pending): pending == 0 ? idlePongFrame : frame("pong", Pending(pending: pending))
+        case .helloRequired: helloRequiredFrame
         case .error(let code, let message): frame("error", ErrorBody(code: code, message: message))
         }
     }
@@ -74,7 +86,7 @@ public enum WireCodec {
         let data = Data(bytes)
         let head: Head
         do {
-            head = try JSONDecoder().decode(Head.self, from: data)
+            head = try decoder.decode(Head.self, from: data)
         } catch {
             throw WireError(code: "malformed", message: "not a wire message: \(error)")
         }
@@ -86,7 +98,7 @@ public enum WireCodec {
 
     private static func body<Body: Codable>(_ type: Body.Type, _ data: Data, _ name: String) throws(WireError) -> Body {
         do {
-            return try JSONDecoder().decode(Envelope<Body>.self, from: data).body
+            return try decoder.decode(Envelope<Body>.self, from: data).body
         } catch {
             throw WireError(code: "malformed", message: "bad \(name) body: \(error)")
         }
@@ -94,6 +106,8 @@ public enum WireCodec {
 
     /// Decodes a frame an agent sent.
     public static func decodeAgentMessage(_ bytes: [UInt8]) throws(WireError) -> AgentMessage {
+        // This side's own encoding of a ping, byte for byte: no need to parse it.
+        if bytes == pingFrame { return .ping }
         let (head, data) = try head(bytes)
         switch head.type {
         case "hello": return .hello(try body(AgentHello.self, data, head.type))
@@ -109,6 +123,7 @@ public enum WireCodec {
 
     /// Decodes a frame the server sent.
     public static func decodeServerMessage(_ bytes: [UInt8]) throws(WireError) -> ServerMessage {
+        if bytes == idlePongFrame { return .pong(pending: 0) }
         let (head, data) = try head(bytes)
         switch head.type {
         case "welcome": return .welcome(try body(Welcome.self, data, head.type))
