@@ -73,6 +73,32 @@ struct StoreBatchingTests {
         #expect(jobs.map(\.coalesced).sorted() == Array(1...100), "each call saw the job as its own change left it")
     }
 
+    @Test func joiningAndNewJobsMixedInOneCommitLeaveEveryJobAsItsLastCallerSawIt() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (stack, _) = try await Self.stack(store, "mixed", on: environment.id)
+        let calls = 300
+        let jobs = try await withThrowingTaskGroup(of: (Bool, Job).self) { group in
+            for call in 0..<calls {
+                let coalesce = call % 7 != 0
+                group.addTask {
+                    (coalesce, try await store.enqueueJob(stackId: stack.id, request: Self.request("demo/web:v\(call)", coalesce: coalesce)))
+                }
+            }
+            return try await group.reduce(into: [(Bool, Job)]()) { $0.append($1) }
+        }
+        let joining = jobs.filter(\.0).count
+        let created = Set(jobs.filter { !$0.0 }.map(\.1.id))
+        #expect(created.count == calls - joining, "each call that may not join makes its own job")
+        let stored = try await store.jobs(stackId: stack.id, state: .queued, limit: 1_000)
+        #expect(stored.map(\.coalesced).reduce(0, +) == joining, "every other call joined exactly one job")
+        // The last caller to touch a job saw it exactly as it is stored.
+        for job in stored where job.coalesced > 0 {
+            let last = try #require(jobs.map(\.1).filter { $0.id == job.id }.max { $0.coalesced < $1.coalesced })
+            #expect(last == job)
+        }
+    }
+
     @Test func aClaimedJobCarriesOnlyItsOwnRegistriesCredentials() async throws {
         let store = try Self.store()
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)

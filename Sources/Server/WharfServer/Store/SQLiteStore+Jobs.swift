@@ -62,14 +62,20 @@ extension SQLiteStore {
     /// value wins), and counts the call in `coalesced`. Runs in one transaction with the caller's
     /// own checks so that nothing is half-done.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date) throws -> Job {
+        var queued = QueuedDeploys()
+        return try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued)
+    }
+
+    /// `enqueue`, with `queued` remembering each stack's newest queued deploy as this transaction
+    /// left it, so that many requests for one stack in one group commit read and decode it once.
+    func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
         let stackId: String = stackRow["id"]
         let stackEnv = JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]
         if request.kind == .deploy, request.coalesce,
-           let row = try Row.fetchOne(db.cachedStatement(sql: """
+           var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: """
                 SELECT * FROM job WHERE stack_id = ? AND state = 'queued' AND kind = 'deploy'
                 ORDER BY seq DESC LIMIT 1
-                """), arguments: [stackId]) {
-            var record = Self.jobRecord(from: row)
+                """), arguments: [stackId]).map(Self.jobRecord(from:)) {
             var images = Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
             for service in request.plan where request.targeted.contains(service.name) || images[service.name] == nil {
                 images[service.name] = service.image
@@ -79,10 +85,12 @@ extension SQLiteStore {
             if let compose = request.compose { record.compose = compose }
             record.job.trigger.params.merge(request.trigger.params) { _, new in new }
             record.job.coalesced += 1
+            record.pull = record.pull || request.pull
             try db.cachedStatement(sql: """
-                UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = (pull OR ?) WHERE id = ?
+                UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = ? WHERE id = ?
                 """).execute(arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
-                                 JSONColumn.encode(record.job.trigger), record.job.coalesced, request.pull, record.job.id])
+                                 JSONColumn.encode(record.job.trigger), record.job.coalesced, record.pull, record.job.id])
+            queued.byStack[stackId] = record
             return record.job
         }
         let id = Identifier.make("job")
@@ -98,9 +106,14 @@ extension SQLiteStore {
         try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
             .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
         // What was just written, as a read would return it (dates at the column's precision).
-        return Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: .queued,
-                   trigger: request.trigger, coalesced: 0, createdAt: Date(column: now.column)!, startedAt: nil,
-                   finishedAt: nil, plan: plan, error: nil, result: nil)
+        let job = Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: .queued,
+                      trigger: request.trigger, coalesced: 0, createdAt: Date(column: now.column)!, startedAt: nil,
+                      finishedAt: nil, plan: plan, error: nil, result: nil)
+        if request.kind == .deploy {
+            queued.byStack[stackId] = JobRecord(job: job, compose: request.compose ?? stackRow["compose"], env: env,
+                                                pull: request.pull, stackName: stackRow["name"])
+        }
+        return job
     }
 
     /// Queues (or joins) a job for an existing stack; the job is on disk when this returns.
@@ -132,16 +145,30 @@ extension SQLiteStore {
             let now = Date()
             do {
                 let outcomes = try await db.write { db in
-                    batch.map { waiting in
+                    var queued = QueuedDeploys()
+                    var stacks: [String: Row] = [:]
+                    func enqueue(_ waiting: EnqueueQueue.Waiting) throws -> Job {
+                        guard let stackRow = try stacks[waiting.stackId]
+                                ?? Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [waiting.stackId]) else {
+                            throw StoreError.notFound("stack")
+                        }
+                        stacks[waiting.stackId] = stackRow
+                        return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
+                    }
+                    // Alone, a request needs no savepoint: its failure fails the transaction, and only it.
+                    if batch.count == 1 { return [Result<Job, any Error>.success(try enqueue(batch[0]))] }
+                    return batch.map { waiting in
                         Result<Job, any Error> {
                             var job: Job?
-                            try db.inSavepoint {
-                                guard let stackRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"),
-                                                                      arguments: [waiting.stackId]) else {
-                                    throw StoreError.notFound("stack")
+                            let before = queued
+                            do {
+                                try db.inSavepoint {
+                                    job = try enqueue(waiting)
+                                    return .commit
                                 }
-                                job = try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now)
-                                return .commit
+                            } catch {
+                                queued = before  // What the savepoint undid is not remembered either.
+                                throw error
                             }
                             return job!
                         }
@@ -265,6 +292,11 @@ extension SQLiteStore {
             return counts
         }
     }
+}
+
+/// Each stack's newest queued deploy, as the current write transaction left it.
+struct QueuedDeploys {
+    var byStack: [String: JobRecord] = [:]
 }
 
 /// Job requests waiting for the store's next group commit.
