@@ -67,8 +67,9 @@ wait_http() {
 }
 
 # Memory and CPU of a process, from /proc.
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# A zombie (adnanh/webhook's finished /bin/true) has a status file without VmRSS: that counts as 0.
+rss_kib() { awk '/^VmRSS:/ { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM:/ { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # RSS of a process and all its descendants (nginx master + workers).
 tree_rss_kib() {
     local total=0 pid
