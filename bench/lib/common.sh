@@ -68,8 +68,9 @@ wait_http() {
 
 # Memory and CPU of a process, from /proc.
 # A zombie (adnanh/webhook's finished /bin/true) has a status file without VmRSS: that counts as 0.
-rss_kib() { awk '/^VmRSS:/ { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM:/ { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+status_kib() { local v; v="$(awk -v key="$2:" '$1 == key { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null)"; echo "${v:-0}"; }
+rss_kib() { status_kib "$1" VmRSS; }
+hwm_kib() { status_kib "$1" VmHWM; }
 # RSS of a process and all its descendants (nginx master + workers).
 tree_rss_kib() {
     local total=0 pid
