@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UITests",
-            dependencies: ["WharfTestSupport"],
+            dependencies: ["WharfTestSupport", "WharfAgent"],
             path: "Tests/UITests",
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import WharfAgent
 
 /// What went wrong talking to chromedriver: its W3C error code and message, or a transport failure.
 struct WebDriverError: Error, CustomStringConvertible {
@@ -6,10 +7,17 @@ struct WebDriverError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// A tiny W3C WebDriver client: just the commands the UI tests use, over `LoopbackHTTP`.
+/// A tiny W3C WebDriver client: just the commands the UI tests use.
+///
+/// It talks through the agent's HTTP/1.1 client, not URLSession: FoundationNetworking in Swift 6.3
+/// rejects header lines without a space after the colon (`Content-Length:250`), which is how
+/// chromedriver writes every header (swift-corelibs-foundation #5527, fixed for 6.4).
 struct WebDriver: Sendable {
     /// chromedriver's port on 127.0.0.1.
     let port: Int
+
+    /// Screenshots come back as base64 PNGs of a few MiB.
+    private static let http = AgentHTTPClient(timeout: .seconds(120), responseLimit: 64 << 20)
 
     /// Sends one command; answers the `value` of the response, throwing the W3C error when there is one.
     @discardableResult
@@ -20,7 +28,12 @@ struct WebDriver: Sendable {
         } else if method == "POST" {
             payload = Data("{}".utf8)
         }
-        let (status, data) = try await LoopbackHTTP.send(port: port, method: method, path: "/" + path, body: payload)
+        let response = try await Self.http.send(AgentHTTPRequest(
+            method: method, url: "http://127.0.0.1:\(port)/\(path)",
+            headers: [("Accept", "application/json")] + (payload == nil ? [] : [("Content-Type", "application/json; charset=utf-8")]),
+            body: payload.map { Array($0) }))
+        let status = response.status
+        let data = Data(response.body)
         let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         let value = (object as? [String: Any])?["value"]
         if status >= 300 || status == 0 {
