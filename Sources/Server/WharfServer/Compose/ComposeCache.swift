@@ -21,7 +21,7 @@ public final class ComposeCache: Sendable {
         self.capacity = capacity
     }
 
-    func get(_ compose: String, _ env: [String: String]) -> ResolvedCompose? {
+    private func get(_ compose: String, _ env: [String: String]) -> ResolvedCompose? {
         entries.withLock { $0[Key(compose: compose, env: env)] }
     }
 
@@ -33,7 +33,7 @@ public final class ComposeCache: Sendable {
         return resolved
     }
 
-    func put(_ compose: String, _ env: [String: String], _ resolved: ResolvedCompose) {
+    private func put(_ compose: String, _ env: [String: String], _ resolved: ResolvedCompose) {
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[Key(compose: compose, env: env)] = resolved

@@ -21,9 +21,6 @@ extension API {
         return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
     }
 
-    /// Resolved compose files by text and env: parsing YAML is the costliest step of a webhook call.
-    static var composeCache: ComposeCache { .shared }
-
     /// Resolves a compose file, answering 422 with compose's problem and place.
     static func resolve(_ compose: String, env: [String: String]) throws -> ResolvedCompose {
         for name in env.keys where !Interpolation.isValidVariableName(name) {
@@ -35,7 +32,8 @@ extension API {
                            message: "The value of \(name) contains a NUL character, which no process environment can hold.")
         }
         do {
-            return try composeCache.resolve(compose, environment: env)
+            // Memoised: parsing YAML is the costliest step of a webhook call.
+            return try ComposeCache.shared.resolve(compose, environment: env)
         } catch {
             throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
         }

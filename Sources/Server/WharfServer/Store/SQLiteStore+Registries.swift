@@ -34,11 +34,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Credentials for the registries that `images` come from.
-    public func credentials(forImages images: [String]) async throws -> [RegistryAuth] {
-        try await db.read { db in Self.credentials(try self.registryAuths(db), for: images) }
-    }
-
     func registryAuths(_ db: Database) throws -> [RegistryAuth] {
         try Row.fetchAll(db.cachedStatement(sql: "SELECT url, username, password FROM registry")).map { row in
             RegistryAuth(registry: row["url"], username: row["username"], password: row["password"])

@@ -43,7 +43,6 @@ public protocol WharfStore: Sendable {
     func addRegistry(url: String, username: String, password: String) async throws -> Registry
     func registries() async throws -> [Registry]
     func deleteRegistry(id: String) async throws
-    func credentials(forImages images: [String]) async throws -> [RegistryAuth]
 }
 
 extension WharfStore {
