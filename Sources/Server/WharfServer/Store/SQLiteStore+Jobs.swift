@@ -250,9 +250,15 @@ extension SQLiteStore {
             for planned in record.job.plan.services where written.first(where: { $0.name == planned.name })?.image != planned.image {
                 pins[planned.name] = planned.image
             }
-            try db.cachedStatement(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?")
-                .execute(arguments: [record.compose, JSONColumn.encode(record.env), JSONColumn.encode(services),
-                                       JSONColumn.encode(pins), date.column, stackId])
+            let env = JSONColumn.encode(record.env), pinned = JSONColumn.encode(pins)
+            if record.compose == stack["compose"], env == stack["env"], pinned == stack["pins"] {
+                // Unchanged: not rewriting them keeps the stack's webhook target cached (`StackRowObserver`).
+                try db.cachedStatement(sql: "UPDATE stack SET services = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [JSONColumn.encode(services), date.column, stackId])
+            } else {
+                try db.cachedStatement(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [record.compose, env, JSONColumn.encode(services), pinned, date.column, stackId])
+            }
         default:
             break
         }

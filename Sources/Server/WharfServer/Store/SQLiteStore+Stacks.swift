@@ -100,12 +100,26 @@ extension SQLiteStore {
         }
     }
 
-    /// The stack a webhook token belongs to, if any, with its pinned images, in one read.
+    /// The stack a webhook token belongs to, if any, with its pinned images: from memory when the
+    /// token was used lately and its stack has not changed since (`WebhookTargetCache`), otherwise in
+    /// one read. The stack's `status`, `lastJobId`, `updatedAt` and `services` may then be older than
+    /// the row's; everything a trigger plans with is current.
     public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
-        try await db.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
-                .map { (Self.stack(from: $0, publicURL: publicURL), JSONColumn.decode([String: String].self, $0["pins"]) ?? [:]) }
+        let generation: WebhookTargetCache.Generation
+        switch webhookTargets.lookup(webhookToken) {
+        case .success(let target) where target.stack.webhook?.url == "\(publicURL)/api/stacks/webhooks/\(webhookToken)":
+            return (target.stack, target.pins)
+        case .success: generation = WebhookTargetCache.Generation(value: .max)  // Another public URL: read, do not fill.
+        case .failure(let readAt): generation = readAt
         }
+        let target = try await db.read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
+                .map { WebhookTargetCache.Target(rowID: $0["row_id"], stack: Self.stack(from: $0, publicURL: publicURL),
+                                                 pins: JSONColumn.decode([String: String].self, $0["pins"]) ?? [:]) }
+        }
+        guard let target else { return nil }
+        webhookTargets.fill(webhookToken, target, readAt: generation)
+        return (target.stack, target.pins)
     }
 
     /// Records registry event ids; returns those not seen before.

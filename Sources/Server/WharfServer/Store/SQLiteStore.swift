@@ -8,6 +8,9 @@ public final class SQLiteStore: Sendable {
     let db: DatabasePool
     /// Job requests waiting for the next group commit (see `enqueueJob(stackId:request:)`).
     let enqueues = Mutex(EnqueueQueue())
+    /// Stacks of recently used webhook tokens (see `stack(webhookToken:publicURL:)`).
+    let webhookTargets = WebhookTargetCache()
+    private let stackRowObserver: StackRowObserver
 
     /// Opens (and migrates) the database at `path`.
     public init(path: String) throws {
@@ -18,6 +21,8 @@ public final class SQLiteStore: Sendable {
         }
         db = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(db)
+        stackRowObserver = StackRowObserver(cache: webhookTargets)
+        db.add(transactionObserver: stackRowObserver, extent: .observerLifetime)
     }
 
     static var migrator: DatabaseMigrator {
