@@ -63,11 +63,14 @@ extension SQLiteStore {
     /// own checks so that nothing is half-done.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date) throws -> Job {
         var queued = QueuedDeploys()
-        return try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued)
+        let job = try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued)
+        try writeJoined(db, &queued)
+        return job
     }
 
     /// `enqueue`, with `queued` remembering each stack's newest queued deploy as this transaction
     /// left it, so that many requests for one stack in one group commit read and decode it once.
+    /// A joined job is only changed in `queued`: `writeJoined` writes it, once, before the commit.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
         let stackId: String = stackRow["id"]
         let stackEnv = JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]
@@ -86,11 +89,8 @@ extension SQLiteStore {
             record.job.trigger.params.merge(request.trigger.params) { _, new in new }
             record.job.coalesced += 1
             record.pull = record.pull || request.pull
-            try db.cachedStatement(sql: """
-                UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = ? WHERE id = ?
-                """).execute(arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
-                                 JSONColumn.encode(record.job.trigger), record.job.coalesced, record.pull, record.job.id])
             queued.byStack[stackId] = record
+            queued.joined[record.job.id] = record
             return record.job
         }
         let id = Identifier.make("job")
@@ -114,6 +114,17 @@ extension SQLiteStore {
                                                 pull: request.pull, stackName: stackRow["name"])
         }
         return job
+    }
+
+    /// Writes the jobs that requests joined in this transaction, each once however many joined it.
+    func writeJoined(_ db: Database, _ queued: inout QueuedDeploys) throws {
+        for record in queued.joined.values {
+            try db.cachedStatement(sql: """
+                UPDATE job SET plan = ?, env = ?, compose = ?, trigger = ?, coalesced = ?, pull = ? WHERE id = ?
+                """).execute(arguments: [JSONColumn.encode(record.job.plan), JSONColumn.encode(record.env), record.compose,
+                                 JSONColumn.encode(record.job.trigger), record.job.coalesced, record.pull, record.job.id])
+        }
+        queued.joined.removeAll()
     }
 
     /// Queues (or joins) a job for an existing stack; the job is on disk when this returns.
@@ -156,8 +167,12 @@ extension SQLiteStore {
                         return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
                     }
                     // Alone, a request needs no savepoint: its failure fails the transaction, and only it.
-                    if batch.count == 1 { return [Result<Job, any Error>.success(try enqueue(batch[0]))] }
-                    return batch.map { waiting in
+                    if batch.count == 1 {
+                        let job = try enqueue(batch[0])
+                        try self.writeJoined(db, &queued)
+                        return [Result<Job, any Error>.success(job)]
+                    }
+                    let outcomes = batch.map { waiting in
                         Result<Job, any Error> {
                             var job: Job?
                             let before = queued
@@ -173,6 +188,10 @@ extension SQLiteStore {
                             return job!
                         }
                     }
+                    // Joined jobs are written after every request had its turn; if that fails, the
+                    // transaction does, and every caller hears of it.
+                    try self.writeJoined(db, &queued)
+                    return outcomes
                 }
                 for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }
             } catch {
@@ -302,7 +321,10 @@ extension SQLiteStore {
 
 /// Each stack's newest queued deploy, as the current write transaction left it.
 struct QueuedDeploys {
+    /// Each stack's newest queued deploy, as this transaction left it.
     var byStack: [String: JobRecord] = [:]
+    /// Jobs that requests joined and that are not written yet, by id.
+    var joined: [String: JobRecord] = [:]
 }
 
 /// Job requests waiting for the store's next group commit.
