@@ -131,8 +131,7 @@ extension API {
                 default: break
                 }
             }
-            return (try JSONBody(Accepted(job: job, statusUrl: statusURL), status: .accepted, headers: [.location: statusURL])
-                .response(from: request, context: context), outcome)
+            return (Response.json(JobJSON.accepted(job, statusURL: statusURL), status: .accepted, headers: [.location: statusURL]), outcome)
         }
     }
 

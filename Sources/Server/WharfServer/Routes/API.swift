@@ -78,13 +78,33 @@ struct JSONBody<Value: Encodable & Sendable>: ResponseGenerator {
         self.headers = headers
     }
 
+    /// The body's bytes.
+    static func encode(_ value: Value) throws -> Data {
+        try sharedEncoder.encode(value)
+    }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try Self.encode(value))))
+    }
+}
+
+/// The API's JSON encoder: sorted keys, unescaped slashes, ISO 8601 dates. Configured once and
+/// never changed, so safe to share between requests.
+private let sharedEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+}()
+
+extension Response {
+    /// A JSON answer whose bytes are already written.
+    static func json(_ body: ByteBuffer, status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 }
 

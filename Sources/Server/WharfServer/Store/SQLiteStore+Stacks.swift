@@ -102,8 +102,8 @@ extension SQLiteStore {
 
     /// The stack a webhook token belongs to, if any, with its pinned images: from memory when the
     /// token was used lately and its stack has not changed since (`WebhookTargetCache`), otherwise in
-    /// one read. The stack's `status`, `lastJobId`, `updatedAt` and `services` may then be older than
-    /// the row's; everything a trigger plans with is current.
+    /// one read. The stack comes without `services` and `lastJobId`, and its `status` and `updatedAt`
+    /// may be older than the row's; everything a trigger plans with is current.
     public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
         let generation: WebhookTargetCache.Generation
         switch webhookTargets.lookup(webhookToken) {
@@ -114,8 +114,12 @@ extension SQLiteStore {
         }
         let target = try await db.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
-                .map { WebhookTargetCache.Target(rowID: $0["row_id"], stack: Self.stack(from: $0, publicURL: publicURL),
-                                                 pins: JSONColumn.decode([String: String].self, $0["pins"]) ?? [:]) }
+                .map { row in
+                    var stack = Self.stack(from: row, publicURL: publicURL)
+                    (stack.services, stack.lastJobId) = ([], nil)  // Not needed to plan; not worth memory.
+                    return WebhookTargetCache.Target(rowID: row["row_id"], stack: stack,
+                                                     pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:])
+                }
         }
         guard let target else { return nil }
         webhookTargets.fill(webhookToken, target, readAt: generation)

@@ -10,9 +10,10 @@ import Synchronization
 /// on. A read that raced with such a commit may not fill the cache: `fill` takes the generation
 /// read before the store was read and refuses when any invalidation happened since.
 ///
-/// A cached `Stack`'s `status`, `lastJobId`, `updatedAt` and `services` can be older than the row;
-/// the trigger uses none of them. Bounded: once `capacity` tokens are cached, others are read each
-/// time until an invalidation makes room; unknown tokens are never cached.
+/// A cached `Stack` has no `services` and no `lastJobId`, and its `status` and `updatedAt` can be
+/// older than the row's; the trigger uses none of them. Bounded (about 0.5 KiB an entry): once
+/// `capacity` tokens are cached, others are read each time until an invalidation makes room;
+/// unknown tokens are never cached.
 final class WebhookTargetCache: Sendable {
     struct Target: Sendable {
         var rowID: Int64

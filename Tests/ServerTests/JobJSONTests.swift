@@ -1,0 +1,52 @@
+import Foundation
+import NIOCore
+import Testing
+import WharfProtocol
+@testable import WharfServer
+
+/// The webhook's hand-written 202 body against what the API's `JSONEncoder` writes for the same job.
+struct JobJSONTests {
+    static let tricky = ["", "plain", "a/b:c", "quote \" and \\ back", "line\nbreak\r\t\u{8}\u{c}", "\u{1}\u{1f}\u{7f}",
+                         "ünïcödé ✓ 🚢", "\u{2028}", "</script>"]
+
+    static func jobs() -> [Job] {
+        var jobs: [Job] = []
+        for (index, text) in tricky.enumerated() {
+            let created = Date(timeIntervalSince1970: 1_795_974_418.987 + Double(index) * 86_399.5)
+            jobs.append(Job(
+                id: "job_\(index)", stackId: "stk_\(text)", environmentId: "env_1", kind: index % 2 == 0 ? .deploy : .remove,
+                state: JobState.allCases[index % JobState.allCases.count],
+                trigger: JobTrigger(source: "webhook", remoteAddr: index % 3 == 0 ? nil : "127.0.0.1",
+                                    userAgent: index % 2 == 0 ? text : nil,
+                                    params: index == 0 ? [:] : ["tag": "v\(index)", "K\(text)": text, "a": "1"]),
+                coalesced: index * 1_000, createdAt: created,
+                startedAt: index % 2 == 0 ? nil : created.addingTimeInterval(0.4),
+                finishedAt: index % 3 == 0 ? nil : created.addingTimeInterval(61.999),
+                plan: JobPlan(services: (0..<(index % 3)).map { PlannedService(name: "s\($0)\(text)", image: "r/\(text):v\($0)") }),
+                error: index % 4 == 1 ? JobError(code: "pull_failed", message: text) : nil,
+                result: index % 4 == 2 ? JobOutcome(services: [ServiceResult(name: text, image: "r/x:1", imageId: "sha256:\(text)", containers: index)]) : nil))
+        }
+        return jobs
+    }
+
+    @Test(arguments: jobs())
+    func writesWhatTheEncoderWrites(_ job: Job) throws {
+        let fast = JobJSON.accepted(job, statusURL: "/api/jobs/\(job.id)")
+        let reference = try JSONBody<API.Accepted>.encode(API.Accepted(job: job, statusUrl: "/api/jobs/\(job.id)"))
+        let fastObject = try JSONSerialization.jsonObject(with: Data(buffer: fast)) as? NSDictionary
+        let referenceObject = try JSONSerialization.jsonObject(with: reference) as? NSDictionary
+        #expect(fastObject != nil && fastObject == referenceObject, "\(String(buffer: fast))\n\(String(decoding: reference, as: UTF8.self))")
+        if job.trigger.params.count <= 1 {
+            // Without a map of free-form keys the bytes are the same too (key order included).
+            #expect(String(buffer: fast) == String(decoding: reference, as: UTF8.self))
+        }
+        // And it reads back as the same job.
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        struct Envelope: Decodable { var job: Job; var statusUrl: String }
+        let back = try decoder.decode(Envelope.self, from: Data(buffer: fast))
+        #expect(back.job.id == job.id && back.job.trigger == job.trigger && back.job.plan == job.plan
+                && back.job.error == job.error && back.job.result == job.result && back.statusUrl == "/api/jobs/\(job.id)")
+        #expect(back.job.createdAt == Date(timeIntervalSince1970: job.createdAt.timeIntervalSince1970.rounded(.down)))
+    }
+}
