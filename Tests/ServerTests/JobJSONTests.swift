@@ -50,3 +50,13 @@ struct JobJSONTests {
         #expect(back.job.createdAt == Date(timeIntervalSince1970: job.createdAt.timeIntervalSince1970.rounded(.down)))
     }
 }
+
+/// Ids are the prefix, `_` and 20 lower-case hex digits from the system's CSPRNG.
+@Test func identifiersArePrefixedRandomHex() {
+    let ids = (0..<2_000).map { _ in Identifier.make("job") }
+    #expect(ids.allSatisfy { $0.wholeMatch(of: /job_[0-9a-f]{20}/) != nil })
+    #expect(Set(ids).count == ids.count)
+    // Every hex digit turns up in both positions of a byte.
+    let digits = Set(ids.flatMap { $0.dropFirst(4) })
+    #expect(digits == Set("0123456789abcdef"))
+}

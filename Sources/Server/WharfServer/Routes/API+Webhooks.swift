@@ -117,8 +117,9 @@ extension API {
                     trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: context.clientAddress,
                                         userAgent: request.headers[.userAgent], params: params)))
             }
-            context.logger.info("webhook accepted", metadata: ["stack.id": "\(stack.id)", "job.id": "\(job.id)",
-                                                               "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
+            // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.
+            context.logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
+                "stack.id": "\(stack.id)", "job.id": "\(job.id)", "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
             dispatcher.notifyQueued(environmentId: stack.environmentId)
             let statusURL = "/api/jobs/\(job.id)"
             let outcome = job.coalesced > 0 ? "coalesced" : "accepted"

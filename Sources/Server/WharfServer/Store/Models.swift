@@ -171,8 +171,16 @@ public struct Registry: Codable, Sendable, Equatable {
 enum Identifier {
     static func make(_ prefix: String) -> String {
         var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<10).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return prefix + "_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let hex = Array("0123456789abcdef".utf8)
+        var text = Array(prefix.utf8)
+        text.reserveCapacity(text.count + 21)
+        text.append(UInt8(ascii: "_"))
+        for _ in 0..<10 {
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

@@ -73,7 +73,6 @@ extension SQLiteStore {
     /// A joined job is only changed in `queued`: `writeJoined` writes it, once, before the commit.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
         let stackId: String = stackRow["id"]
-        let stackEnv = JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]
         if request.kind == .deploy, request.coalesce,
            var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: """
                 SELECT * FROM job WHERE stack_id = ? AND state = 'queued' AND kind = 'deploy'
@@ -94,7 +93,7 @@ extension SQLiteStore {
             return record.job
         }
         let id = Identifier.make("job")
-        let env = stackEnv.merging(request.variables) { _, new in new }
+        let env = (JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]).merging(request.variables) { _, new in new }
         let plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
         let environmentId: String = stackRow["environment_id"]
         try db.cachedStatement(sql: """
@@ -174,6 +173,11 @@ extension SQLiteStore {
                     }
                     let outcomes = batch.map { waiting in
                         Result<Job, any Error> {
+                            // Joining a job this transaction already holds touches no row: no savepoint.
+                            if waiting.request.kind == .deploy, waiting.request.coalesce, let stackRow = stacks[waiting.stackId],
+                               queued.byStack[waiting.stackId] != nil {
+                                return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
+                            }
                             var job: Job?
                             let before = queued
                             do {
