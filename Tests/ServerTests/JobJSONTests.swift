@@ -60,3 +60,19 @@ struct JobJSONTests {
     let digits = Set(ids.flatMap { $0.dropFirst(4) })
     #expect(digits == Set("0123456789abcdef"))
 }
+
+/// The job columns' hand-written JSON is byte for byte what the store's `JSONEncoder` wrote before
+/// (so rows written by either compare equal), and reads back the same.
+@Test(arguments: JobJSONTests.jobs())
+func columnsAreWrittenAsTheEncoderWritesThem(_ job: Job) throws {
+    let env = Dictionary(uniqueKeysWithValues: JobJSONTests.tricky.enumerated().map { ("K\($0.offset)\($0.element)", $0.element) })
+    for (fast, generic) in [(JSONColumn.encode(job.plan), JSONColumn.genericEncode(job.plan)),
+                            (JSONColumn.encode(job.trigger), JSONColumn.genericEncode(job.trigger)),
+                            (JSONColumn.encode(job.trigger.params), JSONColumn.genericEncode(job.trigger.params)),
+                            (JSONColumn.encode(env), JSONColumn.genericEncode(env))] {
+        #expect(fast == generic)
+    }
+    #expect(JSONColumn.decode(JobPlan.self, JSONColumn.encode(job.plan)) == job.plan)
+    #expect(JSONColumn.decode(JobTrigger.self, JSONColumn.encode(job.trigger)) == job.trigger)
+    #expect(JSONColumn.decode([String: String].self, JSONColumn.encode(env)) == env)
+}

@@ -7,10 +7,16 @@ import NIOCore
 /// `JobJSONTests` checks it against `JSONBody` for jobs of every shape.
 struct JobJSON {
     private(set) var bytes: [UInt8] = []
+    /// Whether `/` is written `\/`, as a `JSONEncoder` without `.withoutEscapingSlashes` does.
+    var escapesSlashes: Bool
 
-    init(capacity: Int = 768) {
+    init(capacity: Int = 768, escapesSlashes: Bool = false) {
         bytes.reserveCapacity(capacity)
+        self.escapesSlashes = escapesSlashes
     }
+
+    /// The text written so far.
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// `{"job": Job, "statusUrl": String}`, the webhook's answer.
     static func accepted(_ job: Job, statusURL: String) -> ByteBuffer {
@@ -37,12 +43,8 @@ struct JobJSON {
         raw(",\"finishedAt\":"); date(job.finishedAt)
         raw(",\"id\":"); string(job.id)
         raw(",\"kind\":"); string(job.kind.rawValue)
-        raw(",\"plan\":{\"services\":[")
-        for (index, service) in job.plan.services.enumerated() {
-            if index > 0 { raw(",") }
-            raw("{\"image\":"); string(service.image); raw(",\"name\":"); string(service.name); raw("}")
-        }
-        raw("]},\"result\":")
+        raw(",\"plan\":"); plan(job.plan)
+        raw(",\"result\":")
         if let result = job.result {
             raw("{\"services\":[")
             for (index, service) in result.services.enumerated() {
@@ -59,11 +61,25 @@ struct JobJSON {
         raw(",\"stackId\":"); string(job.stackId)
         raw(",\"startedAt\":"); date(job.startedAt)
         raw(",\"state\":"); string(job.state.rawValue)
-        raw(",\"trigger\":{\"params\":"); object(job.trigger.params)
-        if let remoteAddr = job.trigger.remoteAddr { raw(",\"remoteAddr\":"); string(remoteAddr) }
-        raw(",\"source\":"); string(job.trigger.source)
-        if let userAgent = job.trigger.userAgent { raw(",\"userAgent\":"); string(userAgent) }
-        raw("}}")
+        raw(",\"trigger\":"); trigger(job.trigger)
+        raw("}")
+    }
+
+    mutating func plan(_ plan: JobPlan) {
+        raw("{\"services\":[")
+        for (index, service) in plan.services.enumerated() {
+            if index > 0 { raw(",") }
+            raw("{\"image\":"); string(service.image); raw(",\"name\":"); string(service.name); raw("}")
+        }
+        raw("]}")
+    }
+
+    mutating func trigger(_ trigger: JobTrigger) {
+        raw("{\"params\":"); object(trigger.params)
+        if let remoteAddr = trigger.remoteAddr { raw(",\"remoteAddr\":"); string(remoteAddr) }
+        raw(",\"source\":"); string(trigger.source)
+        if let userAgent = trigger.userAgent { raw(",\"userAgent\":"); string(userAgent) }
+        raw("}")
     }
 
     mutating func raw(_ text: StaticString) {
@@ -113,6 +129,7 @@ struct JobJSON {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
             case UInt8(ascii: "\\"): raw("\\\\")
+            case UInt8(ascii: "/") where escapesSlashes: raw("\\/")
             case 0x0A: raw("\\n")
             case 0x0D: raw("\\r")
             case 0x09: raw("\\t")

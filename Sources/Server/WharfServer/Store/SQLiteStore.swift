@@ -120,7 +120,31 @@ enum JSONColumn {
     private static let decoder = JSONDecoder()
 
     static func encode<T: Encodable>(_ value: T) -> String {
+        genericEncode(value)
+    }
+
+    static func genericEncode<T: Encodable>(_ value: T) -> String {
         String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+
+    // The columns written with every job, without the generic encoder's tree; the same bytes
+    // (`JobJSONTests`).
+    static func encode(_ value: [String: String]) -> String {
+        var out = JobJSON(capacity: 64, escapesSlashes: true)
+        out.object(value)
+        return out.text
+    }
+
+    static func encode(_ value: JobPlan) -> String {
+        var out = JobJSON(capacity: 128, escapesSlashes: true)
+        out.plan(value)
+        return out.text
+    }
+
+    static func encode(_ value: JobTrigger) -> String {
+        var out = JobJSON(capacity: 128, escapesSlashes: true)
+        out.trigger(value)
+        return out.text
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
