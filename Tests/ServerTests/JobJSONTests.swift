@@ -76,3 +76,33 @@ func columnsAreWrittenAsTheEncoderWritesThem(_ job: Job) throws {
     #expect(JSONColumn.decode(JobTrigger.self, JSONColumn.encode(job.trigger)) == job.trigger)
     #expect(JSONColumn.decode([String: String].self, JSONColumn.encode(env)) == env)
 }
+
+/// The columns' reader gives what `JSONDecoder` gives, or gives up: for every shape the store
+/// writes, for foreign JSON (spaces, numbers, `\u` escapes) and for broken text.
+@Test(arguments: JobJSONTests.jobs())
+func columnsReadAsTheDecoderReadsThem(_ job: Job) throws {
+    let env = Dictionary(uniqueKeysWithValues: JobJSONTests.tricky.enumerated().map { ("K\($0.offset)\($0.element)", $0.element) })
+    let planText = JSONColumn.encode(job.plan), triggerText = JSONColumn.encode(job.trigger), envText = JSONColumn.encode(env)
+    let fastPlan = ColumnJSONReader.read(planText)?.plan, fastTrigger = ColumnJSONReader.read(triggerText)?.trigger
+    #expect(fastPlan == nil || fastPlan == JSONColumn.genericDecode(JobPlan.self, planText))
+    #expect(fastTrigger == nil || fastTrigger == JSONColumn.genericDecode(JobTrigger.self, triggerText))
+    #expect(JSONColumn.decode(JobPlan.self, planText) == job.plan && JSONColumn.decode(JobTrigger.self, triggerText) == job.trigger)
+    if !triggerText.contains("\\u") {
+        #expect(fastPlan == job.plan && fastTrigger == job.trigger, "only a \\u escape makes it give up: \(triggerText)")
+    }
+    let fastEnv = ColumnJSONReader.read(envText)?.strings
+    #expect(fastEnv == nil || fastEnv == env, "a \\u escape may make it give up, never read otherwise")
+    #expect(JSONColumn.decode([String: String].self, envText) == env)
+}
+
+@Test func theColumnReaderGivesUpOnWhatItDoesNotKnow() {
+    for text in ["{\"a\": \"1\"}", "{\"a\":1}", "{\"a\":\"\\u0041\"}", "{\"a\":\"1\"", "{\"a\":\"1\",}", "{\"a\":\"1\"}x",
+                 "{\"a\":\"1\",\"a\":\"2\"}", "{\"services\":[{\"name\":\"w\"}]}", "[", "", "nul", "{\"a\":\"\\q\"}"] {
+        let value = ColumnJSONReader.read(text)
+        #expect(value?.strings == nil && value?.plan == nil && value?.trigger == nil, "\(text)")
+    }
+    #expect(ColumnJSONReader.read("{\"a\":\"x\\/y\\\"z\\n\"}")?.strings == ["a": "x/y\"z\n"])
+    #expect(JSONColumn.decode([String: String].self, "{\"a\": 1}") == nil)
+    #expect(JSONColumn.decode([String: String].self, "{ \"a\" : \"\\u00e9\" }") == ["a": "é"])
+    #expect(ColumnJSONReader.read("{\"services\":[]}")?.plan == JobPlan(services: []))
+}

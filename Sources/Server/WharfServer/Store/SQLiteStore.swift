@@ -147,7 +147,27 @@ enum JSONColumn {
         return out.text
     }
 
+    // The columns read with every finished or dispatched job, by `ColumnJSONReader` when it can.
+    static func decode(_ type: [String: String].Type, _ text: String?) -> [String: String]? {
+        guard let text else { return nil }
+        return ColumnJSONReader.read(text)?.strings ?? genericDecode(type, text)
+    }
+
+    static func decode(_ type: JobPlan.Type, _ text: String?) -> JobPlan? {
+        guard let text else { return nil }
+        return ColumnJSONReader.read(text)?.plan ?? genericDecode(type, text)
+    }
+
+    static func decode(_ type: JobTrigger.Type, _ text: String?) -> JobTrigger? {
+        guard let text else { return nil }
+        return ColumnJSONReader.read(text)?.trigger ?? genericDecode(type, text)
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        genericDecode(type, text)
+    }
+
+    static func genericDecode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
         guard let text else { return nil }
         return try? decoder.decode(type, from: Data(text.utf8))
     }
