@@ -35,6 +35,15 @@ public struct JobRequest: Sendable {
 extension SQLiteStore {
     static let finalStates = "('succeeded','failed','rolled_back')"
 
+    // A stack's open jobs, through the partial index `job_open_stack` (`StoreIndexTests`): each
+    // says `state NOT IN` final so that SQLite may use it, instead of the stack's whole history.
+    static let newestQueuedDeploySQL = """
+        SELECT * FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) AND state = 'queued' AND kind = 'deploy'
+        ORDER BY seq DESC LIMIT 1
+        """
+    static let stackHasOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates)"
+    static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
+
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
             id: row["id"], stackId: row["stack_id"], environmentId: row["environment_id"],
@@ -74,10 +83,8 @@ extension SQLiteStore {
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
         let stackId: String = stackRow["id"]
         if request.kind == .deploy, request.coalesce,
-           var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: """
-                SELECT * FROM job WHERE stack_id = ? AND state = 'queued' AND kind = 'deploy'
-                ORDER BY seq DESC LIMIT 1
-                """), arguments: [stackId]).map(Self.jobRecord(from:)) {
+           var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
+                                                                     arguments: [stackId]).map(Self.jobRecord(from:)) {
             var images = Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
             for service in request.plan where request.targeted.contains(service.name) || images[service.name] == nil {
                 images[service.name] = service.image
@@ -255,7 +262,7 @@ extension SQLiteStore {
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
         let stackId = record.job.stackId
         guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else { return }
-        let hasMore = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates)"),
+        let hasMore = try Bool.fetchOne(db.cachedStatement(sql: Self.stackHasOpenJobSQL),
                                         arguments: [stackId]) == true
         switch (record.job.kind, result.state) {
         case (.remove, .succeeded):
@@ -287,7 +294,7 @@ extension SQLiteStore {
         }
         let status: StackStatus
         if hasMore {
-            status = (try Row.fetchOne(db.cachedStatement(sql: "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(Self.finalStates) ORDER BY seq DESC LIMIT 1"), arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
+            status = (try Row.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
         } else if result.state == .succeeded {
             status = .running
         } else {

@@ -83,6 +83,13 @@ public struct DispatchClaim: Sendable {
 }
 
 extension SQLiteStore {
+    /// Each stack's oldest unfinished job in one environment, in queue order.
+    static let dispatchHeadsSQL = """
+        SELECT j.id, j.state FROM job j WHERE j.environment_id = ? AND j.state NOT IN \(finalStates)
+        AND j.seq = (SELECT MIN(seq) FROM job k WHERE k.stack_id = j.stack_id AND k.state NOT IN \(finalStates))
+        ORDER BY j.seq
+        """
+
     /// Applies a batch of agent messages in one write transaction: hellos, acknowledgements, starts,
     /// log chunks, then results (each result in its own savepoint, so one bad result does not undo
     /// the others).
@@ -144,11 +151,7 @@ extension SQLiteStore {
             for request in requests {
                 var jobs: [JobSpec] = []
                 if request.capacity > 0 {
-                    let heads = try Row.fetchAll(db.cachedStatement(sql: """
-                        SELECT j.id, j.state FROM job j WHERE j.environment_id = ? AND j.state NOT IN \(Self.finalStates)
-                        AND j.seq = (SELECT MIN(seq) FROM job k WHERE k.stack_id = j.stack_id AND k.state NOT IN \(Self.finalStates))
-                        ORDER BY j.seq
-                        """), arguments: [request.environmentId])
+                    let heads = try Row.fetchAll(db.cachedStatement(sql: Self.dispatchHeadsSQL), arguments: [request.environmentId])
                     for head in heads {
                         let id: String = head["id"]
                         if request.skip.contains(id) { continue }

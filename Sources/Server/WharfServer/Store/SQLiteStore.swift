@@ -104,6 +104,12 @@ public final class SQLiteStore: Sendable {
             // Images a successful trigger set (`?tag=`, a registry push) that the compose file does not say.
             try db.execute(sql: "ALTER TABLE stack ADD COLUMN pins TEXT NOT NULL DEFAULT '{}'")
         }
+        migrator.registerMigration("v3-open-jobs-by-stack") { db in
+            // A stack's unfinished jobs without walking its whole history: every queued, joined,
+            // claimed and finished job looks them up by stack (`state NOT IN` final in each such
+            // query lets SQLite use this partial index).
+            try db.execute(sql: "CREATE INDEX job_open_stack ON job(stack_id, seq) WHERE state NOT IN \(finalStates)")
+        }
         return migrator
     }
 }

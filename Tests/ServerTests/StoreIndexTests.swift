@@ -1,0 +1,29 @@
+import Foundation
+import GRDB
+import Testing
+import WharfProtocol
+@testable import WharfServer
+
+/// A stack's open jobs are found through the partial index of unfinished jobs, not by walking the
+/// stack's whole history (a stack triggered by every CI run has thousands of finished jobs).
+@Suite(.timeLimit(.minutes(2)))
+struct StoreIndexTests {
+    @Test(arguments: [SQLiteStore.newestQueuedDeploySQL, SQLiteStore.stackHasOpenJobSQL, SQLiteStore.newestOpenJobKindSQL,
+                      SQLiteStore.dispatchHeadsSQL])
+    func openJobsOfAStackUseThePartialIndex(_ sql: String) async throws {
+        let store = try StoreBatchingTests.store()
+        // Some history, so that the planner has something to choose between.
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
+        try await WebhookTargetCacheTests.succeed(store, first, environmentId: environment.id)
+        for index in 0..<20 {
+            let job = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v\(index)"))
+            try await WebhookTargetCacheTests.succeed(store, job, environmentId: environment.id)
+        }
+        let plan = try await store.db.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: ["x"]).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("job_open_stack") || $0.contains("job_open ") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("INDEX job_stack") || $0.hasPrefix("SCAN") }, "\(plan)")
+    }
+}
