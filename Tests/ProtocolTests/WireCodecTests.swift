@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import WharfProtocol
 
@@ -49,5 +50,57 @@ struct WireCodecTests {
         #expect(throws: WireError.self) { try WireCodec.decodeAgentMessage(Array(#"{"body":{},"type":"ping","v":99}"#.utf8)) }
         #expect(throws: WireError.self) { try WireCodec.decodeAgentMessage(Array(#"{"body":{},"type":"pong","v":1}"#.utf8)) }
         #expect(throws: WireError.self) { try WireCodec.decodeServerMessage(WireCodec.encode(AgentMessage.ping)) }
+    }
+
+    static let trickyIds = ["job_0123456789abcdef0123", "job/with/slashes", "quote\"back\\slash", "line\nbreak\u{1}", "ünï ✓"]
+
+    struct Envelope<Body: Encodable>: Encodable { var v = 1; var type: String; var body: Body }
+    struct JobRef: Encodable { var jobId: String }
+
+    static func generic<Body: Encodable>(_ type: String, _ body: Body) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(Envelope(type: type, body: body)))
+    }
+
+    @Test(arguments: trickyIds)
+    func handWrittenFramesAreTheEncodersBytes(_ text: String) throws {
+        #expect(WireCodec.encode(AgentMessage.ack(jobId: text)) == (try Self.generic("ack", JobRef(jobId: text))))
+        #expect(WireCodec.encode(AgentMessage.started(jobId: text)) == (try Self.generic("started", JobRef(jobId: text))))
+        #expect(WireCodec.encode(ServerMessage.resultAck(jobId: text)) == (try Self.generic("result_ack", JobRef(jobId: text))))
+        let job = JobSpec(id: text, kind: .remove, stackId: "stk_\(text)", stackName: text, compose: "services:\n  web: {image: \"\(text)\"}\n",
+                          env: ["A": text, "b/c": "1", text: "x"], images: ["web": "127.0.0.1:5000/\(text):v1"], pull: false,
+                          credentials: [RegistryAuth(registry: "r/\(text)", username: text, password: "p\"w"),
+                                        RegistryAuth(registry: "b", username: "u", password: "")],
+                          healthTimeoutSeconds: 17)
+        #expect(WireCodec.encode(ServerMessage.job(job)) == (try Self.generic("job", job)))
+        let empty = JobSpec(id: text, kind: .deploy, stackId: "s", stackName: "n", compose: "", env: [:], images: [:], pull: true)
+        #expect(WireCodec.encode(ServerMessage.job(empty)) == (try Self.generic("job", empty)))
+        // Whether read by the shortcut or by the decoder, the same message comes back.
+        #expect(try WireCodec.decodeAgentMessage(WireCodec.encode(AgentMessage.ack(jobId: text))) == .ack(jobId: text))
+        #expect(try WireCodec.decodeAgentMessage(WireCodec.encode(AgentMessage.started(jobId: text))) == .started(jobId: text))
+        #expect(try WireCodec.decodeServerMessage(WireCodec.encode(ServerMessage.resultAck(jobId: text))) == .resultAck(jobId: text))
+        #expect(try WireCodec.decodeServerMessage(WireCodec.encode(ServerMessage.job(job))) == .job(job))
+    }
+
+    @Test func refusalsSayWhy() {
+        func code(_ frame: String, server: Bool = false) -> String? {
+            do {
+                if server { _ = try WireCodec.decodeServerMessage(Array(frame.utf8)) } else { _ = try WireCodec.decodeAgentMessage(Array(frame.utf8)) }
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        #expect(code(#"{"body":{"jobId":"j"},"type":"ack","v":2}"#) == "unsupported_version")
+        #expect(code(#"{"body":{},"type":"teleport","v":1}"#) == "unknown_type")
+        #expect(code(#"{"body":{"jobId":"j"},"type":"teleport","v":1}"#, server: true) == "unknown_type")
+        #expect(code(#"{"body":{"jobId":7},"type":"ack","v":1}"#) == "malformed")
+        #expect(code(#"{"body":{"jobId":"j"},"type":"ack"}"#) == "malformed")
+        #expect(code(#"{"body":{"jobId":"j"},"type":"result","v":1}"#) == "malformed")
+        #expect(code("not json") == "malformed")
+        #expect(code(#"{"body":{"jobId":"j"#) == "malformed")
+        #expect(code(String(repeating: " ", count: WireCodec.maxFrameBytes + 1)) == "too_large")
+        #expect(code(#"{"body":{"jobId":"j"},"type":"result_ack","v":1}"#) == "unknown_type", "a server message from an agent")
     }
 }

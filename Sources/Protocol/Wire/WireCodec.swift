@@ -18,11 +18,6 @@ public enum WireCodec {
     /// The largest frame either side accepts.
     public static let maxFrameBytes = 4 << 20
 
-    private struct Head: Decodable {
-        var v: Int
-        var type: String
-    }
-
     private struct Envelope<Body: Codable>: Codable {
         var v: Int
         var type: String
@@ -53,12 +48,60 @@ public enum WireCodec {
     private static let idlePongFrame = frame("pong", Pending(pending: 0))
     private static let helloRequiredFrame = frame("hello_required", Empty())
 
+    /// `{"body":{"jobId":"…"},"type":"…","v":1}`, written directly: every job sends four of these.
+    private static func jobRefFrame(_ jobId: String, _ tail: StaticString) -> [UInt8] {
+        var out = JSONWriter(capacity: 64)
+        out.raw("{\"body\":{\"jobId\":")
+        out.string(jobId)
+        out.raw(tail)
+        return out.bytes
+    }
+
+    /// The `jobId` of a job-ref frame of this side's own encoding (`prefix` + id + `tail`), when the
+    /// id needs no escapes; nil sends the frame through the decoder.
+    private static func canonicalJobRef(_ bytes: [UInt8], tail: [UInt8]) -> String? {
+        let prefix = jobRefPrefix
+        guard bytes.count > prefix.count + tail.count, bytes.starts(with: prefix),
+              bytes[(bytes.count - tail.count)...].elementsEqual(tail) else { return nil }
+        let id = bytes[prefix.count..<(bytes.count - tail.count)]
+        guard !id.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }) else { return nil }
+        return String(decoding: id, as: UTF8.self)
+    }
+
+    private static let jobRefPrefix = Array(#"{"body":{"jobId":""#.utf8)
+    private static let ackTail = Array(#""},"type":"ack","v":1}"#.utf8)
+    private static let startedTail = Array(#""},"type":"started","v":1}"#.utf8)
+    private static let resultAckTail = Array(#""},"type":"result_ack","v":1}"#.utf8)
+
+    /// A `job` frame, written directly (the JobSpec's keys in sorted order).
+    private static func jobFrame(_ job: JobSpec) -> [UInt8] {
+        var out = JSONWriter(capacity: 512 + job.compose.utf8.count)
+        out.raw("{\"body\":{\"compose\":"); out.string(job.compose)
+        out.raw(",\"credentials\":[")
+        for (index, auth) in job.credentials.enumerated() {
+            if index > 0 { out.raw(",") }
+            out.raw("{\"password\":"); out.string(auth.password)
+            out.raw(",\"registry\":"); out.string(auth.registry)
+            out.raw(",\"username\":"); out.string(auth.username); out.raw("}")
+        }
+        out.raw("],\"env\":"); out.object(job.env)
+        out.raw(",\"healthTimeoutSeconds\":"); out.int(job.healthTimeoutSeconds)
+        out.raw(",\"id\":"); out.string(job.id)
+        out.raw(",\"images\":"); out.object(job.images)
+        out.raw(",\"kind\":"); out.string(job.kind.rawValue)
+        out.raw(",\"pull\":"); out.bool(job.pull)
+        out.raw(",\"stackId\":"); out.string(job.stackId)
+        out.raw(",\"stackName\":"); out.string(job.stackName)
+        out.raw("},\"type\":\"job\",\"v\":1}")
+        return out.bytes
+    }
+
     /// Encodes an agent message.
     public static func encode(_ message: AgentMessage) -> [UInt8] {
         switch message {
         case .hello(let hello): frame("hello", hello)
-        case .ack(let id): frame("ack", JobRef(jobId: id))
-        case .started(let id): frame("started", JobRef(jobId: id))
+        case .ack(let id): jobRefFrame(id, #"},"type":"ack","v":1}"#)
+        case .started(let id): jobRefFrame(id, #"},"type":"started","v":1}"#)
         case .log(let chunk): frame("log", chunk)
         case .result(let result): frame("result", result)
         case .ping: pingFrame
@@ -70,8 +113,8 @@ public enum WireCodec {
     public static func encode(_ message: ServerMessage) -> [UInt8] {
         switch message {
         case .welcome(let welcome): frame("welcome", welcome)
-        case .job(let job): frame("job", job)
-        case .resultAck(let id): frame("result_ack", JobRef(jobId: id))
+        case .job(let job): jobFrame(job)
+        case .resultAck(let id): jobRefFrame(id, #"},"type":"result_ack","v":1}"#)
         case .cancel(let id): frame("cancel", JobRef(jobId: id))
         case .pong(let pending): pending == 0 ? idlePongFrame : frame("pong", Pending(pending: pending))
         case .helloRequired: helloRequiredFrame
@@ -79,28 +122,75 @@ public enum WireCodec {
         }
     }
 
-    private static func head(_ bytes: [UInt8]) throws(WireError) -> (Head, Data) {
+    private enum FrameKey: String, CodingKey { case v, type, body }
+
+    /// A frame's version (checked) and type, in the one pass that also decodes its body.
+    private static func head(_ decoder: any Decoder) throws -> (KeyedDecodingContainer<FrameKey>, String) {
+        let container = try decoder.container(keyedBy: FrameKey.self)
+        let v = try container.decode(Int.self, forKey: .v)
+        guard v == version else {
+            throw WireError(code: "unsupported_version", message: "wire version \(v), this side speaks \(version)")
+        }
+        return (container, try container.decode(String.self, forKey: .type))
+    }
+
+    private static func body<Body: Decodable>(_ container: KeyedDecodingContainer<FrameKey>, _ type: Body.Type, _ name: String) throws -> Body {
+        do {
+            return try container.decode(Body.self, forKey: .body)
+        } catch {
+            throw WireError(code: "malformed", message: "bad \(name) body: \(error)")
+        }
+    }
+
+    private struct AgentFrame: Decodable {
+        var message: AgentMessage
+
+        init(from decoder: any Decoder) throws {
+            let (frame, type) = try WireCodec.head(decoder)
+            switch type {
+            case "hello": message = .hello(try WireCodec.body(frame, AgentHello.self, type))
+            case "ack": message = .ack(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
+            case "started": message = .started(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
+            case "log": message = .log(try WireCodec.body(frame, LogChunk.self, type))
+            case "result": message = .result(try WireCodec.body(frame, JobResult.self, type))
+            case "ping": message = .ping
+            case "bye": message = .bye
+            default: throw WireError(code: "unknown_type", message: "unknown agent message type '\(type.prefix(64))'")
+            }
+        }
+    }
+
+    private struct ServerFrame: Decodable {
+        var message: ServerMessage
+
+        init(from decoder: any Decoder) throws {
+            let (frame, type) = try WireCodec.head(decoder)
+            switch type {
+            case "welcome": message = .welcome(try WireCodec.body(frame, Welcome.self, type))
+            case "job": message = .job(try WireCodec.body(frame, JobSpec.self, type))
+            case "result_ack": message = .resultAck(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
+            case "cancel": message = .cancel(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
+            case "pong": message = .pong(pending: try WireCodec.body(frame, Pending.self, type).pending)
+            case "hello_required": message = .helloRequired
+            case "error":
+                let error = try WireCodec.body(frame, ErrorBody.self, type)
+                message = .error(code: error.code, message: error.message)
+            default: throw WireError(code: "unknown_type", message: "unknown server message type '\(type.prefix(64))'")
+            }
+        }
+    }
+
+    /// Decodes a whole frame in one pass; every failure is a `WireError`.
+    private static func decodeFrame<Frame: Decodable>(_ type: Frame.Type, _ bytes: [UInt8]) throws(WireError) -> Frame {
         guard bytes.count <= maxFrameBytes else {
             throw WireError(code: "too_large", message: "frame of \(bytes.count) bytes is over \(maxFrameBytes)")
         }
-        let data = Data(bytes)
-        let head: Head
         do {
-            head = try decoder.decode(Head.self, from: data)
+            return try decoder.decode(Frame.self, from: Data(bytes))
+        } catch let error as WireError {
+            throw error
         } catch {
             throw WireError(code: "malformed", message: "not a wire message: \(error)")
-        }
-        guard head.v == version else {
-            throw WireError(code: "unsupported_version", message: "wire version \(head.v), this side speaks \(version)")
-        }
-        return (head, data)
-    }
-
-    private static func body<Body: Codable>(_ type: Body.Type, _ data: Data, _ name: String) throws(WireError) -> Body {
-        do {
-            return try decoder.decode(Envelope<Body>.self, from: data).body
-        } catch {
-            throw WireError(code: "malformed", message: "bad \(name) body: \(error)")
         }
     }
 
@@ -108,34 +198,15 @@ public enum WireCodec {
     public static func decodeAgentMessage(_ bytes: [UInt8]) throws(WireError) -> AgentMessage {
         // This side's own encoding of a ping, byte for byte: no need to parse it.
         if bytes == pingFrame { return .ping }
-        let (head, data) = try head(bytes)
-        switch head.type {
-        case "hello": return .hello(try body(AgentHello.self, data, head.type))
-        case "ack": return .ack(jobId: try body(JobRef.self, data, head.type).jobId)
-        case "started": return .started(jobId: try body(JobRef.self, data, head.type).jobId)
-        case "log": return .log(try body(LogChunk.self, data, head.type))
-        case "result": return .result(try body(JobResult.self, data, head.type))
-        case "ping": return .ping
-        case "bye": return .bye
-        default: throw WireError(code: "unknown_type", message: "unknown agent message type '\(head.type.prefix(64))'")
-        }
+        if let id = canonicalJobRef(bytes, tail: ackTail) { return .ack(jobId: id) }
+        if let id = canonicalJobRef(bytes, tail: startedTail) { return .started(jobId: id) }
+        return try decodeFrame(AgentFrame.self, bytes).message
     }
 
     /// Decodes a frame the server sent.
     public static func decodeServerMessage(_ bytes: [UInt8]) throws(WireError) -> ServerMessage {
         if bytes == idlePongFrame { return .pong(pending: 0) }
-        let (head, data) = try head(bytes)
-        switch head.type {
-        case "welcome": return .welcome(try body(Welcome.self, data, head.type))
-        case "job": return .job(try body(JobSpec.self, data, head.type))
-        case "result_ack": return .resultAck(jobId: try body(JobRef.self, data, head.type).jobId)
-        case "cancel": return .cancel(jobId: try body(JobRef.self, data, head.type).jobId)
-        case "pong": return .pong(pending: try body(Pending.self, data, head.type).pending)
-        case "hello_required": return .helloRequired
-        case "error":
-            let error = try body(ErrorBody.self, data, head.type)
-            return .error(code: error.code, message: error.message)
-        default: throw WireError(code: "unknown_type", message: "unknown server message type '\(head.type.prefix(64))'")
-        }
+        if let id = canonicalJobRef(bytes, tail: resultAckTail) { return .resultAck(jobId: id) }
+        return try decodeFrame(ServerFrame.self, bytes).message
     }
 }

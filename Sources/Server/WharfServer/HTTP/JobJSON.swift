@@ -1,26 +1,15 @@
 import Foundation
 import NIOCore
+import WharfProtocol
 
 /// Writes a `Job` as JSON straight into bytes: what `JSONBody` (a `JSONEncoder` with sorted keys,
 /// unescaped slashes and ISO 8601 dates) writes for it, without building the encoder's tree. The
 /// webhook's 202 carries the whole job, and the generic encoder was a tenth of a hot call's CPU.
 /// `JobJSONTests` checks it against `JSONBody` for jobs of every shape.
-struct JobJSON {
-    private(set) var bytes: [UInt8] = []
-    /// Whether `/` is written `\/`, as a `JSONEncoder` without `.withoutEscapingSlashes` does.
-    var escapesSlashes: Bool
-
-    init(capacity: Int = 768, escapesSlashes: Bool = false) {
-        bytes.reserveCapacity(capacity)
-        self.escapesSlashes = escapesSlashes
-    }
-
-    /// The text written so far.
-    var text: String { String(decoding: bytes, as: UTF8.self) }
-
+enum JobJSON {
     /// `{"job": Job, "statusUrl": String}`, the webhook's answer.
     static func accepted(_ job: Job, statusURL: String) -> ByteBuffer {
-        var out = JobJSON()
+        var out = JSONWriter(capacity: 768, escapesSlashes: false)
         out.raw("{\"job\":")
         out.job(job)
         out.raw(",\"statusUrl\":")
@@ -28,7 +17,9 @@ struct JobJSON {
         out.raw("}")
         return ByteBuffer(bytes: out.bytes)
     }
+}
 
+extension JSONWriter {
     mutating func job(_ job: Job) {
         // Keys in the encoder's sorted order.
         raw("{\"coalesced\":"); int(job.coalesced)
@@ -82,24 +73,6 @@ struct JobJSON {
         raw("}")
     }
 
-    mutating func raw(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func int(_ value: Int) {
-        bytes.append(contentsOf: String(value).utf8)
-    }
-
-    /// A string object with its keys sorted.
-    mutating func object(_ values: [String: String]) {
-        raw("{")
-        for (index, key) in values.keys.sorted().enumerated() {
-            if index > 0 { raw(",") }
-            string(key); raw(":"); string(values[key]!)
-        }
-        raw("}")
-    }
-
     /// `null`, or the date as `2026-11-29T17:46:00Z` (whole seconds, UTC), as `.iso8601` writes it.
     mutating func date(_ value: Date?) {
         guard let value else { return raw("null") }
@@ -109,40 +82,15 @@ struct JobJSON {
         func digits(_ number: Int32, _ width: Int) {
             var text = Array(String(number).utf8)
             while text.count < width { text.insert(UInt8(ascii: "0"), at: 0) }
-            bytes.append(contentsOf: text)
+            append(contentsOf: text)
         }
-        bytes.append(UInt8(ascii: "\""))
-        digits(parts.tm_year + 1900, 4); bytes.append(UInt8(ascii: "-"))
-        digits(parts.tm_mon + 1, 2); bytes.append(UInt8(ascii: "-"))
-        digits(parts.tm_mday, 2); bytes.append(UInt8(ascii: "T"))
-        digits(parts.tm_hour, 2); bytes.append(UInt8(ascii: ":"))
-        digits(parts.tm_min, 2); bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: "\""))
+        digits(parts.tm_year + 1900, 4); append(UInt8(ascii: "-"))
+        digits(parts.tm_mon + 1, 2); append(UInt8(ascii: "-"))
+        digits(parts.tm_mday, 2); append(UInt8(ascii: "T"))
+        digits(parts.tm_hour, 2); append(UInt8(ascii: ":"))
+        digits(parts.tm_min, 2); append(UInt8(ascii: ":"))
         digits(parts.tm_sec, 2)
         raw("Z\"")
-    }
-
-    /// A JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX` escapes, `/`
-    /// and everything else as UTF-8.
-    mutating func string(_ value: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): raw("\\\"")
-            case UInt8(ascii: "\\"): raw("\\\\")
-            case UInt8(ascii: "/") where escapesSlashes: raw("\\/")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            case 0x08: raw("\\b")
-            case 0x0C: raw("\\f")
-            case 0x00..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                raw("\\u00")
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0x0F)])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
     }
 }

@@ -136,19 +136,19 @@ enum JSONColumn {
     // The columns written with every job, without the generic encoder's tree; the same bytes
     // (`JobJSONTests`).
     static func encode(_ value: [String: String]) -> String {
-        var out = JobJSON(capacity: 64, escapesSlashes: true)
+        var out = JSONWriter(capacity: 64)
         out.object(value)
         return out.text
     }
 
     static func encode(_ value: JobPlan) -> String {
-        var out = JobJSON(capacity: 128, escapesSlashes: true)
+        var out = JSONWriter(capacity: 128)
         out.plan(value)
         return out.text
     }
 
     static func encode(_ value: JobTrigger) -> String {
-        var out = JobJSON(capacity: 128, escapesSlashes: true)
+        var out = JSONWriter(capacity: 128)
         out.trigger(value)
         return out.text
     }
