@@ -69,7 +69,7 @@ func columnsAreWrittenAsTheEncoderWritesThem(_ job: Job) throws {
     for (fast, generic) in [(JSONColumn.encode(job.plan), JSONColumn.genericEncode(job.plan)),
                             (JSONColumn.encode(job.trigger), JSONColumn.genericEncode(job.trigger)),
                             (JSONColumn.encode(job.trigger.params), JSONColumn.genericEncode(job.trigger.params)),
-                            (JSONColumn.encode(env), JSONColumn.genericEncode(env))] {
+                            (JSONColumn.encode(env), JSONColumn.genericEncode(env))] + resultColumns(job) {
         #expect(fast == generic)
     }
     #expect(JSONColumn.decode(JobPlan.self, JSONColumn.encode(job.plan)) == job.plan)
@@ -105,4 +105,17 @@ func columnsReadAsTheDecoderReadsThem(_ job: Job) throws {
     #expect(JSONColumn.decode([String: String].self, "{\"a\": 1}") == nil)
     #expect(JSONColumn.decode([String: String].self, "{ \"a\" : \"\\u00e9\" }") == ["a": "é"])
     #expect(ColumnJSONReader.read("{\"services\":[]}")?.plan == JobPlan(services: []))
+}
+
+/// The columns a finished job writes, hand-written and generic.
+func resultColumns(_ job: Job) -> [(String, String)] {
+    let outcome = job.result ?? JobOutcome(services: [])
+    let services = outcome.services.enumerated().map {
+        StackService(name: $0.element.name, image: $0.element.image, imageId: $0.offset % 2 == 0 ? $0.element.imageId : nil,
+                     containers: $0.element.containers)
+    } + [StackService(name: job.id, image: "a/b", imageId: nil, containers: -1)]
+    let error = job.error ?? JobError(code: "x/y", message: job.stackId)
+    return [(JSONColumn.encode(outcome), JSONColumn.genericEncode(outcome)),
+            (JSONColumn.encode(services), JSONColumn.genericEncode(services)),
+            (JSONColumn.encode(error), JSONColumn.genericEncode(error))]
 }

@@ -26,29 +26,13 @@ extension JSONWriter {
         raw(",\"createdAt\":"); date(job.createdAt)
         raw(",\"environmentId\":"); string(job.environmentId)
         raw(",\"error\":")
-        if let error = job.error {
-            raw("{\"code\":"); string(error.code); raw(",\"message\":"); string(error.message); raw("}")
-        } else {
-            raw("null")
-        }
+        if let error = job.error { self.error(error) } else { raw("null") }
         raw(",\"finishedAt\":"); date(job.finishedAt)
         raw(",\"id\":"); string(job.id)
         raw(",\"kind\":"); string(job.kind.rawValue)
         raw(",\"plan\":"); plan(job.plan)
         raw(",\"result\":")
-        if let result = job.result {
-            raw("{\"services\":[")
-            for (index, service) in result.services.enumerated() {
-                if index > 0 { raw(",") }
-                raw("{\"containers\":"); int(service.containers)
-                raw(",\"image\":"); string(service.image)
-                raw(",\"imageId\":"); string(service.imageId)
-                raw(",\"name\":"); string(service.name); raw("}")
-            }
-            raw("]}")
-        } else {
-            raw("null")
-        }
+        if let result = job.result { outcome(result) } else { raw("null") }
         raw(",\"stackId\":"); string(job.stackId)
         raw(",\"startedAt\":"); date(job.startedAt)
         raw(",\"state\":"); string(job.state.rawValue)
@@ -63,6 +47,35 @@ extension JSONWriter {
             raw("{\"image\":"); string(service.image); raw(",\"name\":"); string(service.name); raw("}")
         }
         raw("]}")
+    }
+
+    mutating func error(_ error: JobError) {
+        raw("{\"code\":"); string(error.code); raw(",\"message\":"); string(error.message); raw("}")
+    }
+
+    mutating func outcome(_ outcome: JobOutcome) {
+        raw("{\"services\":[")
+        for (index, service) in outcome.services.enumerated() {
+            if index > 0 { raw(",") }
+            raw("{\"containers\":"); int(service.containers)
+            raw(",\"image\":"); string(service.image)
+            raw(",\"imageId\":"); string(service.imageId)
+            raw(",\"name\":"); string(service.name); raw("}")
+        }
+        raw("]}")
+    }
+
+    /// A stack's services (`imageId` left out when unknown, as the synthesized encoder does).
+    mutating func services(_ services: [StackService]) {
+        raw("[")
+        for (index, service) in services.enumerated() {
+            if index > 0 { raw(",") }
+            raw("{\"containers\":"); int(service.containers)
+            raw(",\"image\":"); string(service.image)
+            if let imageId = service.imageId { raw(",\"imageId\":"); string(imageId) }
+            raw(",\"name\":"); string(service.name); raw("}")
+        }
+        raw("]")
     }
 
     mutating func trigger(_ trigger: JobTrigger) {

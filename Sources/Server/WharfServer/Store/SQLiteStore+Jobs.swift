@@ -41,7 +41,6 @@ extension SQLiteStore {
         SELECT * FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) AND state = 'queued' AND kind = 'deploy'
         ORDER BY seq DESC LIMIT 1
         """
-    static let stackHasOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates)"
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
 
     static func jobRecord(from row: Row) -> JobRecord {
@@ -262,18 +261,25 @@ extension SQLiteStore {
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
         let stackId = record.job.stackId
         guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else { return }
-        let hasMore = try Bool.fetchOne(db.cachedStatement(sql: Self.stackHasOpenJobSQL),
-                                        arguments: [stackId]) == true
+        // The kind of the stack's newest unfinished job, if another is waiting.
+        let nextKind = try String.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])
+        let status: StackStatus
+        if let nextKind {
+            status = nextKind == JobKind.remove.rawValue ? .removing : .deploying
+        } else if result.state == .succeeded {
+            status = .running
+        } else {
+            // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
+            let services = JSONColumn.decode([StackService].self, stack["services"]) ?? []
+            status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
+        }
         switch (record.job.kind, result.state) {
-        case (.remove, .succeeded):
-            if !hasMore {
-                try db.cachedStatement(sql: "DELETE FROM stack WHERE id = ?").execute(arguments: [stackId])
-                return
-            }
+        case (.remove, .succeeded) where nextKind == nil:
+            try db.cachedStatement(sql: "DELETE FROM stack WHERE id = ?").execute(arguments: [stackId])
         case (.deploy, .succeeded):
-            let services = result.services.map {
+            let services = JSONColumn.encode(result.services.map {
                 StackService(name: $0.name, image: $0.image, imageId: $0.imageId, containers: $0.containers)
-            }
+            })
             // What the job ran beyond what its compose file and env say stays pinned for later deploys.
             let written = (try? ComposeCache.shared.resolve(record.compose, environment: record.env))?.services ?? []
             var pins: [String: String] = [:]
@@ -283,26 +289,16 @@ extension SQLiteStore {
             let env = JSONColumn.encode(record.env), pinned = JSONColumn.encode(pins)
             if record.compose == stack["compose"], env == stack["env"], pinned == stack["pins"] {
                 // Unchanged: not rewriting them keeps the stack's webhook target cached (`StackRowObserver`).
-                try db.cachedStatement(sql: "UPDATE stack SET services = ?, updated_at = ? WHERE id = ?")
-                    .execute(arguments: [JSONColumn.encode(services), date.column, stackId])
+                try db.cachedStatement(sql: "UPDATE stack SET services = ?, status = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [services, status.rawValue, date.column, stackId])
             } else {
-                try db.cachedStatement(sql: "UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, updated_at = ? WHERE id = ?")
-                    .execute(arguments: [record.compose, env, JSONColumn.encode(services), pinned, date.column, stackId])
+                try db.cachedStatement(sql: """
+                    UPDATE stack SET compose = ?, env = ?, services = ?, pins = ?, status = ?, updated_at = ? WHERE id = ?
+                    """).execute(arguments: [record.compose, env, services, pinned, status.rawValue, date.column, stackId])
             }
         default:
-            break
+            try db.cachedStatement(sql: "UPDATE stack SET status = ? WHERE id = ?").execute(arguments: [status.rawValue, stackId])
         }
-        let status: StackStatus
-        if hasMore {
-            status = (try Row.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])?["kind"] as String?) == "remove" ? .removing : .deploying
-        } else if result.state == .succeeded {
-            status = .running
-        } else {
-            // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
-            let services = JSONColumn.decode([StackService].self, stack["services"]) ?? []
-            status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
-        }
-        try db.cachedStatement(sql: "UPDATE stack SET status = ? WHERE id = ?").execute(arguments: [status.rawValue, stackId])
     }
 
     /// A job's log as text, one line per line.

@@ -153,6 +153,24 @@ enum JSONColumn {
         return out.text
     }
 
+    static func encode(_ value: JobOutcome) -> String {
+        var out = JSONWriter(capacity: 256)
+        out.outcome(value)
+        return out.text
+    }
+
+    static func encode(_ value: JobError) -> String {
+        var out = JSONWriter(capacity: 128)
+        out.error(value)
+        return out.text
+    }
+
+    static func encode(_ value: [StackService]) -> String {
+        var out = JSONWriter(capacity: 256)
+        out.services(value)
+        return out.text
+    }
+
     // The columns read with every finished or dispatched job, by `ColumnJSONReader` when it can.
     static func decode(_ type: [String: String].Type, _ text: String?) -> [String: String]? {
         guard let text else { return nil }
