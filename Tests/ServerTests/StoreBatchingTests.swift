@@ -157,6 +157,21 @@ struct StoreBatchingTests {
         #expect(stored.state == .succeeded)
         #expect(stored.startedAt != nil)
     }
+
+    @Test func lastSeenTimesOfManyAgentsAreWrittenInOneStatement() async throws {
+        let store = try Self.store()
+        var ids: [String] = []
+        for index in 0..<300 { ids.append(try await store.createEnvironment(name: "node-\(index)", type: .agent).0.id) }
+        let heard = Array(ids.prefix(200)) + ["env_unknown", "quote\"and/slash"]
+        let when = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.touchEnvironments(ids: heard, at: when)
+        let environments = try await store.environments()
+        #expect(environments.count == 300)
+        for environment in environments {
+            #expect(environment.lastSeenAt == (ids.prefix(200).contains(environment.id) ? when : nil), "\(environment.id)")
+        }
+        try await store.touchEnvironments(ids: [], at: Date())
+    }
 }
 
 extension Result {
