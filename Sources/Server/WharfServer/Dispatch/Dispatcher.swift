@@ -343,6 +343,10 @@ public actor Dispatcher {
         let claims: [DispatchClaim]
         do {
             claims = try await store.claimDispatch(requests)
+        } catch is CancellationError {
+            // Shutting down: what was queued stays on disk and goes out when the server next runs.
+            for request in requests { sessions[request.environmentId]?.unsent = true }
+            return
         } catch {
             logger.error("could not read queued jobs", metadata: ["environments": "\(requests.count)", "error": "\(error)"])
             for request in requests { sessions[request.environmentId]?.unsent = true }
