@@ -105,13 +105,11 @@ extension SQLiteStore {
     /// one read. The stack comes without `services` and `lastJobId`, and its `status` and `updatedAt`
     /// may be older than the row's; everything a trigger plans with is current.
     public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
-        let generation: WebhookTargetCache.Generation
-        switch webhookTargets.lookup(webhookToken) {
-        case .success(let target) where target.stack.webhook?.url == "\(publicURL)/api/stacks/webhooks/\(webhookToken)":
+        let expectedURL = "\(publicURL)/api/stacks/webhooks/\(webhookToken)"
+        if let target = webhookTargets.lookup(webhookToken), target.stack.webhook?.url == expectedURL {
             return (target.stack, target.pins)
-        case .success: generation = WebhookTargetCache.Generation(value: .max)  // Another public URL: read, do not fill.
-        case .failure(let readAt): generation = readAt
         }
+        let generation = webhookTargets.generation
         let target = try await db.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
                 .map { row in

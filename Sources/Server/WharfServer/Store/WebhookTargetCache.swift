@@ -34,12 +34,14 @@ final class WebhookTargetCache: Sendable {
         self.capacity = capacity
     }
 
-    /// The cached target of `token`, or the generation to hand to `fill` after reading the store.
-    func lookup(_ token: String) -> Result<Target, Generation> {
-        state.withLock { state in
-            if let target = state.byToken[token] { return .success(target) }
-            return .failure(Generation(value: state.generation))
-        }
+    /// The cached target of `token`, if any.
+    func lookup(_ token: String) -> Target? {
+        state.withLock { $0.byToken[token] }
+    }
+
+    /// The generation to hand to `fill`: read it before reading the store.
+    var generation: Generation {
+        state.withLock { Generation(value: $0.generation) }
     }
 
     /// Remembers what the store said of `token`, unless something was invalidated since `generation`.
@@ -64,7 +66,7 @@ final class WebhookTargetCache: Sendable {
 
     var count: Int { state.withLock { $0.byToken.count } }
 
-    struct Generation: Error, Equatable {
+    struct Generation: Equatable {
         var value: UInt64
     }
 }
