@@ -76,9 +76,15 @@ struct WebhookTargetCacheTests {
         cache.fill("b", .init(rowID: 1, stack: stack, pins: [:]), readAt: now)
         #expect(cache.lookup("a") == nil, "the row's old token is still cached")
         cache.fill("c", .init(rowID: 2, stack: stack, pins: [:]), readAt: now)
-        cache.fill("d", .init(rowID: 3, stack: stack, pins: [:]), readAt: now)
         #expect(cache.count == 2)
         cache.invalidate(rows: [1])
-        #expect(cache.count == 1)
+        #expect(cache.count == 1 && cache.lookup("b") == nil && cache.lookup("c") != nil)
+        // Full: a new token still gets in (the cache starts again), so a token that gets hot later is not locked out.
+        let later = cache.generation
+        cache.fill("d", .init(rowID: 3, stack: stack, pins: [:]), readAt: later)
+        cache.fill("e", .init(rowID: 4, stack: stack, pins: [:]), readAt: later)
+        #expect(cache.lookup("e") != nil && cache.count <= 2)
+        for _ in 0..<10 { cache.fill("e", .init(rowID: 4, stack: stack, pins: [:]), readAt: later) }
+        #expect(cache.lookup("e") != nil, "refilling what is cached does not empty it")
     }
 }

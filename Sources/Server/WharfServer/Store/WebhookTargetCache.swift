@@ -11,9 +11,9 @@ import Synchronization
 /// read before the store was read and refuses when any invalidation happened since.
 ///
 /// A cached `Stack` has no `services` and no `lastJobId`, and its `status` and `updatedAt` can be
-/// older than the row's; the trigger uses none of them. Bounded (about 0.5 KiB an entry): once
-/// `capacity` tokens are cached, others are read each time until an invalidation makes room;
-/// unknown tokens are never cached.
+/// older than the row's; the trigger uses none of them. Bounded (about 1.1 KiB an entry, 4.5 MiB full): a fill
+/// into a full cache empties it first — a hot token is back after one miss, while a cyclic sweep
+/// over more stacks than fit gets no hits (nor would it with LRU). Unknown tokens are never cached.
 final class WebhookTargetCache: Sendable {
     struct Target: Sendable {
         var rowID: Int64
@@ -47,7 +47,13 @@ final class WebhookTargetCache: Sendable {
     /// Remembers what the store said of `token`, unless something was invalidated since `generation`.
     func fill(_ token: String, _ target: Target, readAt generation: Generation) {
         state.withLock { state in
-            guard state.generation == generation.value, state.byToken.count < capacity else { return }
+            guard state.generation == generation.value else { return }
+            if state.byToken.count >= capacity, state.tokenByRow[target.rowID] == nil {
+                // Full: start again rather than refuse, so that a token that gets hot after the
+                // cache filled up with others still gets in (it is back after one miss).
+                state.byToken.removeAll(keepingCapacity: true)
+                state.tokenByRow.removeAll(keepingCapacity: true)
+            }
             if let previous = state.tokenByRow[target.rowID] { state.byToken[previous] = nil }
             state.byToken[token] = target
             state.tokenByRow[target.rowID] = token
