@@ -49,29 +49,30 @@ public enum WireCodec {
     private static let helloRequiredFrame = frame("hello_required", Empty())
 
     /// `{"body":{"jobId":"…"},"type":"…","v":1}`, written directly: every job sends four of these.
-    private static func jobRefFrame(_ jobId: String, _ tail: StaticString) -> [UInt8] {
+    private static func jobRefFrame(_ jobId: String, _ tail: [UInt8]) -> [UInt8] {
         var out = JSONWriter(capacity: 64)
         out.raw("{\"body\":{\"jobId\":")
         out.string(jobId)
-        out.raw(tail)
+        out.append(contentsOf: tail)
         return out.bytes
     }
 
-    /// The `jobId` of a job-ref frame of this side's own encoding (`prefix` + id + `tail`), when the
-    /// id needs no escapes; nil sends the frame through the decoder.
+    /// The `jobId` of a job-ref frame of this side's own encoding (`prefix` + id + `"` + `tail`),
+    /// when the id needs no escapes; nil sends the frame through the decoder.
     private static func canonicalJobRef(_ bytes: [UInt8], tail: [UInt8]) -> String? {
         let prefix = jobRefPrefix
-        guard bytes.count > prefix.count + tail.count, bytes.starts(with: prefix),
-              bytes[(bytes.count - tail.count)...].elementsEqual(tail) else { return nil }
-        let id = bytes[prefix.count..<(bytes.count - tail.count)]
+        let end = bytes.count - tail.count - 1
+        guard end > prefix.count, bytes.starts(with: prefix), bytes[end] == UInt8(ascii: "\""),
+              bytes[(end + 1)...].elementsEqual(tail) else { return nil }
+        let id = bytes[prefix.count..<end]
         guard !id.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }) else { return nil }
         return String(decoding: id, as: UTF8.self)
     }
 
     private static let jobRefPrefix = Array(#"{"body":{"jobId":""#.utf8)
-    private static let ackTail = Array(#""},"type":"ack","v":1}"#.utf8)
-    private static let startedTail = Array(#""},"type":"started","v":1}"#.utf8)
-    private static let resultAckTail = Array(#""},"type":"result_ack","v":1}"#.utf8)
+    private static let ackTail = Array(#"},"type":"ack","v":1}"#.utf8)
+    private static let startedTail = Array(#"},"type":"started","v":1}"#.utf8)
+    private static let resultAckTail = Array(#"},"type":"result_ack","v":1}"#.utf8)
 
     /// A `job` frame, written directly (the JobSpec's keys in sorted order).
     private static func jobFrame(_ job: JobSpec) -> [UInt8] {
@@ -100,8 +101,8 @@ public enum WireCodec {
     public static func encode(_ message: AgentMessage) -> [UInt8] {
         switch message {
         case .hello(let hello): frame("hello", hello)
-        case .ack(let id): jobRefFrame(id, #"},"type":"ack","v":1}"#)
-        case .started(let id): jobRefFrame(id, #"},"type":"started","v":1}"#)
+        case .ack(let id): jobRefFrame(id, ackTail)
+        case .started(let id): jobRefFrame(id, startedTail)
         case .log(let chunk): frame("log", chunk)
         case .result(let result): frame("result", result)
         case .ping: pingFrame
@@ -114,7 +115,7 @@ public enum WireCodec {
         switch message {
         case .welcome(let welcome): frame("welcome", welcome)
         case .job(let job): jobFrame(job)
-        case .resultAck(let id): jobRefFrame(id, #"},"type":"result_ack","v":1}"#)
+        case .resultAck(let id): jobRefFrame(id, resultAckTail)
         case .cancel(let id): frame("cancel", JobRef(jobId: id))
         case .pong(let pending): pending == 0 ? idlePongFrame : frame("pong", Pending(pending: pending))
         case .helloRequired: helloRequiredFrame
