@@ -156,13 +156,11 @@ extension SQLiteStore {
                         let id: String = head["id"]
                         if request.skip.contains(id) { continue }
                         if jobs.count >= request.capacity { break }
-                        if (head["state"] as String) == JobState.queued.rawValue {
-                            try db.cachedStatement(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued'")
-                                .execute(arguments: [id])
-                        }
-                        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                            SELECT id, kind, stack_id, stack_name, compose, env, pull, plan FROM job WHERE id = ?
-                            """), arguments: [id]) else { continue }
+                        // A queued head is claimed and read in one statement; one sent before (a resend) is read.
+                        let sql = (head["state"] as String) == JobState.queued.rawValue
+                            ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
+                            : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
+                        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]) else { continue }
                         let plan = JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: [])
                         if registries == nil { registries = try self.registryAuths(db) }
                         jobs.append(JobSpec(
@@ -180,6 +178,9 @@ extension SQLiteStore {
             return claims
         }
     }
+
+    /// What a `JobSpec` is made of.
+    static let jobSpecColumns = "id, kind, stack_id, stack_name, compose, env, pull, plan"
 
     func openJobCount(_ db: Database, environmentId: String) throws -> Int {
         try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM job WHERE environment_id = ? AND state NOT IN \(Self.finalStates)"),
