@@ -156,6 +156,7 @@ struct StoreBatchingTests {
         let stored = try await store.job(id: job.id).job
         #expect(stored.state == .succeeded)
         #expect(stored.startedAt != nil)
+        #expect(finished == stored, "the job a result returns is the one on disk")
     }
 
     @Test func lastSeenTimesOfManyAgentsAreWrittenInOneStatement() async throws {

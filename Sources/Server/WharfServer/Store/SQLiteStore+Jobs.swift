@@ -34,6 +34,11 @@ public struct JobRequest: Sendable {
 
 extension SQLiteStore {
     static let finalStates = "('succeeded','failed','rolled_back')"
+    /// A job row's columns less `error` and `result` (which `jobRecord(from:)` then leaves nil).
+    static let columnsButOutcome = """
+        seq, id, stack_id, stack_name, environment_id, kind, state, trigger, coalesced, created_at, started_at,
+        finished_at, plan, compose, env, pull
+        """
 
     // A stack's open jobs, through the partial index `job_open_stack` (`StoreIndexTests`): each
     // says `state NOT IN` final so that SQLite may use it, instead of the stack's whole history.
@@ -239,21 +244,20 @@ extension SQLiteStore {
     /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
     /// stack. A failed or rolled-back job leaves the stack's definition as it was.
     func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (Job, Bool)? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
-                                         arguments: [result.jobId, environmentId]) else { return nil }
-        var record = Self.jobRecord(from: row)
-        if record.job.state.isFinal { return (record.job, false) }
         let state = JobState(result.state)
         let outcome = JobOutcome(services: result.services)
-        try db.cachedStatement(sql: """
-            UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ? WHERE id = ?
-            """).execute(arguments: [state.rawValue, date.column, date.column,
-                             result.error.map { JSONColumn.encode($0) }, JSONColumn.encode(outcome), result.jobId])
-        record.job.state = state
-        record.job.finishedAt = date
-        record.job.startedAt = record.job.startedAt ?? date
-        record.job.error = result.error
-        record.job.result = outcome
+        // The usual case, an unfinished job of this environment, is ended and read in one statement.
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ?
+            WHERE id = ? AND environment_id = ? AND state NOT IN \(Self.finalStates) RETURNING \(Self.columnsButOutcome)
+            """), arguments: [state.rawValue, date.column, date.column, result.error.map { JSONColumn.encode($0) },
+                              JSONColumn.encode(outcome), result.jobId, environmentId]) else {
+            // A repeat of a result already stored, or not a job of this environment.
+            return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
+                                    arguments: [result.jobId, environmentId]).map { (Self.jobRecord(from: $0).job, false) }
+        }
+        var record = Self.jobRecord(from: row)
+        (record.job.error, record.job.result) = (result.error, outcome)  // just written; not read back
         try self.applyToStack(db, record: record, result: result, at: date)
         return (record.job, true)
     }
