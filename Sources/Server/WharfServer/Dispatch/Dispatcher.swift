@@ -189,6 +189,7 @@ public actor Dispatcher {
             logger.warning("the link is behind: agents' messages wait to be handled",
                            metadata: ["lag": "\(ContinuousClock.now - oldest)", "messages": "\(batch.messages.count)"])
         }
+        handledSinceTrim += batch.messages.count
         var work = AgentBatch()
         var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
         var welcomes: [(environmentId: String, routingId: [UInt8])] = []
@@ -390,9 +391,19 @@ public actor Dispatcher {
 
     private var lastTouch = ContinuousClock.now
     private var lastLagWarning = ContinuousClock.now - .seconds(60)
+    /// Agent messages handled since the heap was last trimmed (`MemoryTrim`), and when that was.
+    private var handledSinceTrim = 0
+    private var lastTrim = ContinuousClock.now
 
     private func tick() async {
         let now = ContinuousClock.now
+        // After a busy spell (agents connecting, a round of jobs), give freed heap pages back; at
+        // most every 10 s, and off the dispatcher (a trim walks the whole heap).
+        if handledSinceTrim >= 5_000, now - lastTrim >= .seconds(10) {
+            handledSinceTrim = 0
+            lastTrim = now
+            Task.detached(priority: .background) { MemoryTrim.run() }
+        }
         // lastSeenAt on disk follows the pings, a few seconds behind, in one write for all agents.
         if now - lastTouch >= .seconds(5) {
             lastTouch = now
