@@ -135,39 +135,16 @@ enum JSONColumn {
 
     // The columns written with every job, without the generic encoder's tree; the same bytes
     // (`JobJSONTests`).
-    static func encode(_ value: [String: String]) -> String {
-        var out = JSONWriter(capacity: 64)
-        out.object(value)
-        return out.text
-    }
+    static func encode(_ value: [String: String]) -> String { written { $0.object(value) } }
+    static func encode(_ value: JobPlan) -> String { written { $0.plan(value) } }
+    static func encode(_ value: JobTrigger) -> String { written { $0.trigger(value) } }
+    static func encode(_ value: JobOutcome) -> String { written { $0.outcome(value) } }
+    static func encode(_ value: JobError) -> String { written { $0.error(value) } }
+    static func encode(_ value: [StackService]) -> String { written { $0.services(value) } }
 
-    static func encode(_ value: JobPlan) -> String {
-        var out = JSONWriter(capacity: 128)
-        out.plan(value)
-        return out.text
-    }
-
-    static func encode(_ value: JobTrigger) -> String {
-        var out = JSONWriter(capacity: 128)
-        out.trigger(value)
-        return out.text
-    }
-
-    static func encode(_ value: JobOutcome) -> String {
+    private static func written(_ write: (inout JSONWriter) -> Void) -> String {
         var out = JSONWriter(capacity: 256)
-        out.outcome(value)
-        return out.text
-    }
-
-    static func encode(_ value: JobError) -> String {
-        var out = JSONWriter(capacity: 128)
-        out.error(value)
-        return out.text
-    }
-
-    static func encode(_ value: [StackService]) -> String {
-        var out = JSONWriter(capacity: 256)
-        out.services(value)
+        write(&out)
         return out.text
     }
 
