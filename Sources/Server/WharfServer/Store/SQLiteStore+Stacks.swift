@@ -3,7 +3,8 @@ import GRDB
 import WharfProtocol
 
 extension SQLiteStore {
-    static func stack(from row: Row, publicURL: String) -> Stack {
+    /// A stack row as the API shows it; `services: false` skips decoding them (left empty).
+    static func stack(from row: Row, publicURL: String, services: Bool = true) -> Stack {
         let token: String? = row["webhook_token"]
         return Stack(
             id: row["id"], name: row["name"], environmentId: row["environment_id"], compose: row["compose"],
@@ -12,7 +13,7 @@ extension SQLiteStore {
             webhook: token.map { StackWebhook(url: "\(publicURL)/api/stacks/webhooks/\($0)",
                                               createdAt: Date(column: row["webhook_created_at"]) ?? Date()) },
             lastJobId: row["last_job_id"],
-            services: JSONColumn.decode([StackService].self, row["services"]) ?? [],
+            services: services ? JSONColumn.decode([StackService].self, row["services"]) ?? [] : [],
             createdAt: Date(column: row["created_at"])!, updatedAt: Date(column: row["updated_at"])!
         )
     }
@@ -113,8 +114,9 @@ extension SQLiteStore {
         let target = try await db.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
                 .map { row in
-                    var stack = Self.stack(from: row, publicURL: publicURL)
-                    (stack.services, stack.lastJobId) = ([], nil)  // Not needed to plan; not worth memory.
+                    // Services and last job are not needed to plan, nor worth decoding or keeping.
+                    var stack = Self.stack(from: row, publicURL: publicURL, services: false)
+                    stack.lastJobId = nil
                     return WebhookTargetCache.Target(rowID: row["row_id"], stack: stack,
                                                      pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:])
                 }
