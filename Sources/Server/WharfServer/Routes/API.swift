@@ -84,9 +84,7 @@ struct JSONBody<Value: Encodable & Sendable>: ResponseGenerator {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = self.headers
-        headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try Self.encode(value))))
+        Response.json(ByteBuffer(data: try Self.encode(value)), status: status, headers: headers)
     }
 }
 
