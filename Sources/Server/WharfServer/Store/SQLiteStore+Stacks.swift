@@ -111,7 +111,7 @@ extension SQLiteStore {
             return (target.stack, target.pins)
         }
         let generation = webhookTargets.generation
-        let target = try await db.read { db in
+        let target = try readInPlace { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
                 .map { row in
                     // Services and last job are not needed to plan, nor worth decoding or keeping.
@@ -124,6 +124,12 @@ extension SQLiteStore {
         guard let target else { return nil }
         webhookTargets.fill(webhookToken, target, readAt: generation)
         return (target.stack, target.pins)
+    }
+
+    /// A short read on the calling thread (GRDB's blocking `read`: a reader connection runs it inline,
+    /// without the hop to its queue and back).
+    func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.read(body)
     }
 
     /// Records registry event ids; returns those not seen before.
