@@ -2,6 +2,7 @@
 #define WHARF_CZEROMQ_SHIM_H
 #include <zmq.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>  /* the fleet simulator waits on many sockets' ZMQ_FDs with epoll */
 
 /* Option 93 is a draft constant in 4.3.4 but Debian's build accepts it (see shared/ZEROMQ-NOTES.md). */
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN

@@ -11,14 +11,14 @@ struct BenchToolingTests {
     static let bench = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("bench")
 
-    @Test(.timeLimit(.minutes(3)))
-    func fleetAndLoadClientRunARoundWhereEveryJobIsFinal() async throws {
+    @Test(.timeLimit(.minutes(3)), arguments: ["epoll", "fds"])
+    func fleetAndLoadClientRunARoundWhereEveryJobIsFinal(poll: String) async throws {
         try await World.run(login: false) { world in
             let fleetLog = world.root.appendingPathComponent("fleet.jsonl")
             let fleetData = world.root.appendingPathComponent("fleet-data")
             let fleet = try Child(world.products.appendingPathComponent("wharf-agent"), [
                 "--fleet", "3", "--server", world.url, "--admin-token-file", world.tokenFile.path,
-                "--data-dir", fleetData.path, "--fleet-log", fleetLog.path, "--fleet-prefix", "bt",
+                "--data-dir", fleetData.path, "--fleet-log", fleetLog.path, "--fleet-prefix", "bt", "--fleet-poll", poll,
             ], environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
                logs: world.root.appendingPathComponent("logs"), name: "fleet")
             defer { fleet.signal(SIGTERM) }

@@ -30,8 +30,8 @@ struct FleetOptions: ParsableArguments {
     @Flag(help: "With --fleet: create the environments and enrol the keys, then exit without connecting.")
     var fleetEnrolOnly = false
 
-    @Option(help: "With --fleet: how the fleet's thread waits: fds (zmq_poll over each socket's ZMQ_FD) or sockets (zmq_poll over the sockets).")
-    var fleetPoll: String = FleetConfiguration.PollMode.fds.rawValue
+    @Option(help: "With --fleet: how the fleet's thread waits: epoll (on each socket's ZMQ_FD), fds (zmq_poll over each socket's ZMQ_FD) or sockets (zmq_poll over the sockets).")
+    var fleetPoll: String = FleetConfiguration.PollMode.epoll.rawValue
 
     func validate(server: String?, join: String?, edge: Bool, simulate: String?) throws {
         guard let fleet else {
@@ -44,7 +44,7 @@ struct FleetOptions: ParsableArguments {
         guard join == nil, !edge, simulate == nil else { throw ValidationError("--fleet cannot be combined with --join, --edge or --simulate") }
         guard fleetFirst >= 0 else { throw ValidationError("--fleet-first must be 0 or more") }
         guard !fleetPrefix.isEmpty, fleetPrefix.count <= 48 else { throw ValidationError("--fleet-prefix must be 1 to 48 characters") }
-        guard FleetConfiguration.PollMode(rawValue: fleetPoll) != nil else { throw ValidationError("--fleet-poll must be fds or sockets") }
+        guard FleetConfiguration.PollMode(rawValue: fleetPoll) != nil else { throw ValidationError("--fleet-poll must be epoll, fds or sockets") }
     }
 }
 
@@ -60,7 +60,7 @@ func runFleet(_ options: FleetOptions, count: Int, server: String, dataDirectory
     configuration.first = options.fleetFirst
     configuration.prefix = options.fleetPrefix
     configuration.logFile = options.fleetLog.map { URL(fileURLWithPath: $0) }
-    configuration.pollMode = FleetConfiguration.PollMode(rawValue: options.fleetPoll) ?? .fds
+    configuration.pollMode = FleetConfiguration.PollMode(rawValue: options.fleetPoll) ?? .epoll
     configuration.enrolOnly = options.fleetEnrolOnly
     let fleet = Fleet(configuration: configuration, logger: logger)
     try await runUntilSignalled(logger: logger) { try await fleet.run() }

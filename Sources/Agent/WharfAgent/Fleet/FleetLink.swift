@@ -199,8 +199,16 @@ private final class FleetLoop {
         let count = sockets.count
         for index in 0..<count { sendHello(index) }
         var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: count + 1)
+        // With epoll, each socket's ZMQ_FD is registered once, with the socket's index as its data.
+        let waiter = configuration.pollMode == .epoll ? EpollWaiter(logger: logger) : nil
         for index in 0..<count {
             switch configuration.pollMode {
+            case .epoll:
+                var fd: Int32 = -1
+                var size = MemoryLayout<Int32>.size
+                zmq_getsockopt(sockets[index], ZMQ_FD, &fd, &size)
+                waiter?.add(fd, tag: UInt32(index))
+                items[index].fd = fd  // should epoll be unavailable, the loop polls these instead
             case .fds:
                 var fd: Int32 = -1
                 var size = MemoryLayout<Int32>.size
@@ -213,6 +221,7 @@ private final class FleetLoop {
         }
         items[count].fd = stopFD
         items[count].events = Int16(ZMQ_POLLIN)
+        waiter?.add(stopFD, tag: EpollWaiter.stopTag)
         inCheck = [Bool](repeating: false, count: count)
         for index in 0..<count { recheck(index) }
 
@@ -285,6 +294,16 @@ private final class FleetLoop {
             let nextPing = count > 0 ? pingRoundStart + pingInterval * Double(pingCursor) / Double(count) : now + 1
             let wait = min(nextPing, nextResendCheck, nextFlush, nextPublish, nextReport) - now
             let timeout = check.isEmpty ? max(0, Int(Foundation.ceil(wait * 1000))) : 0
+            if let waiter {
+                guard let ready = waiter.wait(timeoutMilliseconds: Int32(clamping: timeout)) else {
+                    ioFailures += 1
+                    if ioFailures > 10 { break }
+                    continue
+                }
+                if ready.contains(EpollWaiter.stopTag) { break }
+                for tag in ready { service(Int(tag)) }
+                continue
+            }
             let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
@@ -419,5 +438,50 @@ private final class FleetLoop {
             return false
         }
         return true
+    }
+}
+
+/// An epoll set whose events carry a tag (a socket's index), for `FleetLink`'s `.epoll` mode.
+private final class EpollWaiter {
+    static let stopTag = UInt32.max
+
+    private let fd: Int32
+    private let logger: Logger
+    private var events = [epoll_event](repeating: epoll_event(), count: 512)
+    private var ready: [UInt32] = []
+
+    init?(logger: Logger) {
+        fd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        self.logger = logger
+        guard fd >= 0 else {
+            logger.error("epoll_create1 failed", metadata: ["errno": "\(errno)"])
+            return nil
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Watches `descriptor` for input (level-triggered, as `poll(2)` does).
+    func add(_ descriptor: Int32, tag: UInt32) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u32 = tag
+        if epoll_ctl(fd, EPOLL_CTL_ADD, descriptor, &event) != 0 {
+            logger.error("epoll_ctl failed", metadata: ["errno": "\(errno)", "tag": "\(tag)"])
+        }
+    }
+
+    /// The tags of the descriptors with input, after at most `timeoutMilliseconds`; empty on a
+    /// timeout or a signal, nil when epoll failed.
+    func wait(timeoutMilliseconds: Int32) -> [UInt32]? {
+        ready.removeAll(keepingCapacity: true)
+        let count = events.withUnsafeMutableBufferPointer { epoll_wait(fd, $0.baseAddress, Int32($0.count), timeoutMilliseconds) }
+        if count < 0 {
+            if errno == EINTR { return ready }
+            logger.error("epoll_wait failed", metadata: ["errno": "\(errno)"])
+            return nil
+        }
+        for index in 0..<Int(count) { ready.append(events[index].data.u32) }
+        return ready
     }
 }
