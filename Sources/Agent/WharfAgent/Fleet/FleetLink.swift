@@ -205,17 +205,12 @@ private final class FleetLoop {
         let waiter = configuration.pollMode == .epoll ? EpollWaiter(logger: logger) : nil
         for index in 0..<count {
             switch configuration.pollMode {
-            case .epoll:
+            case .epoll, .fds:
                 var fd: Int32 = -1
                 var size = MemoryLayout<Int32>.size
                 zmq_getsockopt(sockets[index], ZMQ_FD, &fd, &size)
+                items[index].fd = fd  // with epoll too: should it be unavailable, the loop polls these
                 waiter?.add(fd, tag: UInt32(index))
-                items[index].fd = fd  // should epoll be unavailable, the loop polls these instead
-            case .fds:
-                var fd: Int32 = -1
-                var size = MemoryLayout<Int32>.size
-                zmq_getsockopt(sockets[index], ZMQ_FD, &fd, &size)
-                items[index].fd = fd
             case .sockets:
                 items[index].socket = sockets[index]
             }
