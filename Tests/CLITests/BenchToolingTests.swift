@@ -78,6 +78,32 @@ struct BenchToolingTests {
                 #expect((try job.json()["job"] as? [String: Any])?["state"] as? String == "succeeded", "\(job)")
             }
 
+            // A paced run (the dispatch part's client: each call at its scheduled time) and its analysis.
+            let paced = world.root.appendingPathComponent("paced.jsonl").path
+            let sent = try await world.shell(Self.wharfbench("paced", "--url", world.url, "--paths", paths, "--rate", "12",
+                                                            "--duration", "1", "--conns", "2", "--out", paced))
+            #expect(try sent.status == 0 && sent.json()["requests"] as? Int == 12, "\(sent)")
+            let settled = try await world.shell(Self.wharfbench("wait-idle", "--url", world.url, "--token-file", world.tokenFile.path,
+                                                               "--timeout", "60"))
+            #expect(try settled.json()["idle"] as? Bool == true, "\(settled)")
+            try await Task.sleep(for: .milliseconds(300))  // the fleet writes its log every 50 ms
+            let latency = world.root.appendingPathComponent("dispatch.json").path
+            let dispatched = try await world.shell(Self.wharfbench("dispatch", "--client", paced, "--fleet", fleetLog.path,
+                                                                  "--db", world.dataDirectory.appendingPathComponent("wharf.sqlite").path,
+                                                                  "--out", latency, "--label", "test"))
+            #expect(dispatched.status == 0, "\(dispatched)")
+            let figures = try dispatched.json()
+            let jobs = try #require(figures["jobs"] as? Int, "\(figures)")
+            // 12 calls over 6 stacks: each a new job, or joined to one still queued (then counted once).
+            #expect(figures["calls"] as? Int == 12 && (6...12).contains(jobs) && figures["notFinal"] as? Int == 0, "\(figures)")
+            #expect(figures["statuses"] as? [String: Int] == ["202": 12], "\(figures)")
+            for key in ["holdAfter202Ms", "finalAfterResultMs", "ackAfterResultMs"] {
+                let summary = try #require(figures[key] as? [String: Any], "\(key): \(figures)")
+                #expect(summary["n"] as? Int == jobs, "\(key): \(summary)")
+            }
+            let held = try #require(figures["holdAfterSendMs"] as? [String: Any])
+            #expect((held["p50"] as? Double).map { $0 > 0 } == true, "a job is held after its call is sent: \(held)")
+
             // The fleet keeps its keys: a restart reuses the three environments instead of making new ones.
             fleet.signal(SIGTERM)
             #expect(await fleet.wait(timeout: .seconds(20)) == 0, "\(fleet.stderr)")
