@@ -72,6 +72,29 @@ struct LinkDeliveryTests {
         await harness.stop()
     }
 
+    @Test func anAgentWhoseConnectionGoesSilentReconnectsAndGetsItsNextJob() async throws {
+        // The server keeps the silent session for 60 s: only the agent can notice, and must.
+        let harness = try await LinkHarness(agentTimeout: .seconds(60))
+        let serverPort = try #require(harness.dispatcher.endpoint.split(separator: ":").last.flatMap { Int($0) })
+        let proxy = try SilentProxy(targetPort: serverPort)
+        defer { proxy.stop() }
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let (stack, first) = try await harness.stack("quiet", on: environment.id)
+        let (_, agent) = try harness.agent(keys: pair, endpoint: proxy.endpoint, serverTimeout: .seconds(3))
+        #expect(try await harness.dispatcher.waitForFinish(jobId: first.id, timeout: .seconds(20)).state == .succeeded)
+
+        // The path goes silent: no reset, no close, nothing gets through either way.
+        proxy.silence()
+        let silencedAt = ContinuousClock.now
+        let second = try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "2"])
+        let ended = try await harness.dispatcher.waitForFinish(jobId: second.id, timeout: .seconds(40))
+        #expect(ended.state == .succeeded, "the agent never came back over a new connection")
+        // Back within the agent's 3-s timeout, a ping interval and a reconnect, not by luck much later.
+        #expect(ContinuousClock.now - silencedAt < .seconds(20))
+        agent.cancel()
+        await harness.stop()
+    }
+
     @Test func aFinishedJobSentAgainIsNotRunAgainAndItsResultComesBack() async throws {
         let harness = try await LinkHarness()
         let (environment, pair) = try await harness.enrolledEnvironment()

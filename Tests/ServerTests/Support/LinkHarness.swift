@@ -65,9 +65,11 @@ final class LinkHarness: Sendable {
 
     /// An in-process agent with a simulated engine.
     func agent(keys pair: CurveKeyPair, delay: Duration = .zero, journal: URL? = nil, dataDirectory: URL? = nil,
-               edge: Bool = false, checkin: Duration = .seconds(1)) throws -> (AgentRuntime, Task<Void, any Error>) {
-        var configuration = AgentRuntime.Configuration(endpoint: dispatcher.endpoint, serverKey: serverKeys.publicKey,
+               edge: Bool = false, checkin: Duration = .seconds(1), endpoint: String? = nil,
+               serverTimeout: Duration? = nil) throws -> (AgentRuntime, Task<Void, any Error>) {
+        var configuration = AgentRuntime.Configuration(endpoint: endpoint ?? dispatcher.endpoint, serverKey: serverKeys.publicKey,
                                                        keyPair: pair, hostname: "agent-test")
+        if let serverTimeout { configuration.serverTimeout = serverTimeout }
         configuration.edge = edge
         configuration.checkinInterval = checkin
         configuration.resultResendInterval = .seconds(1)
