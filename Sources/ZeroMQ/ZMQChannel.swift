@@ -47,6 +47,8 @@ public final class ZMQChannel: Sendable {
 
     private struct State: Sendable {
         var sends: [PendingSend] = []
+        /// An endpoint to drop and connect again before the next sends (`reconnect(_:)`).
+        var reconnect: String?
         var stopping = false
         var stopped = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -176,6 +178,14 @@ public final class ZMQChannel: Sendable {
         wake()
     }
 
+    /// Drops the socket's connection to `endpoint` and connects it again, on the socket's thread,
+    /// before it sends anything queued after this call. For a connection that went silent without
+    /// a reset, which libzmq would otherwise keep; what waited in the old connection is lost.
+    public func reconnect(_ endpoint: String) {
+        state.withLock { $0.reconnect = endpoint }
+        wake()
+    }
+
     /// Stops the thread, closes the socket and finishes the streams; pending sends fail.
     public func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -237,9 +247,16 @@ public final class ZMQChannel: Sendable {
                 var counter: UInt64 = 0
                 _ = read(wakeFD, &counter, MemoryLayout<UInt64>.size)
             }
-            let (sends, stopping) = state.withLock { state -> ([PendingSend], Bool) in
-                defer { state.sends.removeAll(keepingCapacity: true) }
-                return (state.sends, state.stopping)
+            let (sends, stopping, reconnect) = state.withLock { state -> ([PendingSend], Bool, String?) in
+                defer {
+                    state.sends.removeAll(keepingCapacity: true)
+                    state.reconnect = nil
+                }
+                return (state.sends, state.stopping, state.reconnect)
+            }
+            if let reconnect, !stopping {
+                try? socket.disconnect(reconnect)
+                try? socket.connect(reconnect)
             }
             if stopping {
                 for pending in sends {

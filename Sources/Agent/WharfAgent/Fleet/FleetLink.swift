@@ -178,10 +178,10 @@ private final class FleetLoop {
         try set(ZMQ_CURVE_SERVERKEY, bytes: serverKey.bytes)
         try set(ZMQ_CURVE_PUBLICKEY, bytes: pair.publicKey.bytes)
         try set(ZMQ_CURVE_SECRETKEY, bytes: pair.secretKey.bytes)
-        try set(ZMQ_HEARTBEAT_IVL, 2000)
-        try set(ZMQ_HEARTBEAT_TIMEOUT, 6000)
-        // No TTL, as the real agent: with one, the server's libzmq arms a timer at each PING and
-        // cancels it, by a linear search of all its timers, at the agent's next message.
+        // No ZMTP heartbeats, as the real agent (it finds a dead server by its pings). A TTL in
+        // particular would make the server's libzmq arm a timer at each PING and cancel it, by a
+        // linear search of all its timers, at the agent's next message.
+        try set(ZMQ_HEARTBEAT_IVL, 0)
         try set(ZMQ_HEARTBEAT_TTL, 0)
         // Jittered back-off so that the fleet does not reconnect in lock-step after a server restart.
         let jitter = Int32.random(in: 0...250)

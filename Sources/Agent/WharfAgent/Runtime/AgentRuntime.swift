@@ -87,9 +87,9 @@ public actor AgentRuntime {
         let configuration = configuration
         channel = try ZMQChannel(context: context, type: .dealer, name: "wharf-dealer") { socket in
             try socket.makeCurveClient(keyPair: configuration.keyPair, serverKey: configuration.serverKey)
-            // ZMTP heartbeats find a dead server for this side. No TTL: a TTL would make the server
-            // arm (and, on every message, cancel by linear search) a timer for each of its agents.
-            try socket.setHeartbeat(intervalMs: 2000, timeoutMs: 6000, ttlMs: 0)
+            // No ZMTP heartbeats: the pings find a dead server (`tick`), and a heartbeat as well
+            // would double the idle traffic of every agent (bench/FINDINGS.md).
+            try socket.setHeartbeat(intervalMs: 0, timeoutMs: 0, ttlMs: 0)
             // Jittered back-off so that a fleet does not reconnect in lock-step after a server restart.
             let jitter = Int32.random(in: 0...250)
             try socket.setReconnectInterval(milliseconds: 250 + jitter, maxMilliseconds: 2000 + 4 * jitter)
@@ -162,6 +162,7 @@ public actor AgentRuntime {
     }
 
     private var lastPing = ContinuousClock.now - .seconds(60)
+    private var lastReconnect = ContinuousClock.now - .seconds(3600)
 
     private func tick() {
         let now = ContinuousClock.now
@@ -170,10 +171,18 @@ public actor AgentRuntime {
             lastPing = now
             send(.ping)
         }
-        if let lastHeard, serverReachable, now - lastHeard > configuration.serverTimeout {
-            serverReachable = false
-            welcomed = false
-            logger.warning("server unreachable; reconnecting", metadata: ["endpoint": "\(configuration.endpoint)"])
+        if !configuration.edge, let lastHeard, now - lastHeard > configuration.serverTimeout,
+           now - lastReconnect >= configuration.serverTimeout {
+            if serverReachable {
+                serverReachable = false
+                welcomed = false
+                logger.warning("server unreachable; reconnecting", metadata: ["endpoint": "\(configuration.endpoint)"])
+            }
+            // Nothing heard, not even a pong: the connection may be dead without a reset (the
+            // server's host gone, a NAT that forgot the flow), which libzmq would keep. A new one.
+            lastReconnect = now
+            channel?.reconnect(configuration.endpoint)
+            sendHello()
         }
         for (id, entry) in unacknowledged where now - entry.sentAt >= configuration.resultResendInterval {
             unacknowledged[id]?.sentAt = now
