@@ -84,7 +84,7 @@ struct LinkDeliveryTests {
         #expect(try await harness.dispatcher.waitForFinish(jobId: first.id, timeout: .seconds(20)).state == .succeeded)
 
         // The path goes silent: no reset, no close, nothing gets through either way.
-        proxy.silence()
+        try proxy.silence()
         let silencedAt = ContinuousClock.now
         let second = try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "2"])
         let ended = try await harness.dispatcher.waitForFinish(jobId: second.id, timeout: .seconds(40))

@@ -41,6 +41,7 @@ final class SilentProxy {
         def silence():
             for flow in flows:
                 flow["silent"] = True
+            print("silent", flush=True)
 
         async def main():
             server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -68,8 +69,12 @@ final class SilentProxy {
 
     var endpoint: String { "tcp://127.0.0.1:\(port)" }
 
-    /// Every connection open now goes silent.
-    func silence() { kill(process.processIdentifier, SIGUSR1) }
+    /// Every connection open now goes silent; returns once the proxy says so.
+    func silence() throws {
+        kill(process.processIdentifier, SIGUSR1)
+        let line = output.fileHandleForReading.availableLine()
+        guard line == "silent" else { throw ProxyError(message: "the proxy did not go silent: \(line.debugDescription)") }
+    }
 
     /// SIGTERM, then SIGKILL after 5 s; polls rather than `waitUntilExit`, which can spin on Linux.
     func stop() {
