@@ -16,6 +16,7 @@ struct BenchToolingTests {
         try await World.run(login: false) { world in
             let fleetLog = world.root.appendingPathComponent("fleet.jsonl")
             let fleetData = world.root.appendingPathComponent("fleet-data")
+            let database = world.dataDirectory.appendingPathComponent("wharf.sqlite").path
             let fleet = try Child(world.products.appendingPathComponent("wharf-agent"), [
                 "--fleet", "3", "--server", world.url, "--admin-token-file", world.tokenFile.path,
                 "--data-dir", fleetData.path, "--fleet-log", fleetLog.path, "--fleet-prefix", "bt", "--fleet-poll", poll,
@@ -54,7 +55,7 @@ struct BenchToolingTests {
             #expect(try burst.json()["statuses"] as? [String: Int] == ["202": 6], "\(burst)")
             let round = world.root.appendingPathComponent("round.json").path
             let analysed = try await world.shell(Self.wharfbench("round", "--client", client, "--fleet", fleetLog.path,
-                                                                "--db", world.dataDirectory.appendingPathComponent("wharf.sqlite").path,
+                                                                "--db", database,
                                                                 "--out", round, "--timeout", "60"))
             #expect(analysed.status == 0, "\(analysed)")
             let result = try analysed.json()
@@ -89,7 +90,7 @@ struct BenchToolingTests {
             try await Task.sleep(for: .milliseconds(300))  // the fleet writes its log every 50 ms
             let latency = world.root.appendingPathComponent("dispatch.json").path
             let dispatched = try await world.shell(Self.wharfbench("dispatch", "--client", paced, "--fleet", fleetLog.path,
-                                                                  "--db", world.dataDirectory.appendingPathComponent("wharf.sqlite").path,
+                                                                  "--db", database,
                                                                   "--out", latency, "--label", "test"))
             #expect(dispatched.status == 0, "\(dispatched)")
             let figures = try dispatched.json()
@@ -129,7 +130,7 @@ struct BenchToolingTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: parts.path) where name.hasSuffix(".json") {
             try FileManager.default.copyItem(at: parts.appendingPathComponent(name), to: scratch.appendingPathComponent("parts/\(name)"))
         }
-        let run = try Self.run("/usr/bin/python3", [Self.bench.appendingPathComponent("lib/report.py").path, scratch.path, "0"])
+        let run = try runToEnd("/usr/bin/python3", [Self.bench.appendingPathComponent("lib/report.py").path, scratch.path, "0"])
         #expect(run.status == 0, "\(run.output)")
 
         let latest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: scratch.appendingPathComponent("latest.json"))) as? [String: Any])
@@ -165,18 +166,5 @@ struct BenchToolingTests {
     static func lines(_ url: URL) -> [[String: Any]] {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 }

@@ -22,19 +22,7 @@ struct TestEnvironment {
 
     /// Runs a command with DOCKER_HOST set to the private engine; returns its status and output.
     private func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["DOCKER_HOST"] = dockerHost
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runToEnd(executable, arguments, environment: ["DOCKER_HOST": dockerHost])
     }
 
     /// Builds a busybox image serving `content` and pushes it (scripts/make-test-image.sh).
