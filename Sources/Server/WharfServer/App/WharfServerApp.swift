@@ -55,6 +55,11 @@ public struct WharfServerApp: Sendable {
             logger: logger
         )
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await store.writeJoinCounts()
+        } catch {
+            logger.warning("could not write the counts of calls that joined queued jobs", metadata: ["error": "\(error)"])
+        }
         logger.info("stopped; queued jobs stay on disk")
     }
 }

@@ -120,7 +120,9 @@ extension API {
             // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.
             context.logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
                 "stack.id": "\(stack.id)", "job.id": "\(job.id)", "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
-            dispatcher.notifyQueued(environmentId: stack.environmentId)
+            // A joined job was queued, and its environment marked, by the call that made it: a join
+            // makes nothing new dispatchable, so it does not wake the dispatcher for an empty round.
+            if job.coalesced == 0 { dispatcher.notifyQueued(environmentId: stack.environmentId) }
             let statusURL = "/api/jobs/\(job.id)"
             let outcome = job.coalesced > 0 ? "coalesced" : "accepted"
             if let wait = trigger.wait, wait > 0 {

@@ -86,19 +86,17 @@ extension SQLiteStore {
     /// A joined job is only changed in `queued`: `writeJoined` writes it, once, before the commit.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
         let stackId: String = stackRow["id"]
+        if queued.byStack[stackId] == nil, request.kind == .deploy {
+            // This transaction may change the stack's queued deploy, or queue a newer one: the calls
+            // that joined it in memory are written first (`JoinableDeploys`).
+            try foldJoins(db, joinable.take(stackId: stackId))
+        }
         if request.kind == .deploy, request.coalesce,
            var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
                                                                      arguments: [stackId]).map(Self.jobRecord(from:)) {
-            var images = Dictionary(record.job.plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
-            for service in request.plan where request.targeted.contains(service.name) || images[service.name] == nil {
-                images[service.name] = service.image
-            }
-            record.job.plan.services = images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) }
-            record.env.merge(request.variables) { _, new in new }
+            request.merge(plan: &record.job.plan, env: &record.env, params: &record.job.trigger.params, pull: &record.pull)
             if let compose = request.compose { record.compose = compose }
-            record.job.trigger.params.merge(request.trigger.params) { _, new in new }
             record.job.coalesced += 1
-            record.pull = record.pull || request.pull
             queued.byStack[stackId] = record
             queued.joined[record.job.id] = record
             return record.job
@@ -126,7 +124,8 @@ extension SQLiteStore {
         return job
     }
 
-    /// Writes the jobs that requests joined in this transaction, each once however many joined it.
+    /// Writes the jobs that requests joined in this transaction, each once however many joined it,
+    /// and makes each stack's queued deploy joinable in memory once the transaction commits.
     func writeJoined(_ db: Database, _ queued: inout QueuedDeploys) throws {
         for record in queued.joined.values {
             try db.cachedStatement(sql: """
@@ -135,6 +134,10 @@ extension SQLiteStore {
                                  JSONColumn.encode(record.job.trigger), record.job.coalesced, record.pull, record.job.id])
         }
         queued.joined.removeAll()
+        if !queued.byStack.isEmpty {
+            let records = queued.byStack.values
+            db.afterNextTransaction(onCommit: { [joinable] _ in joinable.publish(records) })
+        }
     }
 
     /// Queues (or joins) a job for an existing stack; the job is on disk when this returns.
@@ -143,8 +146,13 @@ extension SQLiteStore {
     /// transaction, each in its own savepoint (one failing request does not undo the others). Under
     /// load this turns one transaction, fsync and two thread hand-offs per webhook call into a share
     /// of one; alone, a request is written at once.
+    ///
+    /// A call that would change nothing of the stack's queued deploy but its `coalesced` count joins
+    /// it in memory and needs no write at all (`JoinableDeploys`); the count is written with the
+    /// job's next change.
     public func enqueueJob(stackId: String, request: JobRequest) async throws -> Job {
-        try await withCheckedThrowingContinuation { continuation in
+        if let job = joinable.join(stackId: stackId, request) { return job }
+        return try await withCheckedThrowingContinuation { continuation in
             let lead = enqueues.withLock { queue -> Bool in
                 queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, continuation: continuation))
                 if queue.writing { return false }
@@ -221,7 +229,9 @@ extension SQLiteStore {
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ?"), arguments: [id]) else {
                 throw StoreError.notFound("job")
             }
-            return Self.jobRecord(from: row)
+            var record = Self.jobRecord(from: row)
+            joinable.overlay(&record.job)
+            return record
         }
     }
 
@@ -235,7 +245,11 @@ extension SQLiteStore {
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             _ = arguments.append(contentsOf: [limit])
             return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM job \(filter) ORDER BY seq DESC LIMIT ?"), arguments: arguments)
-                .map { Self.jobRecord(from: $0).job }
+                .map { row in
+                    var job = Self.jobRecord(from: row).job
+                    joinable.overlay(&job)
+                    return job
+                }
         }
     }
 
@@ -246,6 +260,7 @@ extension SQLiteStore {
     func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (Job, Bool)? {
         let state = JobState(result.state)
         let outcome = JobOutcome(services: result.services)
+        try foldJoins(db, joinable.take(jobId: result.jobId))
         // The usual case, an unfinished job of this environment, is ended and read in one statement.
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ?

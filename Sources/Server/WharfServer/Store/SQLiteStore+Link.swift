@@ -100,10 +100,12 @@ extension SQLiteStore {
                     .execute(arguments: [JSONColumn.encode(hello.info), date.column, hello.environmentId])
             }
             for ack in batch.acks {
+                try self.foldJoins(db, self.joinable.take(jobId: ack.jobId))
                 try db.cachedStatement(sql: "UPDATE job SET state = 'dispatched' WHERE id = ? AND environment_id = ? AND state = 'queued'")
                     .execute(arguments: [ack.jobId, ack.environmentId])
             }
             for start in batch.started {
+                try self.foldJoins(db, self.joinable.take(jobId: start.jobId))
                 try db.cachedStatement(sql: """
                     UPDATE job SET state = 'running', started_at = COALESCE(started_at, ?)
                     WHERE id = ? AND environment_id = ? AND state IN ('queued','dispatched')
@@ -157,6 +159,7 @@ extension SQLiteStore {
                         if request.skip.contains(id) { continue }
                         if jobs.count >= request.capacity { break }
                         // A queued head is claimed and read in one statement; one sent before (a resend) is read.
+                        try self.foldJoins(db, self.joinable.take(jobId: id))
                         let sql = (head["state"] as String) == JobState.queued.rawValue
                             ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
                             : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"

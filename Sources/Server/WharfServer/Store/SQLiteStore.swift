@@ -10,6 +10,8 @@ public final class SQLiteStore: Sendable {
     let enqueues = Mutex(EnqueueQueue())
     /// Stacks of recently used webhook tokens (see `stack(webhookToken:publicURL:)`).
     let webhookTargets = WebhookTargetCache()
+    /// Queued deploys that calls changing nothing but the count join in memory (see `enqueueJob`).
+    let joinable = JoinableDeploys()
     private let stackRowObserver: StackRowObserver
 
     /// Opens (and migrates) the database at `path`.

@@ -5,7 +5,9 @@ import WharfProtocol
 ///
 /// `SQLiteStore` (GRDB, one file) is the embedded implementation; another database (PostgreSQL)
 /// can implement this protocol without touching the handlers. Every write that the API
-/// acknowledges is durable when the call returns.
+/// acknowledges is durable when the call returns, but for one: a call that joins a queued job
+/// and changes nothing of it but its `coalesced` count may be counted in memory until the job
+/// moves on (see `SQLiteStore.enqueueJob`).
 public protocol WharfStore: Sendable {
     // Environments and enrolment
     func createEnvironment(name: String, type: EnvironmentType, joinTokenTTL: TimeInterval) async throws -> (Environment, String)

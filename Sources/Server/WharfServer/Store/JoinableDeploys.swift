@@ -1,0 +1,157 @@
+import GRDB
+import Synchronization
+
+/// Queued deploys that a call may join without a trip to the writer, when joining changes nothing
+/// but the job's `coalesced` count.
+///
+/// Most calls for a busy stack repeat the one before (a CI job retried, a registry announcing a
+/// push more than once): they join its queued job, and the job's plan, env, trigger parameters and
+/// pull flag stay as they are. Such a call adds one to its entry's `extra` here and is answered at
+/// once; the job itself — everything it will deploy — is on disk already. A call that changes
+/// anything else goes through the group commit as before (`SQLiteStore.enqueueJob`).
+///
+/// The invariant: an entry exists only for a job that is queued in the last committed state, and
+/// its fields are that row's, less the `extra` not yet written. Therefore:
+/// - entries are published after the commit that left the job so (`publish`, from GRDB's
+///   `afterNextTransaction` on the writer's queue, before any other write can start);
+/// - every write that changes a queued job row first takes its entry and writes its `extra` in the
+///   same transaction (`SQLiteStore.foldJoins`): the group commit's join or new deploy for the
+///   stack, an agent's acknowledgement, start or result, the dispatcher's claim. Joins that come
+///   after the take find no entry and go to the writer, which runs after that transaction.
+///
+/// A crash can thus lose counts not yet written — never a job, nor a change to what it deploys.
+/// Bounded: when full, entries nobody joined are dropped; if all were joined, new ones are not
+/// published (those stacks' calls go through the writer, as they did before this existed).
+final class JoinableDeploys: Sendable {
+    struct Entry: Sendable {
+        /// The job as its row says, `coalesced` included.
+        var job: Job
+        var env: [String: String]
+        var pull: Bool
+        /// Calls joined here and not written yet.
+        var extra: Int
+    }
+
+    private struct State {
+        var byStack: [String: Entry] = [:]
+        var stackByJob: [String: String] = [:]
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int = 4096) {
+        self.capacity = capacity
+    }
+
+    /// Joins `request` into the stack's queued deploy if that changes nothing but its count;
+    /// returns the job as the call's answer shows it, or nil when the call must go to the writer.
+    func join(stackId: String, _ request: JobRequest) -> Job? {
+        guard request.kind == .deploy, request.coalesce, request.compose == nil else { return nil }
+        return state.withLock { state -> Job? in
+            guard var entry = state.byStack[stackId] else { return nil }
+            var plan = entry.job.plan, env = entry.env, params = entry.job.trigger.params, pull = entry.pull
+            request.merge(plan: &plan, env: &env, params: &params, pull: &pull)
+            guard plan == entry.job.plan, env == entry.env, params == entry.job.trigger.params, pull == entry.pull else {
+                return nil
+            }
+            entry.extra += 1
+            state.byStack[stackId] = entry
+            var job = entry.job
+            job.coalesced += entry.extra
+            return job
+        }
+    }
+
+    /// Takes the entry of a job (by job id) or of a stack's queued deploy (by stack id), if any.
+    func take(jobId: String) -> Entry? {
+        state.withLock { state in
+            guard let stackId = state.stackByJob.removeValue(forKey: jobId) else { return nil }
+            return state.byStack.removeValue(forKey: stackId)
+        }
+    }
+
+    func take(stackId: String) -> Entry? {
+        state.withLock { state in
+            guard let entry = state.byStack.removeValue(forKey: stackId) else { return nil }
+            state.stackByJob[entry.job.id] = nil
+            return entry
+        }
+    }
+
+    /// Takes every entry (on a graceful stop).
+    func takeAll() -> [Entry] {
+        state.withLock { state in
+            defer { state = State() }
+            return Array(state.byStack.values)
+        }
+    }
+
+    /// Makes queued deploys joinable; call only once their rows are committed, before the next write.
+    func publish(_ records: some Sequence<JobRecord>) {
+        state.withLock { state in
+            for record in records where record.job.state == .queued && record.job.kind == .deploy {
+                let stackId = record.job.stackId
+                var extra = 0
+                if let previous = state.byStack[stackId] {
+                    // Not expected (writes take a stack's entry before changing its jobs); keep its count.
+                    if previous.job.id == record.job.id { extra = previous.extra }
+                    state.stackByJob[previous.job.id] = nil
+                } else if state.byStack.count >= capacity {
+                    state.byStack = state.byStack.filter { $0.value.extra > 0 }
+                    state.stackByJob = state.stackByJob.filter { state.byStack[$0.value]?.job.id == $0.key }
+                    if state.byStack.count >= capacity { continue }
+                }
+                state.byStack[stackId] = Entry(job: record.job, env: record.env, pull: record.pull, extra: extra)
+                state.stackByJob[record.job.id] = stackId
+            }
+        }
+    }
+
+    /// Adds the counts not yet written to a job read from the store.
+    func overlay(_ job: inout Job) {
+        guard job.state == .queued else { return }
+        let extra = state.withLock { state -> Int in
+            guard let stackId = state.stackByJob[job.id], let entry = state.byStack[stackId] else { return 0 }
+            return entry.extra
+        }
+        job.coalesced += extra
+    }
+
+    /// How many entries there are (for tests).
+    var count: Int { state.withLock { $0.byStack.count } }
+}
+
+extension JobRequest {
+    /// Merges this request into a queued deploy's fields: per service the newest requested image
+    /// wins (a service this request does not target keeps the image it has), per variable and
+    /// per trigger parameter the newest value wins, and the job pulls if either asked to.
+    func merge(plan: inout JobPlan, env: inout [String: String], params: inout [String: String], pull: inout Bool) {
+        var images = Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
+        for service in self.plan where targeted.contains(service.name) || images[service.name] == nil {
+            images[service.name] = service.image
+        }
+        plan.services = images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) }
+        env.merge(variables) { _, new in new }
+        params.merge(trigger.params) { _, new in new }
+        pull = pull || self.pull
+    }
+}
+
+extension SQLiteStore {
+    /// Writes every count held in memory; what joins after this goes through the writer again.
+    /// The server calls it when it stops gracefully.
+    public func writeJoinCounts() async throws {
+        try await db.write { db in
+            for entry in self.joinable.takeAll() { try self.foldJoins(db, entry) }
+        }
+    }
+
+    /// Takes the joinable entry of a job, or of a stack's queued deploy, and writes the calls that
+    /// joined it and are not written yet; call inside the write transaction that changes the job.
+    func foldJoins(_ db: Database, _ entry: JoinableDeploys.Entry?) throws {
+        guard let entry, entry.extra > 0 else { return }
+        try db.cachedStatement(sql: "UPDATE job SET coalesced = coalesced + ? WHERE id = ?")
+            .execute(arguments: [entry.extra, entry.job.id])
+    }
+}
