@@ -114,7 +114,17 @@ struct CrashRecoveryTests {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         var api = try await server.start()
-        try await api.call("POST", "/api/environments", json: ["name": "kept"], expect: 201)
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "kept"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        // Calls that only add to a queued job's count are counted in memory; a clean stop writes them.
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": Self.compose], expect: 201)
+        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
+        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        for call in 1...3 {
+            let (status, body, _) = try await WebhookAPITests.post(hook["url"] as! String)
+            #expect(status == 202 && (body["job"] as? [String: Any])?["coalesced"] as? Int == call)
+        }
         let firstToken = api.token
         server.child?.kill(SIGTERM)
         #expect(await server.child?.wait() == 0)
@@ -124,6 +134,7 @@ struct CrashRecoveryTests {
         #expect(api.token == firstToken)
         let (_, list) = try await api.call("GET", "/api/environments", expect: 200)
         #expect((list["environments"] as? [[String: Any]])?.first?["name"] as? String == "kept")
+        #expect(try await Self.jobs(api, stackId: stackId).map { $0["coalesced"] as? Int } == [3])
         let endpoints = try JSONSerialization.jsonObject(with: Data(contentsOf: server.dataDirectory.appendingPathComponent("endpoints.json"))) as? [String: String]
         #expect(endpoints?["http"] == server.url)
         #expect(endpoints?["zmq"] == "tcp://127.0.0.1:\(server.zmqPort)")
