@@ -187,6 +187,40 @@ struct HTTPEdgeTests {
         #expect(BearerAuth.isPublic(testCase.method, path: path) == testCase.isPublic)
     }
 
+    /// The rule as first written (split, then compare lowercased components): the byte-level
+    /// `isPublic` must agree with it on every path.
+    static func referenceIsPublic(_ method: HTTPRequest.Method, path: String) -> Bool {
+        let components = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let first = components.first else { return true }
+        if first.lowercased() == "metrics" && components.count == 1 { return false }
+        guard first.lowercased() == "api" else { return true }
+        switch (method, components.count) {
+        case (.get, 2), (.head, 2): return components[1] == "health"
+        case (.post, 3): return components[1] == "agents" && components[2] == "enrol"
+        case (.post, 4): return components[1] == "stacks" && components[2] == "webhooks"
+        default: return false
+        }
+    }
+
+    @Test func publicRoutesAgreeWithTheRuleAsFirstWrittenOnManyPaths() {
+        let words = ["", "api", "API", "Api", "aPi", "apii", "ap", "metrics", "METRICS", "Metrics", "metric", "health", "Health",
+                     "agents", "enrol", "stacks", "Stacks", "webhooks", "webhook", EdgeTestApp.webhookToken, "é", "\u{212A}",
+                     "api\u{0301}", "x"]
+        var generator = SystemRandomNumberGenerator()
+        var checked = 0
+        for _ in 0..<20_000 {
+            var path = Bool.random(using: &generator) ? "/" : ""
+            for _ in 0..<Int.random(in: 0...6, using: &generator) {
+                path += words.randomElement(using: &generator)! + String(repeating: "/", count: Int.random(in: 0...2, using: &generator))
+            }
+            for method in [HTTPRequest.Method.get, .head, .post, .put, .delete] {
+                #expect(BearerAuth.isPublic(method, path: path) == Self.referenceIsPublic(method, path: path), "\(method) \(path)")
+                checked += 1
+            }
+        }
+        #expect(checked == 100_000)
+    }
+
     @Test func publicRoutesAnswerWithoutTokenAndMetricsDoesNot() async throws {
         let app = EdgeTestApp.makeApplication(logger: EdgeLogCapture().logger())
         try await app.test(.router) { client in

@@ -62,25 +62,55 @@ public enum BearerAuth {
     /// `api` and `metrics` are matched case-insensitively (in case the router is made
     /// case-insensitive); the public `/api/` routes only in their exact spelling.
     public static func isPublic(_ method: HTTPRequest.Method, path: String) -> Bool {
-        let components = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard let first = components.first else {
-            return true  // "/": the web UI
-        }
-        if first.lowercased() == "metrics" && components.count == 1 {
-            return false
-        }
-        guard first.lowercased() == "api" else {
-            return true  // static files of the web UI, /install-agent.sh
-        }
-        switch (method, components.count) {
-        case (.get, 2), (.head, 2):
-            return components[1] == "health"
-        case (.post, 3):
-            return components[1] == "agents" && components[2] == "enrol"
-        case (.post, 4):
-            return components[1] == "stacks" && components[2] == "webhooks"
-        default:
-            return false
+        // Runs on every request: the path's bytes are read in place, nothing is split or copied.
+        var path = path
+        return path.withUTF8 { bytes -> Bool in
+            // The first four non-empty components, and how many there are.
+            var parts: [Range<Int>] = []
+            parts.reserveCapacity(4)
+            var count = 0
+            var start = -1
+            for index in 0...bytes.count {
+                if index == bytes.count || bytes[index] == UInt8(ascii: "/") {
+                    if start >= 0 {
+                        if count < 4 { parts.append(start..<index) }
+                        count += 1
+                        start = -1
+                    }
+                } else if start < 0 {
+                    start = index
+                }
+            }
+            func component(_ index: Int, is name: StaticString, ignoringCase: Bool = false) -> Bool {
+                let range = parts[index]
+                guard range.count == name.utf8CodeUnitCount else { return false }
+                let expected = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+                for (offset, byte) in bytes[range].enumerated() {
+                    // ASCII letters only: the names are ASCII, and no other character lowercases to one of theirs.
+                    let folded = ignoringCase && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                    if folded != expected[offset] { return false }
+                }
+                return true
+            }
+            guard count > 0 else {
+                return true  // "/": the web UI
+            }
+            if count == 1 && component(0, is: "metrics", ignoringCase: true) {
+                return false
+            }
+            guard component(0, is: "api", ignoringCase: true) else {
+                return true  // static files of the web UI, /install-agent.sh
+            }
+            switch (method, count) {
+            case (.get, 2), (.head, 2):
+                return component(1, is: "health")
+            case (.post, 3):
+                return component(1, is: "agents") && component(2, is: "enrol")
+            case (.post, 4):
+                return component(1, is: "stacks") && component(2, is: "webhooks")
+            default:
+                return false
+            }
         }
     }
 
