@@ -83,6 +83,25 @@ struct JoinInMemoryTests {
         #expect(try await store.job(id: first.id).job.state == .dispatched)
     }
 
+    @Test func aNewVariableIsWrittenAndAPullTheJobDoesAnywayIsNot() async throws {
+        let (store, _, stack, first) = try await Self.setUp()
+        var request = Self.request()
+        request.variables = ["TAG": "2"]
+        let changed = try await store.enqueueJob(stackId: stack.id, request: request)
+        #expect(changed.coalesced == 1)
+        #expect(try await Self.writtenCount(store, first.id) == 1)
+        #expect(try await store.job(id: first.id).env["TAG"] == "2")
+        _ = try await store.enqueueJob(stackId: stack.id, request: request)
+        #expect(try await Self.writtenCount(store, first.id) == 1, "the same variable again changes nothing")
+        // The job pulls already: a call that says pullimage=false changes nothing either.
+        var noPull = Self.request()
+        noPull.pull = false
+        let joined = try await store.enqueueJob(stackId: stack.id, request: noPull)
+        #expect(joined.coalesced == 3)
+        #expect(try await Self.writtenCount(store, first.id) == 1)
+        #expect(try await store.job(id: first.id).pull == true)
+    }
+
     @Test func aDeployThatMayNotJoinWritesTheCountOfTheOneBeforeAndBecomesTheOneToJoin() async throws {
         let (store, _, stack, first) = try await Self.setUp()
         for _ in 0..<7 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }

@@ -47,12 +47,9 @@ final class JoinableDeploys: Sendable {
     /// Joins `request` into the stack's queued deploy if that changes nothing but its count;
     /// returns the job as the call's answer shows it, or nil when the call must go to the writer.
     func join(stackId: String, _ request: JobRequest) -> Job? {
-        guard request.kind == .deploy, request.coalesce, request.compose == nil else { return nil }
+        guard request.kind == .deploy, request.coalesce else { return nil }
         return state.withLock { state -> Job? in
-            guard var entry = state.byStack[stackId] else { return nil }
-            var plan = entry.job.plan, env = entry.env, params = entry.job.trigger.params, pull = entry.pull
-            request.merge(plan: &plan, env: &env, params: &params, pull: &pull)
-            guard plan == entry.job.plan, env == entry.env, params == entry.job.trigger.params, pull == entry.pull else {
+            guard var entry = state.byStack[stackId], request.changesNothing(of: entry.job, env: entry.env, pull: entry.pull) else {
                 return nil
             }
             entry.extra += 1
@@ -123,6 +120,21 @@ final class JoinableDeploys: Sendable {
 }
 
 extension JobRequest {
+    /// Whether joining would leave a queued deploy as it is: no compose file of its own, every
+    /// image `merge` would set is the one the job has, and so is every variable and trigger
+    /// parameter; no pull the job does not do. Checked without building the merged job.
+    func changesNothing(of job: Job, env: [String: String], pull jobPulls: Bool) -> Bool {
+        guard compose == nil, pull == false || jobPulls else { return false }
+        for service in plan {
+            let current = job.plan.services.first { $0.name == service.name }
+            guard let current else { return false }  // a new service
+            if targeted.contains(service.name), current.image != service.image { return false }
+        }
+        for (name, value) in variables where env[name] != value { return false }
+        for (name, value) in trigger.params where job.trigger.params[name] != value { return false }
+        return true
+    }
+
     /// Merges this request into a queued deploy's fields: per service the newest requested image
     /// wins (a service this request does not target keeps the image it has), per variable and
     /// per trigger parameter the newest value wins, and the job pulls if either asked to.

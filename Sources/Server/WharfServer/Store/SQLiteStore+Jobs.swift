@@ -94,8 +94,12 @@ extension SQLiteStore {
         if request.kind == .deploy, request.coalesce,
            var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
                                                                      arguments: [stackId]).map(Self.jobRecord(from:)) {
-            request.merge(plan: &record.job.plan, env: &record.env, params: &record.job.trigger.params, pull: &record.pull)
-            if let compose = request.compose { record.compose = compose }
+            // Most joins repeat the call before (a retried CI job, calls piled up behind a write):
+            // nothing to merge then, only the count.
+            if !request.changesNothing(of: record.job, env: record.env, pull: record.pull) {
+                request.merge(plan: &record.job.plan, env: &record.env, params: &record.job.trigger.params, pull: &record.pull)
+                if let compose = request.compose { record.compose = compose }
+            }
             record.job.coalesced += 1
             queued.byStack[stackId] = record
             queued.joined[record.job.id] = record
