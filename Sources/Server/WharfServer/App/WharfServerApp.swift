@@ -20,6 +20,7 @@ public struct WharfServerApp: Sendable {
     /// Runs until SIGTERM or SIGINT: then stops accepting, finishes in-flight requests and exits.
     /// Queued jobs are on disk and go out when the server next runs.
     public func run() async throws {
+        MemoryTrim.keepFreedPages()
         let directory = try ServerDataDirectory(url: configuration.dataDirectory)
         let store = try SQLiteStore(path: directory.databasePath)
         let serverKeys = try directory.serverKeys()
