@@ -14,6 +14,11 @@ public struct WharfLogHandler: LogHandler {
         stream = StreamLogHandler.standardError(label: label)
     }
 
+    /// Writes to `output` instead of standard error.
+    init(label: String, output: any TextOutputStream & Sendable) {
+        stream = StreamLogHandler(label: label, stream: output, metadataProvider: nil)
+    }
+
     public var logLevel: Logger.Level {
         get { stream.logLevel }
         set { stream.logLevel = newValue }
