@@ -138,6 +138,29 @@ struct JoinInMemoryTests {
         #expect(job.state == .queued && job.plan.services == Self.plan && job.coalesced == 0)
     }
 
+    @Test func whenFullOnlyEntriesNobodyJoinedMakeRoom() async throws {
+        let (store, environment, _, _) = try await Self.setUp()
+        var records: [JobRecord] = []
+        for name in ["a", "b", "c"] {
+            let (stack, job) = try await StoreBatchingTests.stack(store, name, on: environment.id)
+            records.append(JobRecord(job: job, compose: "", env: [:], pull: true, stackName: stack.name))
+        }
+        let joinable = JoinableDeploys(capacity: 2)
+        joinable.publish(records[0..<2])
+        #expect(joinable.join(stackId: records[0].job.stackId, Self.request()) != nil)
+        joinable.publish([records[2]])  // full: b, never joined, makes room
+        #expect(joinable.count == 2)
+        #expect(joinable.join(stackId: records[1].job.stackId, Self.request()) == nil)
+        #expect(joinable.join(stackId: records[2].job.stackId, Self.request())?.coalesced == 1)
+        #expect(joinable.join(stackId: records[0].job.stackId, Self.request())?.coalesced == 2, "a's count was kept")
+        let other = JoinableDeploys(capacity: 1)
+        other.publish([records[0]])
+        _ = other.join(stackId: records[0].job.stackId, Self.request())
+        other.publish([records[1]])  // full of joined entries: b is not published, a keeps its count
+        #expect(other.count == 1 && other.join(stackId: records[1].job.stackId, Self.request()) == nil)
+        #expect(other.take(jobId: records[0].job.id)?.extra == 1)
+    }
+
     @Test func underConcurrentClaimsEveryJoinIsCountedExactlyOnce() async throws {
         let (store, environment, stack, _) = try await Self.setUp()
         let calls = 3_000

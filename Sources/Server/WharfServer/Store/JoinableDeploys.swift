@@ -19,7 +19,8 @@ import Synchronization
 ///   stack, an agent's acknowledgement, start or result, the dispatcher's claim. Joins that come
 ///   after the take find no entry and go to the writer, which runs after that transaction.
 ///
-/// A crash can thus lose counts not yet written — never a job, nor a change to what it deploys.
+/// A crash, or a write that fails after taking an entry, can thus lose counts not yet written —
+/// never a job, nor a change to what it deploys.
 /// Bounded: when full, entries nobody joined are dropped; if all were joined, new ones are not
 /// published (those stacks' calls go through the writer, as they did before this existed).
 final class JoinableDeploys: Sendable {
@@ -63,7 +64,9 @@ final class JoinableDeploys: Sendable {
     /// Takes the entry of a job (by job id) or of a stack's queued deploy (by stack id), if any.
     func take(jobId: String) -> Entry? {
         state.withLock { state in
-            guard let stackId = state.stackByJob.removeValue(forKey: jobId) else { return nil }
+            guard let stackId = state.stackByJob.removeValue(forKey: jobId), state.byStack[stackId]?.job.id == jobId else {
+                return nil
+            }
             return state.byStack.removeValue(forKey: stackId)
         }
     }
