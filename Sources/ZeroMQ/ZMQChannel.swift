@@ -63,11 +63,15 @@ public final class ZMQChannel: Sendable {
     private struct Inbox: Sendable {
         var messages: [ZMQMessage] = []
         var receivedAt: [ContinuousClock.Instant] = []
+        /// Whether the consumer was told of these messages (`deferrable`).
+        var signalled = false
     }
     private let inbox = Mutex(Inbox())
     private let inboxSignals: AsyncStream<Void>
     private let inboxSignalsContinuation: AsyncStream<Void>.Continuation
     private let batched: Bool
+    private let deferrable: (@Sendable (ZMQMessage) -> Bool)?
+    private let deferLimit: Duration
     private let maxBatch: Int
 
     /// Creates a socket, lets `configure` set options and bind or connect it, then starts its thread.
@@ -80,6 +84,8 @@ public final class ZMQChannel: Sendable {
         monitor: Bool = false,
         batched: Bool = false,
         maxBatch: Int = 1024,
+        deferrable: (@Sendable (ZMQMessage) -> Bool)? = nil,
+        deferLimit: Duration = .milliseconds(100),
         name: String = "zmq-channel",
         configure: (ZMQSocket) throws -> Void
     ) throws {
@@ -107,6 +113,8 @@ public final class ZMQChannel: Sendable {
         (self.events, self.eventsContinuation) = AsyncStream.makeStream(of: ZMQMonitorEvent.self)
         (self.inboxSignals, self.inboxSignalsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.batched = batched
+        self.deferrable = deferrable
+        self.deferLimit = deferLimit
         self.maxBatch = max(1, maxBatch)
         if monitorSocket == nil { eventsContinuation.finish() }
         if batched { incomingContinuation.finish() } else { inboxSignalsContinuation.finish() }
@@ -199,6 +207,11 @@ public final class ZMQChannel: Sendable {
         }
     }
 
+    /// When the oldest message held back for the consumer was read, if the consumer was not told yet.
+    private func deferredSince() -> ContinuousClock.Instant? {
+        inbox.withLock { inbox in inbox.signalled ? nil : inbox.receivedAt.first }
+    }
+
     /// Up to `maxBatch` of the messages waiting in the inbox, oldest first; nil when it is empty.
     private func takeInbox() -> ZMQBatch? {
         inbox.withLock { inbox -> ZMQBatch? in
@@ -236,7 +249,14 @@ public final class ZMQChannel: Sendable {
         }
         var failure: ZMQError?
         loop: while true {
-            let rc = zmq_poll(&items, Int32(items.count), 1000)
+            // Messages held back (`deferrable`) are handed over when the oldest has waited `deferLimit`.
+            var timeout = 1000
+            if let oldest = deferredSince() {
+                let left = deferLimit - (ContinuousClock.now - oldest)
+                let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
+                timeout = max(0, min(timeout, Int(milliseconds)))
+            }
+            let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 let error = ZMQError.last("zmq_poll")
                 if error.errno == EINTR { continue }
@@ -286,16 +306,17 @@ public final class ZMQChannel: Sendable {
                     while let message = try socket.receive(dontWait: true) {
                         received.append(message)
                     }
-                    if !received.isEmpty {
-                        let now = ContinuousClock.now
-                        let wasEmpty = inbox.withLock { inbox in
-                            let wasEmpty = inbox.messages.isEmpty
-                            inbox.messages.append(contentsOf: received)
-                            inbox.receivedAt.append(contentsOf: repeatElement(now, count: received.count))
-                            return wasEmpty
-                        }
-                        if wasEmpty { inboxSignalsContinuation.yield() }
+                    let now = ContinuousClock.now
+                    let urgent = deferrable.map { deferrable in received.contains { !deferrable($0) } } ?? !received.isEmpty
+                    let signal = inbox.withLock { inbox -> Bool in
+                        inbox.messages.append(contentsOf: received)
+                        inbox.receivedAt.append(contentsOf: repeatElement(now, count: received.count))
+                        guard !inbox.signalled, let oldest = inbox.receivedAt.first else { return false }
+                        guard urgent || now - oldest >= deferLimit else { return false }
+                        inbox.signalled = true
+                        return true
                     }
+                    if signal { inboxSignalsContinuation.yield() }
                 } else {
                     while let message = try socket.receive(dontWait: true) {
                         incomingContinuation.yield(message)

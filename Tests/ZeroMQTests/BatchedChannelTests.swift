@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import ZeroMQ
 
@@ -40,6 +41,58 @@ struct BatchedChannelTests {
         #expect(await iterator.next() == nil)
         await client.shutdown()
         await server.shutdown()
+    }
+
+    @Test func deferrableMessagesWaitForOthersOrTheirLimit() async throws {
+        let context = try ZMQContext()
+        let server = try ZMQChannel(context: context, type: .router, batched: true,
+                                    deferrable: { $0.frames.last == Array("ping".utf8) },
+                                    deferLimit: .milliseconds(400)) { socket in
+            try socket.bind("tcp://127.0.0.1:*")
+        }
+        let client = try ZMQChannel(context: context, type: .dealer) { socket in
+            try socket.connect(server.endpoint)
+        }
+        // A consumer waiting for batches, as the dispatcher does; each batch with when it came.
+        let seen = Mutex<[(at: ContinuousClock.Instant, frames: [String])]>([])
+        let consumer = Task {
+            for await batch in server.batches {
+                let frames = batch.messages.map { String(decoding: $0.frames[1], as: UTF8.self) }
+                seen.withLock { $0.append((ContinuousClock.now, frames)) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        // Alone, pings wait for the limit, and come together.
+        let sent = ContinuousClock.now
+        for _ in 0..<3 { _ = try await client.send([Array("ping".utf8)]) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(seen.withLock { $0.isEmpty }, "pings held back")
+        #expect(await eventually { seen.withLock { $0.count == 1 } })
+        let first = try #require(seen.withLock { $0.first })
+        #expect(first.frames == ["ping", "ping", "ping"])
+        #expect(first.at - sent >= .milliseconds(380), "handed over after \(first.at - sent)")
+        // A message that may not wait takes the pings before it along at once.
+        let again = ContinuousClock.now
+        _ = try await client.send([Array("ping".utf8)])
+        try await Task.sleep(for: .milliseconds(50))
+        _ = try await client.send([Array("result".utf8)])
+        #expect(await eventually { seen.withLock { $0.count == 2 } })
+        let second = try #require(seen.withLock { $0.last })
+        #expect(second.frames == ["ping", "result"])
+        #expect(second.at - again < .milliseconds(350), "not held for the limit: \(second.at - again)")
+        consumer.cancel()
+        await client.shutdown()
+        await server.shutdown()
+    }
+
+    /// Polls `condition` every 10 ms for up to 3 s.
+    func eventually(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
     }
 
     @Test func batchedSendsReportUnreachablePeersEach() async throws {

@@ -44,6 +44,9 @@ public enum WireCodec {
 
     // The frames without a payload, encoded once: a fleet's pings are most of the link's traffic.
     private static let pingFrame = frame("ping", Empty())
+
+    /// Whether a frame is an agent's ping as this side encodes it (no parsing).
+    public static func isPing(_ bytes: [UInt8]) -> Bool { bytes == pingFrame }
     private static let byeFrame = frame("bye", Empty())
     private static let idlePongFrame = frame("pong", Pending(pending: 0))
     private static let helloRequiredFrame = frame("hello_required", Empty())
