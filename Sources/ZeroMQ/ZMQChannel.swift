@@ -78,6 +78,10 @@ public final class ZMQChannel: Sendable {
     ///
     /// `configure` runs on the calling thread before the socket's thread starts, so it may use the
     /// socket freely; afterwards only the channel's thread touches it.
+    ///
+    /// On a batched channel, messages for which `deferrable` says yes do not wake a waiting consumer
+    /// by themselves: they are handed over with the next message that may not wait, or when the
+    /// oldest of them has waited `deferLimit` (a consumer that comes looking takes them at once).
     public init(
         context: ZMQContext,
         type: ZMQSocketType,
