@@ -45,49 +45,51 @@ struct BatchedChannelTests {
 
     @Test func deferrableMessagesWaitForOthersOrTheirLimit() async throws {
         let context = try ZMQContext()
+        let limit = Duration.seconds(3)
         let server = try ZMQChannel(context: context, type: .router, batched: true,
                                     deferrable: { $0.frames.last == Array("ping".utf8) },
-                                    deferLimit: .milliseconds(400)) { socket in
+                                    deferLimit: limit) { socket in
             try socket.bind("tcp://127.0.0.1:*")
         }
         let client = try ZMQChannel(context: context, type: .dealer) { socket in
             try socket.connect(server.endpoint)
         }
-        // A consumer waiting for batches, as the dispatcher does; each batch with when it came.
-        let seen = Mutex<[(at: ContinuousClock.Instant, frames: [String])]>([])
+        // A consumer waiting for batches, as the dispatcher does: each batch, when it came, and
+        // when the socket's thread had read its messages. (Compared with those read times, not with
+        // sleeps, so that a loaded machine can only make a batch later, never earlier.)
+        let seen = Mutex<[(at: ContinuousClock.Instant, frames: [String], readAt: [ContinuousClock.Instant])]>([])
         let consumer = Task {
             for await batch in server.batches {
                 let frames = batch.messages.map { String(decoding: $0.frames[1], as: UTF8.self) }
-                seen.withLock { $0.append((ContinuousClock.now, frames)) }
+                seen.withLock { $0.append((ContinuousClock.now, frames, batch.receivedAt)) }
             }
         }
+        // A message that may not wait: once it is seen, the consumer is running and waits again.
+        _ = try await client.send([Array("hello".utf8)])
+        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 1 } })
         try await Task.sleep(for: .milliseconds(100))
         // Alone, pings wait for the limit, and come together.
-        let sent = ContinuousClock.now
         for _ in 0..<3 { _ = try await client.send([Array("ping".utf8)]) }
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(seen.withLock { $0.isEmpty }, "pings held back")
-        #expect(await eventually { seen.withLock { $0.count == 1 } })
-        let first = try #require(seen.withLock { $0.first })
+        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 2 } })
+        let first = try #require(seen.withLock { $0.last })
         #expect(first.frames == ["ping", "ping", "ping"])
-        #expect(first.at - sent >= .milliseconds(380), "handed over after \(first.at - sent)")
-        // A message that may not wait takes the pings before it along at once.
-        let again = ContinuousClock.now
+        let held = first.at - first.readAt[0]
+        #expect(held >= limit - .milliseconds(20), "handed over \(held) after the first was read")
+        // A message that may not wait takes the ping before it along, long before the limit.
         _ = try await client.send([Array("ping".utf8)])
-        try await Task.sleep(for: .milliseconds(50))
         _ = try await client.send([Array("result".utf8)])
-        #expect(await eventually { seen.withLock { $0.count == 2 } })
+        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 3 } })
         let second = try #require(seen.withLock { $0.last })
         #expect(second.frames == ["ping", "result"])
-        #expect(second.at - again < .milliseconds(350), "not held for the limit: \(second.at - again)")
+        #expect(second.at - second.readAt[0] < limit, "the ping was not held for the limit")
         consumer.cancel()
         await client.shutdown()
         await server.shutdown()
     }
 
-    /// Polls `condition` every 10 ms for up to 3 s.
-    func eventually(_ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(3)
+    /// Polls `condition` every 10 ms for up to `within`.
+    func eventually(within: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + within
         while ContinuousClock.now < deadline {
             if condition() { return true }
             try? await Task.sleep(for: .milliseconds(10))
