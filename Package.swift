@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ZeroMQTests",
-            dependencies: ["ZeroMQ"],
+            dependencies: ["ZeroMQ", "WharfTestSupport"],
             path: "Tests/ZeroMQTests",
             swiftSettings: swiftSettings
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import WharfTestSupport
 import ZeroMQ
 
 /// A batched channel over real libzmq sockets: what a slow consumer gets, and batched sends.
@@ -66,11 +67,11 @@ struct BatchedChannelTests {
         }
         // A message that may not wait: once it is seen, the consumer is running and waits again.
         _ = try await client.send([Array("hello".utf8)])
-        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 1 } })
+        #expect(await eventually(timeout: .seconds(10)) { seen.withLock { $0.count == 1 } })
         try await Task.sleep(for: .milliseconds(100))
         // Alone, pings wait for the limit, and come together.
         for _ in 0..<3 { _ = try await client.send([Array("ping".utf8)]) }
-        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 2 } })
+        #expect(await eventually(timeout: .seconds(10)) { seen.withLock { $0.count == 2 } })
         let first = try #require(seen.withLock { $0.last })
         #expect(first.frames == ["ping", "ping", "ping"])
         let held = first.at - first.readAt[0]
@@ -78,23 +79,13 @@ struct BatchedChannelTests {
         // A message that may not wait takes the ping before it along, long before the limit.
         _ = try await client.send([Array("ping".utf8)])
         _ = try await client.send([Array("result".utf8)])
-        #expect(await eventually(within: .seconds(10)) { seen.withLock { $0.count == 3 } })
+        #expect(await eventually(timeout: .seconds(10)) { seen.withLock { $0.count == 3 } })
         let second = try #require(seen.withLock { $0.last })
         #expect(second.frames == ["ping", "result"])
         #expect(second.at - second.readAt[0] < limit, "the ping was not held for the limit")
         consumer.cancel()
         await client.shutdown()
         await server.shutdown()
-    }
-
-    /// Polls `condition` every 10 ms for up to `within`.
-    func eventually(within: Duration, _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + within
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
     }
 
     @Test func batchedSendsReportUnreachablePeersEach() async throws {
