@@ -255,7 +255,7 @@ public final class ZMQChannel: Sendable {
         loop: while true {
             // Messages held back (`deferrable`) are handed over when the oldest has waited `deferLimit`.
             var timeout = 1000
-            if let oldest = deferredSince() {
+            if deferrable != nil, let oldest = deferredSince() {
                 let left = deferLimit - (ContinuousClock.now - oldest)
                 let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
                 timeout = max(0, min(timeout, Int(milliseconds)))
@@ -310,9 +310,10 @@ public final class ZMQChannel: Sendable {
                     while let message = try socket.receive(dontWait: true) {
                         received.append(message)
                     }
+                    // Without `deferrable` nothing is ever held back: only a wake-up that read something looks.
                     let now = ContinuousClock.now
                     let urgent = deferrable.map { deferrable in received.contains { !deferrable($0) } } ?? !received.isEmpty
-                    let signal = inbox.withLock { inbox -> Bool in
+                    let signal = (received.isEmpty && deferrable == nil) ? false : inbox.withLock { inbox -> Bool in
                         inbox.messages.append(contentsOf: received)
                         inbox.receivedAt.append(contentsOf: repeatElement(now, count: received.count))
                         guard !inbox.signalled, let oldest = inbox.receivedAt.first else { return false }
