@@ -61,8 +61,16 @@ public actor Dispatcher {
 
     /// The endpoint the ROUTER is bound to, with the real port.
     public nonisolated let endpoint: String
-    /// Environments with new work since the run loop last looked (`notifyQueued`).
-    private let queued = Mutex<Set<String>>([])
+    /// The environments with a connected agent, for the store to claim new jobs at once (`handOver`).
+    public nonisolated let connectedAgents = ConnectedAgents()
+    /// What the run loop has not looked at yet: environments with new work (`notifyQueued`) and
+    /// jobs the store claimed at once (`handOver`).
+    private let inbox = Mutex(Inbox())
+    private struct Inbox {
+        var environments: Set<String> = []
+        var claimed: [(environmentId: String, spec: JobSpec)] = []
+        var isEmpty: Bool { environments.isEmpty && claimed.isEmpty }
+    }
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
 
@@ -110,11 +118,12 @@ public actor Dispatcher {
             group.addTask { await self.tickLoop() }
             group.addTask {
                 for await _ in self.wakeups {
-                    let environments = self.queued.withLock { queued in
-                        defer { queued.removeAll() }
-                        return queued
+                    let work = self.inbox.withLock { inbox in
+                        defer { inbox = Inbox() }
+                        return inbox
                     }
-                    await self.dispatch(environments)
+                    if !work.claimed.isEmpty { await self.send(claimed: work.claimed) }
+                    if !work.environments.isEmpty { await self.dispatch(work.environments) }
                 }
             }
             await group.next()
@@ -164,11 +173,26 @@ public actor Dispatcher {
     /// The job is already on disk; the run loop offers it to the agent right after, together with
     /// whatever else was queued meanwhile.
     public nonisolated func notifyQueued(environmentId: String) {
-        let first = queued.withLock { queued in
-            queued.insert(environmentId)
-            return queued.count == 1
+        let first = inbox.withLock { inbox in
+            defer { inbox.environments.insert(environmentId) }
+            return inbox.isEmpty
         }
         if first { wakeupContinuation.yield() }
+    }
+
+    /// Passes on what `enqueueJob(…claimingFor: connectedAgents)` made, without waiting: a job claimed
+    /// at once is sent by the run loop right after (with whatever else was claimed meanwhile); a new
+    /// queued job makes its environment's next round; a joined one needs nothing.
+    public nonisolated func handOver(_ enqueued: Enqueued, environmentId: String) {
+        if let spec = enqueued.claimed {
+            let first = inbox.withLock { inbox in
+                defer { inbox.claimed.append((environmentId, spec)) }
+                return inbox.isEmpty
+            }
+            if first { wakeupContinuation.yield() }
+        } else if enqueued.job.coalesced == 0 {
+            notifyQueued(environmentId: environmentId)
+        }
     }
 
     /// Waits until a job ends, or `timeout` passes; returns the job as it is then.
@@ -218,6 +242,8 @@ public actor Dispatcher {
                 let previous = sessions[environmentId]
                 sessions[environmentId] = Session(routingId: routingId, lastSeen: receivedAt, held: Set(hello.holding),
                                                   edge: hello.edge, openCount: previous?.openCount ?? 0)
+                // An edge agent is only here for a check-in: its jobs wait for rounds.
+                if hello.edge { connectedAgents.remove(environmentId) } else { connectedAgents.insert(environmentId) }
                 if previous == nil {
                     logger.info("agent connected", metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)",
                                                               "agent.version": "\(hello.agentVersion)", "holding": "\(hello.holding.count)"])
@@ -372,7 +398,42 @@ public actor Dispatcher {
             }
         }
         let outcomes = await channel.send(batch: messages)
-        let sentAt = ContinuousClock.now
+        record(outcomes, of: sent, at: ContinuousClock.now)
+    }
+
+    /// Sends jobs the store claimed when it queued them (`handOver`), as a round would have: each to
+    /// its agent if connected, with room in flight, and not holding or being sent it already (a
+    /// round may have sent it meanwhile, as a `dispatched` head). One that cannot go now stays
+    /// `dispatched` on disk, and a later round of its environment sends it (the tick's, or the one
+    /// after its agent's next hello).
+    private func send(claimed: [(environmentId: String, spec: JobSpec)]) async {
+        let now = ContinuousClock.now
+        var messages: [[[UInt8]]] = []
+        var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        for (environmentId, spec) in claimed {
+            guard var session = sessions[environmentId] else { continue }
+            session.openCount += 1
+            let waiting = session.waiting(at: now, resendAfter: timing.resendAfter)
+            if waiting.skip.contains(spec.id) {
+                // Already held or sent.
+            } else if waiting.inFlight >= timing.maxInFlight {
+                session.unsent = true
+            } else {
+                // In flight from now, so that a round running while this send waits does not send it too.
+                session.inFlight[spec.id] = now
+                messages.append([session.routingId, WireCodec.encode(.job(spec))])
+                sent.append((environmentId, spec.id, session.routingId))
+            }
+            sessions[environmentId] = session
+        }
+        guard !messages.isEmpty else { return }
+        let outcomes = await channel.send(batch: messages)
+        record(outcomes, of: sent, at: ContinuousClock.now)
+    }
+
+    /// Notes what became of jobs handed to the socket.
+    private func record(_ outcomes: [Result<Bool, ZMQError>], of sent: [(environmentId: String, jobId: String, routingId: [UInt8])],
+                        at sentAt: ContinuousClock.Instant) {
         for (target, outcome) in zip(sent, outcomes) {
             guard sessions[target.environmentId]?.routingId == target.routingId else { continue }
             switch outcome {
@@ -380,17 +441,20 @@ public actor Dispatcher {
                 sessions[target.environmentId]?.inFlight[target.jobId] = sentAt
             case .success(false):
                 // The pipe is full: the job stays claimed and goes on the next tick.
+                sessions[target.environmentId]?.inFlight[target.jobId] = nil
                 sessions[target.environmentId]?.unsent = true
             case .failure(let error) where error.hostUnreachable:
                 drop(target.environmentId, reason: "unreachable; its jobs stay queued")
             case .failure(let error):
                 logger.error("could not send a job", metadata: ["job.id": "\(target.jobId)", "error": "\(error)"])
+                sessions[target.environmentId]?.inFlight[target.jobId] = nil
                 sessions[target.environmentId]?.unsent = true
             }
         }
     }
 
     private func drop(_ environmentId: String, reason: String) {
+        connectedAgents.remove(environmentId)
         guard sessions.removeValue(forKey: environmentId) != nil else { return }
         logger.info("agent disconnected", metadata: ["env.id": "\(environmentId)", "reason": "\(reason)"])
     }

@@ -109,20 +109,23 @@ extension API {
             if let tag = trigger.tag { params["tag"] = tag }
             if !trigger.pull { params["pullimage"] = "false" }
             for target in trigger.targets { params["image"] = "\(target.repository):\(target.tag)" }
-            let job = try await mapped {
+            // A new job whose agent is connected and whose stack is idle is claimed as it is queued.
+            let enqueued = try await mapped {
                 try await store.enqueueJob(stackId: stack.id, request: JobRequest(
                     kind: .deploy, variables: trigger.variables,
                     plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
                     targeted: targeted, pull: trigger.pull,
                     trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: context.clientAddress,
-                                        userAgent: request.headers[.userAgent], params: params)))
+                                        userAgent: request.headers[.userAgent], params: params)),
+                    claimingFor: dispatcher.connectedAgents)
             }
+            let job = enqueued.job
             // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.
             context.logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
                 "stack.id": "\(stack.id)", "job.id": "\(job.id)", "source": "\(trigger.source.rawValue)", "coalesced": "\(job.coalesced)"])
             // A joined job was queued, and its environment marked, by the call that made it: a join
             // makes nothing new dispatchable, so it does not wake the dispatcher for an empty round.
-            if job.coalesced == 0 { dispatcher.notifyQueued(environmentId: stack.environmentId) }
+            dispatcher.handOver(enqueued, environmentId: stack.environmentId)
             let statusURL = "/api/jobs/\(job.id)"
             let outcome = job.coalesced > 0 ? "coalesced" : "accepted"
             if let wait = trigger.wait, wait > 0 {

@@ -47,6 +47,7 @@ extension SQLiteStore {
         ORDER BY seq DESC LIMIT 1
         """
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
+    static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
 
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
@@ -76,7 +77,7 @@ extension SQLiteStore {
     /// own checks so that nothing is half-done.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date) throws -> Job {
         var queued = QueuedDeploys()
-        let job = try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued)
+        let job = try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued).job
         try writeJoined(db, &queued)
         return job
     }
@@ -84,7 +85,12 @@ extension SQLiteStore {
     /// `enqueue`, with `queued` remembering each stack's newest queued deploy as this transaction
     /// left it, so that many requests for one stack in one group commit read and decode it once.
     /// A joined job is only changed in `queued`: `writeJoined` writes it, once, before the commit.
-    func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys) throws -> Job {
+    ///
+    /// With `connected`, a new job is claimed at once (written `dispatched`, returned as its agent gets
+    /// it) when its environment is in `connected` and its stack has no other unfinished job — what
+    /// the dispatcher's next round would do with it, in this transaction instead of another.
+    func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys,
+                 claimingFor connected: ConnectedAgents? = nil) throws -> Enqueued {
         let stackId: String = stackRow["id"]
         if queued.byStack[stackId] == nil, request.kind == .deploy {
             // This transaction may change the stack's queued deploy, or queue a newer one: the calls
@@ -103,29 +109,39 @@ extension SQLiteStore {
             record.job.coalesced += 1
             queued.byStack[stackId] = record
             queued.joined[record.job.id] = record
-            return record.job
+            return Enqueued(job: record.job)
         }
         let id = Identifier.make("job")
         let env = (JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]).merging(request.variables) { _, new in new }
         let plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
         let environmentId: String = stackRow["environment_id"]
+        let compose: String = request.compose ?? stackRow["compose"]
+        // Claimed at once only as the stack's head: a job behind another waits for its round.
+        let claim = try connected?.contains(environmentId) == true
+            && Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) != true
+        let state: JobState = claim ? .dispatched : .queued
         try db.cachedStatement(sql: """
             INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull)
-            VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [id, stackId, stackRow["name"], environmentId, request.kind.rawValue,
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [id, stackId, stackRow["name"], environmentId, request.kind.rawValue, state.rawValue,
                                      JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
-                                     request.compose ?? stackRow["compose"], JSONColumn.encode(env), request.pull])
+                                     compose, JSONColumn.encode(env), request.pull])
         try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
             .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
         // What was just written, as a read would return it (dates at the column's precision).
-        let job = Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: .queued,
+        let job = Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: state,
                       trigger: request.trigger, coalesced: 0, createdAt: Date(column: now.column)!, startedAt: nil,
                       finishedAt: nil, plan: plan, error: nil, result: nil)
-        if request.kind == .deploy {
-            queued.byStack[stackId] = JobRecord(job: job, compose: request.compose ?? stackRow["compose"], env: env,
-                                                pull: request.pull, stackName: stackRow["name"])
+        if claim {
+            if queued.registries == nil { queued.registries = try registryAuths(db) }
+            return Enqueued(job: job, claimed: Self.jobSpec(id: id, kind: request.kind, stackId: stackId, stackName: stackRow["name"],
+                                                            compose: compose, env: env, plan: plan, pull: request.pull,
+                                                            registries: queued.registries ?? []))
         }
-        return job
+        if request.kind == .deploy {
+            queued.byStack[stackId] = JobRecord(job: job, compose: compose, env: env, pull: request.pull, stackName: stackRow["name"])
+        }
+        return Enqueued(job: job)
     }
 
     /// Writes the jobs that requests joined in this transaction, each once however many joined it,
@@ -154,11 +170,15 @@ extension SQLiteStore {
     /// A call that would change nothing of the stack's queued deploy but its `coalesced` count joins
     /// it in memory and needs no write at all (`JoinableDeploys`); the count is written with the
     /// job's next change.
-    public func enqueueJob(stackId: String, request: JobRequest) async throws -> Job {
-        if let job = joinable.join(stackId: stackId, request) { return job }
+    ///
+    /// With `connected`, a new job that can go to its agent at once is claimed in the same
+    /// transaction (`ConnectedAgents`); the caller hands `Enqueued.claimed` to the dispatcher.
+    public func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued {
+        if let job = joinable.join(stackId: stackId, request) { return Enqueued(job: job) }
         return try await withCheckedThrowingContinuation { continuation in
             let lead = enqueues.withLock { queue -> Bool in
-                queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, continuation: continuation))
+                queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, connected: connected,
+                                                          continuation: continuation))
                 if queue.writing { return false }
                 queue.writing = true
                 return true
@@ -180,28 +200,29 @@ extension SQLiteStore {
                 let outcomes = try await db.write { db in
                     var queued = QueuedDeploys()
                     var stacks: [String: Row] = [:]
-                    func enqueue(_ waiting: EnqueueQueue.Waiting) throws -> Job {
+                    func enqueue(_ waiting: EnqueueQueue.Waiting) throws -> Enqueued {
                         guard let stackRow = try stacks[waiting.stackId]
                                 ?? Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [waiting.stackId]) else {
                             throw StoreError.notFound("stack")
                         }
                         stacks[waiting.stackId] = stackRow
-                        return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
+                        return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued,
+                                                claimingFor: waiting.connected)
                     }
                     // Alone, a request needs no savepoint: its failure fails the transaction, and only it.
                     if batch.count == 1 {
                         let job = try enqueue(batch[0])
                         try self.writeJoined(db, &queued)
-                        return [Result<Job, any Error>.success(job)]
+                        return [Result<Enqueued, any Error>.success(job)]
                     }
                     let outcomes = batch.map { waiting in
-                        Result<Job, any Error> {
+                        Result<Enqueued, any Error> {
                             // Joining a job this transaction already holds touches no row: no savepoint.
                             if waiting.request.kind == .deploy, waiting.request.coalesce, let stackRow = stacks[waiting.stackId],
                                queued.byStack[waiting.stackId] != nil {
                                 return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
                             }
-                            var job: Job?
+                            var job: Enqueued?
                             let before = queued
                             do {
                                 try db.inSavepoint {
@@ -355,6 +376,8 @@ struct QueuedDeploys {
     var byStack: [String: JobRecord] = [:]
     /// Jobs that requests joined and that are not written yet, by id.
     var joined: [String: JobRecord] = [:]
+    /// The registries' credentials, read once per transaction for the jobs it claims.
+    var registries: [RegistryAuth]?
 }
 
 /// Job requests waiting for the store's next group commit.
@@ -362,7 +385,8 @@ struct EnqueueQueue: Sendable {
     struct Waiting: Sendable {
         var stackId: String
         var request: JobRequest
-        var continuation: CheckedContinuation<Job, any Error>
+        var connected: ConnectedAgents?
+        var continuation: CheckedContinuation<Enqueued, any Error>
     }
 
     var waiting: [Waiting] = []

@@ -164,15 +164,13 @@ extension SQLiteStore {
                             ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
                             : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
                         guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]) else { continue }
-                        let plan = JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: [])
                         if registries == nil { registries = try self.registryAuths(db) }
-                        jobs.append(JobSpec(
+                        jobs.append(Self.jobSpec(
                             id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
                             stackName: row["stack_name"], compose: row["compose"],
                             env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
-                            images: Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
-                            pull: row["pull"], credentials: Self.credentials(registries ?? [], for: plan.services.map(\.image))
-                        ))
+                            plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
+                            pull: row["pull"], registries: registries ?? []))
                     }
                 }
                 claims.append(DispatchClaim(environmentId: request.environmentId, jobs: jobs,
@@ -184,6 +182,14 @@ extension SQLiteStore {
 
     /// What a `JobSpec` is made of.
     static let jobSpecColumns = "id, kind, stack_id, stack_name, compose, env, pull, plan"
+
+    /// A job as its agent gets it, with the credentials among `registries` that its images need.
+    static func jobSpec(id: String, kind: JobKind, stackId: String, stackName: String, compose: String,
+                        env: [String: String], plan: JobPlan, pull: Bool, registries: [RegistryAuth]) -> JobSpec {
+        JobSpec(id: id, kind: kind, stackId: stackId, stackName: stackName, compose: compose, env: env,
+                images: Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
+                pull: pull, credentials: credentials(registries, for: plan.services.map(\.image)))
+    }
 
     func openJobCount(_ db: Database, environmentId: String) throws -> Int {
         try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM job WHERE environment_id = ? AND state NOT IN \(Self.finalStates)"),

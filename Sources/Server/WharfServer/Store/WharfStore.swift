@@ -31,7 +31,10 @@ public protocol WharfStore: Sendable {
     func recordRegistryEvents(_ ids: [String]) async throws -> [String]
 
     // Jobs
-    func enqueueJob(stackId: String, request: JobRequest) async throws -> Job
+    /// Queues a job (or joins the stack's queued deploy); with `connected`, a new job whose stack has
+    /// no other unfinished job and whose environment is in it is claimed for its agent in the same
+    /// transaction (`ConnectedAgents`).
+    func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued
     func job(id: String) async throws -> JobRecord
     func jobs(stackId: String?, state: JobState?, limit: Int) async throws -> [Job]
     func jobLog(jobId: String) async throws -> String
@@ -48,6 +51,11 @@ public protocol WharfStore: Sendable {
 }
 
 extension WharfStore {
+    /// Queues a job (or joins the stack's queued deploy) for the dispatcher's next round.
+    public func enqueueJob(stackId: String, request: JobRequest) async throws -> Job {
+        try await enqueueJob(stackId: stackId, request: request, claimingFor: nil).job
+    }
+
     /// Creates an environment whose first join token lasts 24 h.
     public func createEnvironment(name: String, type: EnvironmentType) async throws -> (Environment, String) {
         try await createEnvironment(name: name, type: type, joinTokenTTL: 86_400)
@@ -60,3 +68,17 @@ extension WharfStore {
 }
 
 extension SQLiteStore: WharfStore {}
+
+/// What `WharfStore.enqueueJob` made of a request.
+public struct Enqueued: Sendable {
+    /// The new or joined job, as stored.
+    public var job: Job
+    /// The job as its agent gets it, when it was claimed at once (state `dispatched`): the caller
+    /// hands it to the dispatcher (`Dispatcher.handOver`).
+    public var claimed: JobSpec?
+
+    public init(job: Job, claimed: JobSpec? = nil) {
+        self.job = job
+        self.claimed = claimed
+    }
+}
