@@ -173,8 +173,13 @@ public actor Dispatcher {
     /// The job is already on disk; the run loop offers it to the agent right after, together with
     /// whatever else was queued meanwhile.
     public nonisolated func notifyQueued(environmentId: String) {
+        notifyQueued(environmentIds: CollectionOfOne(environmentId))
+    }
+
+    private nonisolated func notifyQueued(environmentIds: some Collection<String>) {
+        guard !environmentIds.isEmpty else { return }
         let first = inbox.withLock { inbox in
-            defer { inbox.environments.insert(environmentId) }
+            defer { inbox.environments.formUnion(environmentIds) }
             return inbox.isEmpty
         }
         if first { wakeupContinuation.yield() }
@@ -210,8 +215,8 @@ public actor Dispatcher {
     // MARK: Incoming
 
     /// Handles everything one wake-up of the socket's thread read: session bookkeeping and pings in
-    /// memory, every store change in one transaction, then the replies, then one dispatch round
-    /// for the environments whose work changed.
+    /// memory, every store change in one transaction, then the replies; the environments whose work
+    /// changed go to the run loop for one dispatch round.
     private func handle(_ batch: ZMQBatch) async {
         if let oldest = batch.receivedAt.first, ContinuousClock.now - oldest > .seconds(2),
            ContinuousClock.now - lastLagWarning > .seconds(10) {
@@ -321,7 +326,8 @@ public actor Dispatcher {
             send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
                                   pending: sessions[welcome.environmentId]?.pending ?? 0)), to: welcome.routingId)
         }
-        await dispatch(touched)
+        // The round goes to the run loop: the next batch (results waiting to be stored) does not wait for it.
+        notifyQueued(environmentIds: touched)
     }
 
     /// Calls `observer` for every job that ends from now on; returns a token for `removeObserver`.
