@@ -107,6 +107,10 @@ private final class FleetLoop {
     private var sockets: [UnsafeMutableRawPointer] = []
     private var agents: [FleetAgent] = []
     private var needsHello: Set<Int> = []
+    /// When each agent last sent and last heard a message (monotonic seconds): an agent pings only
+    /// when its link has been quiet for an interval either way, as the real agent does.
+    private var lastSent: [Double] = []
+    private var lastHeard: [Double] = []
     /// Sockets to service before the next wait: used outside `service` (their ZMQ_EVENTS must be read
     /// again, because ZMQ_FD only signals once a socket has been found without input), or left with
     /// input when they used up their share of an iteration.
@@ -199,6 +203,8 @@ private final class FleetLoop {
 
     func run() {
         let count = sockets.count
+        lastSent = [Double](repeating: 0, count: count)
+        lastHeard = [Double](repeating: 0, count: count)
         for index in 0..<count { sendHello(index) }
         var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: count + 1)
         // With epoll, each socket's ZMQ_FD is registered once, with the socket's index as its data.
@@ -247,7 +253,11 @@ private final class FleetLoop {
                 let due = pingRoundStart + pingInterval * Double(pingCursor) / Double(count)
                 if due > now { break }
                 if now - due > pingInterval { pingRoundStart = now - pingInterval * Double(pingCursor) / Double(count) }
-                if needsHello.contains(pingCursor) { sendHello(pingCursor) } else { send(.ping, to: pingCursor) }
+                if needsHello.contains(pingCursor) {
+                    sendHello(pingCursor)
+                } else if now - lastSent[pingCursor] >= pingInterval || now - lastHeard[pingCursor] >= pingInterval {
+                    send(.ping, to: pingCursor)
+                }
                 recheck(pingCursor)
                 pingCursor += 1
                 if pingCursor == count {
@@ -388,6 +398,7 @@ private final class FleetLoop {
             stats.malformed += 1
             return
         }
+        lastHeard[index] = FleetClock.monotonic()
         let reaction = agents[index].receive(decoded, now: FleetClock.wall())
         if reaction.welcomed {
             stats.welcomed += 1
@@ -434,6 +445,7 @@ private final class FleetLoop {
             stats.sendsRefused += 1
             return false
         }
+        lastSent[index] = FleetClock.monotonic()
         return true
     }
 }

@@ -111,6 +111,7 @@ public actor AgentRuntime {
     }
 
     private func send(_ message: AgentMessage) {
+        lastSent = .now
         channel?.post([WireCodec.encode(message)])
     }
 
@@ -162,12 +163,25 @@ public actor AgentRuntime {
     }
 
     private var lastPing = ContinuousClock.now - .seconds(60)
+    private var lastSent = ContinuousClock.now - .seconds(60)
     private var lastReconnect = ContinuousClock.now - .seconds(3600)
+
+    /// Whether to ping now: at most once per `interval`, and only when the link has been quiet for an
+    /// interval either way — any message sent tells the server this agent is alive, any message heard
+    /// tells the agent the server is, so a busy link needs no pings. An edge agent pings on schedule
+    /// (the pong says what is pending).
+    static func pingDue(now: ContinuousClock.Instant, lastPing: ContinuousClock.Instant, lastSent: ContinuousClock.Instant,
+                        lastHeard: ContinuousClock.Instant?, interval: Duration, edge: Bool) -> Bool {
+        guard now - lastPing >= interval else { return false }
+        if edge { return true }
+        return now - lastSent >= interval || lastHeard.map { now - $0 >= interval } ?? true
+    }
 
     private func tick() {
         let now = ContinuousClock.now
         flushLogs()
-        if now - lastPing >= configuration.pingInterval {
+        if Self.pingDue(now: now, lastPing: lastPing, lastSent: lastSent, lastHeard: lastHeard,
+                        interval: configuration.pingInterval, edge: configuration.edge) {
             lastPing = now
             send(.ping)
         }
