@@ -54,6 +54,21 @@ struct LinkDeliveryTests {
         await harness.stop()
     }
 
+    @Test func moreJobsThanRoomInFlightAllGoOutAsResultsMakeRoom() async throws {
+        // Room for 3 unacknowledged jobs: the first round fills it, and the results of those jobs
+        // (whose stacks have nothing else queued) must still bring the rounds for the other stacks.
+        let harness = try await LinkHarness(maxInFlight: 3)
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        var ids: [String] = []
+        for index in 0..<10 { ids.append(try await harness.stack("room\(index)", on: environment.id).1.id) }
+        let (_, agent) = try harness.agent(keys: pair, delay: .milliseconds(20))
+        for id in ids {
+            #expect(try await harness.dispatcher.waitForFinish(jobId: id, timeout: .seconds(20)).state == .succeeded)
+        }
+        agent.cancel()
+        await harness.stop()
+    }
+
     @Test func disconnectIsSeenAndJobsWaitForTheNextConnection() async throws {
         let harness = try await LinkHarness()
         let (environment, pair) = try await harness.enrolledEnvironment()

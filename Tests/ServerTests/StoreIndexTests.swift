@@ -9,7 +9,7 @@ import WharfProtocol
 @Suite(.timeLimit(.minutes(2)))
 struct StoreIndexTests {
     @Test(arguments: [SQLiteStore.newestQueuedDeploySQL, SQLiteStore.newestOpenJobKindSQL,
-                      SQLiteStore.dispatchHeadsSQL])
+                      SQLiteStore.anyOpenJobSQL, SQLiteStore.dispatchHeadsSQL])
     func openJobsOfAStackUseThePartialIndex(_ sql: String) async throws {
         let store = try StoreBatchingTests.store()
         // Some history, so that the planner has something to choose between.

@@ -16,7 +16,7 @@ final class LinkHarness: Sendable {
     let dispatcher: Dispatcher
     let runner: Task<Void, Never>
 
-    init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10)) async throws {
+    init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try SQLiteStore(path: directory.appendingPathComponent("wharf.sqlite").path)
@@ -28,6 +28,7 @@ final class LinkHarness: Sendable {
         var timing = Dispatcher.Timing()
         timing.resendAfter = .seconds(2)
         timing.agentTimeout = agentTimeout
+        timing.maxInFlight = maxInFlight
         dispatcher = try Dispatcher(store: store, keys: keys, context: context, serverKeys: serverKeys,
                                     bind: "tcp://127.0.0.1:*", timing: timing, logger: logger)
         let dispatcher = self.dispatcher

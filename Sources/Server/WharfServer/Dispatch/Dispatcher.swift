@@ -36,6 +36,9 @@ public actor Dispatcher {
         var openCount = 0
         /// A job was claimed but the socket would not take it: try again on the next tick.
         var unsent = false
+        /// The last round filled the agent's room in flight, so heads may be left: the next result
+        /// (which makes room) brings another round.
+        var full = false
 
         /// Jobs the agent has or has in flight: not to be offered now.
         func waiting(at now: ContinuousClock.Instant, resendAfter: Duration) -> (skip: Set<String>, inFlight: Int) {
@@ -285,7 +288,6 @@ public actor Dispatcher {
             case .result(let result):
                 work.results.append(.init(result: result, environmentId: environmentId))
                 resultRoutes.append(routingId)
-                touched.insert(environmentId)
             case .bye:
                 if sessions[environmentId]?.routingId == routingId { drop(environmentId, reason: "bye") }
             case .ping:
@@ -303,6 +305,12 @@ public actor Dispatcher {
                     sessions[environmentId]?.held.remove(result.jobId)
                     sessions[environmentId]?.inFlight[result.jobId] = nil
                     send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
+                    // A round only when something may go now: the stack's next job (`nextJobs`, below),
+                    // heads left by a full round, or an edge agent's count of what is pending.
+                    if let session = sessions[environmentId] {
+                        if ended { sessions[environmentId]?.openCount = max(0, session.openCount - 1) }
+                        if session.full || session.edge { touched.insert(environmentId) }
+                    }
                     if ended {
                         logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
                                                                "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
@@ -318,6 +326,7 @@ public actor Dispatcher {
                 }
             }
             for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
+            touched.formUnion(outcome.nextJobs)
         } catch {
             // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
             logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
@@ -395,9 +404,11 @@ public actor Dispatcher {
         // or acknowledged meanwhile.
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        let capacities = Dictionary(requests.map { ($0.environmentId, $0.capacity) }, uniquingKeysWith: { $1 })
         for claim in claims {
             guard let session = sessions[claim.environmentId] else { continue }
             sessions[claim.environmentId]?.openCount = claim.openCount
+            sessions[claim.environmentId]?.full = claim.jobs.count >= capacities[claim.environmentId, default: 0]
             for spec in claim.jobs where !session.held.contains(spec.id) {
                 messages.append([session.routingId, WireCodec.encode(.job(spec))])
                 sent.append((claim.environmentId, spec.id, session.routingId))

@@ -278,11 +278,12 @@ extension SQLiteStore {
         }
     }
 
-    /// Stores an agent's result. Returns the job, and whether this call ended it (false for a repeat).
+    /// Stores an agent's result. Returns the job, whether this call ended it (false for a repeat), and
+    /// whether its stack has another unfinished job (which may go to the agent now; true for a repeat).
     ///
     /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
     /// stack. A failed or rolled-back job leaves the stack's definition as it was.
-    func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (Job, Bool)? {
+    func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (job: Job, ended: Bool, next: Bool)? {
         let state = JobState(result.state)
         let outcome = JobOutcome(services: result.services)
         try foldJoins(db, joinable.take(jobId: result.jobId))
@@ -294,17 +295,21 @@ extension SQLiteStore {
                               JSONColumn.encode(outcome), result.jobId, environmentId]) else {
             // A repeat of a result already stored, or not a job of this environment.
             return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
-                                    arguments: [result.jobId, environmentId]).map { (Self.jobRecord(from: $0).job, false) }
+                                    arguments: [result.jobId, environmentId]).map { (Self.jobRecord(from: $0).job, false, true) }
         }
         var record = Self.jobRecord(from: row)
         (record.job.error, record.job.result) = (result.error, outcome)  // just written; not read back
-        try self.applyToStack(db, record: record, result: result, at: date)
-        return (record.job, true)
+        let next = try self.applyToStack(db, record: record, result: result, at: date)
+        return (record.job, true, next)
     }
 
-    private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws {
+    /// Returns whether the stack has another unfinished job.
+    private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws -> Bool {
         let stackId = record.job.stackId
-        guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else { return }
+        guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else {
+            // Gone: only its own remove (or nothing) can be left.
+            return try Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) == true
+        }
         // The kind of the stack's newest unfinished job, if another is waiting.
         let nextKind = try String.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])
         let status: StackStatus
@@ -343,6 +348,7 @@ extension SQLiteStore {
         default:
             try db.cachedStatement(sql: "UPDATE stack SET status = ? WHERE id = ?").execute(arguments: [status.rawValue, stackId])
         }
+        return nextKind != nil
     }
 
     /// A job's log as text, one line per line.

@@ -52,6 +52,9 @@ public struct AgentBatchOutcome: Sendable {
 
     /// One per `AgentBatch.results`, in the same order.
     public var results: [ResultOutcome] = []
+    /// Environments where a result ended a job whose stack has another unfinished job, which may go
+    /// to the agent now (or where a repeated result was seen, to be safe).
+    public var nextJobs: Set<String> = []
     /// Open jobs per environment in `AgentBatch.countOpen`, after the batch.
     public var openCounts: [String: Int] = [:]
 
@@ -123,8 +126,9 @@ extension SQLiteStore {
                 var stored: AgentBatchOutcome.ResultOutcome = .unknown
                 do {
                     try db.inSavepoint {
-                        if let (job, ended) = try self.finish(db, result: item.result, environmentId: item.environmentId, at: date) {
+                        if let (job, ended, next) = try self.finish(db, result: item.result, environmentId: item.environmentId, at: date) {
                             stored = .stored(job, ended: ended)
+                            if next { outcome.nextJobs.insert(item.environmentId) }
                         }
                         return .commit
                     }
