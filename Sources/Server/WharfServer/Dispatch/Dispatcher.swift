@@ -410,6 +410,8 @@ public actor Dispatcher {
             sessions[claim.environmentId]?.openCount = claim.openCount
             sessions[claim.environmentId]?.full = claim.jobs.count >= capacities[claim.environmentId, default: 0]
             for spec in claim.jobs where !session.held.contains(spec.id) {
+                // In flight from now, so that jobs handed over meanwhile (`send(claimed:)`) skip it.
+                sessions[claim.environmentId]?.inFlight[spec.id] = now
                 messages.append([session.routingId, WireCodec.encode(.job(spec))])
                 sent.append((claim.environmentId, spec.id, session.routingId))
             }
