@@ -307,7 +307,7 @@ extension SQLiteStore {
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws -> Bool {
         let stackId = record.job.stackId
         guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else {
-            // Gone: only its own remove (or nothing) can be left.
+            // Gone (a remove deleted it): nothing of it should be unfinished, but the store says.
             return try Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) == true
         }
         // The kind of the stack's newest unfinished job, if another is waiting.
