@@ -181,8 +181,14 @@ public actor Dispatcher {
 
     private nonisolated func notifyQueued(environmentIds: some Collection<String>) {
         guard !environmentIds.isEmpty else { return }
+        post { $0.environments.formUnion(environmentIds) }
+    }
+
+    /// Adds to the run loop's inbox, and wakes the loop if the inbox was empty (else a wake-up is
+    /// already pending, and the loop takes everything at once).
+    private nonisolated func post(_ change: (inout Inbox) -> Void) {
         let first = inbox.withLock { inbox in
-            defer { inbox.environments.formUnion(environmentIds) }
+            defer { change(&inbox) }
             return inbox.isEmpty
         }
         if first { wakeupContinuation.yield() }
@@ -193,11 +199,7 @@ public actor Dispatcher {
     /// queued job makes its environment's next round; a joined one needs nothing.
     public nonisolated func handOver(_ enqueued: Enqueued, environmentId: String) {
         if let spec = enqueued.claimed {
-            let first = inbox.withLock { inbox in
-                defer { inbox.claimed.append((environmentId, spec)) }
-                return inbox.isEmpty
-            }
-            if first { wakeupContinuation.yield() }
+            post { $0.claimed.append((environmentId, spec)) }
         } else if enqueued.job.coalesced == 0 {
             notifyQueued(environmentId: environmentId)
         }
