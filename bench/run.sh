@@ -87,6 +87,8 @@ BIN="$(cd "$SRC" && swift build -c release --scratch-path "$ROOT/.build-bench" -
 [ -x "$BIN/wharf-server" ] && [ -x "$BIN/wharf-agent" ] || die "no wharf-server/wharf-agent in $BIN"
 ZMQBENCH="$ROOT/.build-bench/zmqbench"
 cc -O2 -Wall -o "$ZMQBENCH" "$BENCH/zmq/zmqbench.c" $(pkg-config --cflags --libs libzmq) || die "cannot build zmqbench"
+HTTPBURST="$ROOT/.build-bench/httpburst"
+cc -O2 -Wall -o "$HTTPBURST" "$BENCH/http/httpburst.c" || die "cannot build httpburst"
 if [[ " ${PARTS[*]} " == *" intake "* ]]; then
     log "building bench/hummingbird-bare (release)"
     (cd "$BENCH/hummingbird-bare" && swift build -c release --scratch-path "$ROOT/.build-bench-hb" 2>&1 | grep -E 'error|Build' >&2) \

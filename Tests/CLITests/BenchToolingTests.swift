@@ -3,8 +3,9 @@ import WharfTestSupport
 import Testing
 
 /// The benchmark suite's own tools (`bench/`), run for real against a real `wharf-server`: the
-/// simulated fleet (`wharf-agent --fleet N`, real CURVE connections), the Python load client and
-/// analyser (`bench/lib/wharfbench.py`), and the report builder (`bench/lib/report.py`). The timed
+/// simulated fleet (`wharf-agent --fleet N`, real CURVE connections), the load clients (the scale
+/// round's `bench/http/httpburst.c`, the paced sender in `bench/lib/wharfbench.py`), the analyser
+/// (`wharfbench.py`) and the report builder (`bench/lib/report.py`). The timed
 /// runs stay in `make bench`; this checks that the tools measure what they say they measure.
 @Suite(.serialized)
 struct BenchToolingTests {
@@ -52,11 +53,18 @@ struct BenchToolingTests {
             let urls = try String(contentsOfFile: paths, encoding: .utf8).split(separator: "\n")
             #expect(urls.count == 6 && urls.allSatisfy { $0.hasPrefix("/api/stacks/webhooks/") }, "\(urls)")
 
-            // A burst of one call per stack, then the analysis the scale part uses.
+            // A burst of one call per stack (the scale part's C sender, built as `make bench` builds
+            // it), its summary, then the analysis the scale part uses.
             let client = world.root.appendingPathComponent("client.jsonl").path
-            let burst = try await world.shell(Self.wharfbench("burst", "--url", world.url, "--paths", paths, "--conns", "4", "--out", client))
+            let sender = world.root.appendingPathComponent("httpburst").path
+            let built = try await world.shell("\"$(command -v cc || command -v clang)\" -O2 -Wall -o '\(sender)' '\(Self.bench.appendingPathComponent("http/httpburst.c").path)'")
+            #expect(built.status == 0, "\(built)")
+            let burst = try await world.shell("'\(sender)' '\(world.url)' '\(paths)' 4 '\(client)' && " + Self.wharfbench("client-summary", "--client", client))
             #expect(burst.status == 0, "\(burst)")
             #expect(try burst.json()["statuses"] as? [String: Int] == ["202": 6], "\(burst)")
+            #expect(try burst.json()["requests"] as? Int == 6, "\(burst)")
+            let lineStatuses = Self.lines(URL(fileURLWithPath: client)).compactMap { $0["status"] as? Int }
+            #expect(lineStatuses == Array(repeating: 202, count: 6), "one line per path: \(lineStatuses)")
             let round = world.root.appendingPathComponent("round.json").path
             let analysed = try await world.shell(Self.wharfbench("round", "--client", client, "--fleet", fleetLog.path,
                                                                 "--db", database,

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh: set up stacks over Wharf's API, send webhooks (paced or all at once),
-wait for jobs to end, and turn the timestamps of client, fleet and store into latency figures.
+"""Helpers for bench/run.sh: set up stacks over Wharf's API, send webhooks at a fixed rate (the scale
+round's all-at-once sender is bench/http/httpburst, in C), wait for jobs to end, and turn the
+timestamps of client, fleet and store into latency figures.
 
 Standard library only. Every network call goes to the URL given (127.0.0.1 in the benchmarks).
 
     wharfbench.py setup      --url U --token-file F --prefix fleet --first 0 --envs N --stacks-per-env M --out PATHS
     wharfbench.py wait-idle  --url U --token-file F [--timeout S]
     wharfbench.py paced      --url U --paths PATHS --rate R --duration S [--conns C] --out LOG
-    wharfbench.py burst      --url U --paths PATHS [--conns C] --out LOG
+    wharfbench.py client-summary --client LOG     (the summary of a log written by bench/http/httpburst)
     wharfbench.py dispatch   --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--label L]
     wharfbench.py round      --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--timeout S]
     wharfbench.py jobs-since --db wharf.db --since T --until T
@@ -215,24 +216,20 @@ async def sender(host, port, queue, records):
         writer.close()
 
 
-async def send_all(url, paths, rate, conns):
-    """Sends every path once; with a rate, at fixed times (open loop), else as fast as `conns` allow."""
+async def send_paced(url, paths, rate, conns):
+    """Sends every path once, at fixed times `rate` a second apart (open loop)."""
     host, port = split_url(url)
     queue = asyncio.Queue()
     records = [None] * len(paths)
     tasks = [asyncio.create_task(sender(host, port, queue, records)) for _ in range(conns)]
     await asyncio.sleep(0.2)  # connections up before the clock starts
     start = time.time()
-    if rate:
-        for index, path in enumerate(paths):
-            due = start + index / rate
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait((index, due, path))
-    else:
-        for index, path in enumerate(paths):
-            queue.put_nowait((index, start, path))
+    for index, path in enumerate(paths):
+        due = start + index / rate
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((index, due, path))
     for _ in tasks:
         queue.put_nowait(None)
     await asyncio.gather(*tasks)
@@ -272,15 +269,16 @@ def cmd_paced(args):
     paths = load_paths(args.paths)
     total = int(args.rate * args.duration)
     chosen = [paths[(args.offset + i) % len(paths)] for i in range(total)]
-    start, records = asyncio.run(send_all(args.url, chosen, args.rate, args.conns))
+    start, records = asyncio.run(send_paced(args.url, chosen, args.rate, args.conns))
     write_client_log(args.out, start, records)
     print(json.dumps(client_summary(start, records)))
 
 
-def cmd_burst(args):
-    paths = load_paths(args.paths)
-    start, records = asyncio.run(send_all(args.url, paths, None, args.conns))
-    write_client_log(args.out, start, records)
+def cmd_client_summary(args):
+    """Summarises a client log written by bench/http/httpburst (the scale round's sender)."""
+    lines = list(read_jsonl(args.client))
+    start = next(r["at"] for r in lines if r.get("event") == "start")
+    records = [(r["scheduled"], r["sent"], r["accepted"], r["status"], r["job"]) for r in lines if "job" in r]
     print(json.dumps(client_summary(start, records)))
 
 
@@ -429,17 +427,19 @@ def main():
     p.add_argument("--timeout", type=float, default=120)
     p.set_defaults(func=cmd_wait_idle)
 
-    for name, func in (("paced", cmd_paced), ("burst", cmd_burst)):
-        p = sub.add_parser(name)
-        p.add_argument("--url", required=True)
-        p.add_argument("--paths", required=True)
-        p.add_argument("--conns", type=int, default=16)
-        p.add_argument("--out", required=True)
-        if name == "paced":
-            p.add_argument("--rate", type=float, required=True)
-            p.add_argument("--duration", type=float, required=True)
-            p.add_argument("--offset", type=int, default=0)
-        p.set_defaults(func=func)
+    p = sub.add_parser("paced")
+    p.add_argument("--url", required=True)
+    p.add_argument("--paths", required=True)
+    p.add_argument("--conns", type=int, default=16)
+    p.add_argument("--out", required=True)
+    p.add_argument("--rate", type=float, required=True)
+    p.add_argument("--duration", type=float, required=True)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(func=cmd_paced)
+
+    p = sub.add_parser("client-summary")
+    p.add_argument("--client", required=True)
+    p.set_defaults(func=cmd_client_summary)
 
     p = sub.add_parser("dispatch")
     p.add_argument("--client", required=True)

@@ -57,7 +57,8 @@ part_scale() {
         perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf.data" -- sleep 8 >"$dir/perf.log" 2>&1 &
         perf_pid=$!
     fi
-    wb burst --url "$WHARF_URL" --paths "$dir/paths.txt" --conns 64 --out "$dir/round.client.jsonl" >"$dir/round.client.json"
+    "$HTTPBURST" "$WHARF_URL" "$dir/paths.txt" 64 "$dir/round.client.jsonl"
+    wb client-summary --client "$dir/round.client.jsonl" >"$dir/round.client.json"
     wb round --client "$dir/round.client.jsonl" --fleet "${logs[@]}" --db "$WHARF_DB" --timeout 90 --out "$dir/round.json" >/dev/null
     log "round: $(tr -d '\n ' <"$dir/round.json")"
     local peak_rss
