@@ -43,6 +43,13 @@ struct WebhookTargetCacheTests {
         let pinned = try #require(try await store.stack(webhookToken: token, publicURL: Self.publicURL))
         #expect(pinned.pins == ["web": "demo/web:v9"])
         #expect(pinned.stack.env == ["MODE": "fast"])
+        // The same again: env, compose and pins as the stack has them (all three compared, none
+        // rewritten), so the entry stays.
+        let same = try await store.enqueueJob(stackId: stack.id, request: JobRequest(
+            kind: .deploy, variables: ["MODE": "fast"], plan: [PlannedService(name: "web", image: "demo/web:v9")],
+            trigger: JobTrigger(source: "webhook", params: ["tag": "v9"])))
+        try await Self.succeed(store, same, environmentId: environment.id)
+        #expect(store.webhookTargets.count == 1, "a deploy that changed nothing of the definition keeps the entry")
 
         // Editing the stack is seen at once.
         _ = try await store.updateStack(id: stack.id, compose: "services:\n  web:\n    image: demo/web:v2\n", env: ["MODE": "slow"],

@@ -48,6 +48,7 @@ struct WharfServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        WharfLogHandler.pinLocalTimeZone()
         LoggingSystem.bootstrap(WharfLogHandler.init)
         var logger = Logger(label: "wharf-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

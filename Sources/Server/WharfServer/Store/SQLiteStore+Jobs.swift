@@ -48,6 +48,8 @@ extension SQLiteStore {
         """
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
     static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
+    /// The stack columns `enqueue(_:stackRow:…)` reads.
+    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env FROM stack WHERE id = ?"
 
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
@@ -98,8 +100,8 @@ extension SQLiteStore {
             try foldJoins(db, joinable.take(stackId: stackId))
         }
         if request.kind == .deploy, request.coalesce,
-           var record = try queued.byStack[stackId] ?? Row.fetchOne(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
-                                                                     arguments: [stackId]).map(Self.jobRecord(from:)) {
+           var record = try queued.byStack[stackId] ?? Row.readFirst(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
+                                                                      arguments: [stackId], Self.jobRecord(from:)) {
             // Most joins repeat the call before (a retried CI job, calls piled up behind a write):
             // nothing to merge then, only the count.
             if !request.changesNothing(of: record.job, env: record.env, pull: record.pull) {
@@ -201,8 +203,9 @@ extension SQLiteStore {
                     var queued = QueuedDeploys()
                     var stacks: [String: Row] = [:]
                     func enqueue(_ waiting: EnqueueQueue.Waiting) throws -> Enqueued {
+                        // Only the columns `enqueue` reads: the row is copied (and kept for the batch).
                         guard let stackRow = try stacks[waiting.stackId]
-                                ?? Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [waiting.stackId]) else {
+                                ?? Row.fetchOne(db.cachedStatement(sql: Self.enqueueStackColumnsSQL), arguments: [waiting.stackId]) else {
                             throw StoreError.notFound("stack")
                         }
                         stacks[waiting.stackId] = stackRow
@@ -288,16 +291,15 @@ extension SQLiteStore {
         let outcome = JobOutcome(services: result.services)
         try foldJoins(db, joinable.take(jobId: result.jobId))
         // The usual case, an unfinished job of this environment, is ended and read in one statement.
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+        guard var record = try Row.readFirst(db.cachedStatement(sql: """
             UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ?
             WHERE id = ? AND environment_id = ? AND state NOT IN \(Self.finalStates) RETURNING \(Self.columnsButOutcome)
             """), arguments: [state.rawValue, date.column, date.column, result.error.map { JSONColumn.encode($0) },
-                              JSONColumn.encode(outcome), result.jobId, environmentId]) else {
+                              JSONColumn.encode(outcome), result.jobId, environmentId], Self.jobRecord(from:)) else {
             // A repeat of a result already stored, or not a job of this environment.
-            return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
-                                    arguments: [result.jobId, environmentId]).map { (Self.jobRecord(from: $0).job, false, true) }
+            return try Row.readFirst(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
+                                     arguments: [result.jobId, environmentId]) { (Self.jobRecord(from: $0).job, false, true) }
         }
-        var record = Self.jobRecord(from: row)
         (record.job.error, record.job.result) = (result.error, outcome)  // just written; not read back
         let next = try self.applyToStack(db, record: record, result: result, at: date)
         return (record.job, true, next)
@@ -306,22 +308,26 @@ extension SQLiteStore {
     /// Returns whether the stack has another unfinished job.
     private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws -> Bool {
         let stackId = record.job.stackId
-        guard let stack = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM stack WHERE id = ?"), arguments: [stackId]) else {
-            // Gone (a remove deleted it): nothing of it should be unfinished, but the store says.
-            return try Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) == true
-        }
         // The kind of the stack's newest unfinished job, if another is waiting.
         let nextKind = try String.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])
-        let status: StackStatus
-        if let nextKind {
-            status = nextKind == JobKind.remove.rawValue ? .removing : .deploying
-        } else if result.state == .succeeded {
-            status = .running
-        } else {
-            // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
-            let services = JSONColumn.decode([StackService].self, stack["services"]) ?? []
-            status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
+        guard let stack = try Row.readFirst(db.cachedStatement(sql: "SELECT services, compose, env, pins FROM stack WHERE id = ?"),
+                                            arguments: [stackId], { row -> (status: StackStatus, compose: String, env: String?, pins: String?) in
+            let status: StackStatus
+            if let nextKind {
+                status = nextKind == JobKind.remove.rawValue ? .removing : .deploying
+            } else if result.state == .succeeded {
+                status = .running
+            } else {
+                // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
+                let services = JSONColumn.decode([StackService].self, row["services"]) ?? []
+                status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
+            }
+            return (status, row["compose"], row["env"], row["pins"])
+        }) else {
+            // Gone (a remove deleted it): nothing of it should be unfinished, but the store says.
+            return nextKind != nil
         }
+        let status = stack.status
         switch (record.job.kind, result.state) {
         case (.remove, .succeeded) where nextKind == nil:
             try db.cachedStatement(sql: "DELETE FROM stack WHERE id = ?").execute(arguments: [stackId])
@@ -336,7 +342,7 @@ extension SQLiteStore {
                 pins[planned.name] = planned.image
             }
             let env = JSONColumn.encode(record.env), pinned = JSONColumn.encode(pins)
-            if record.compose == stack["compose"], env == stack["env"], pinned == stack["pins"] {
+            if record.compose == stack.compose, env == stack.env, pinned == stack.pins {
                 // Unchanged: not rewriting them keeps the stack's webhook target cached (`StackRowObserver`).
                 try db.cachedStatement(sql: "UPDATE stack SET services = ?, status = ?, updated_at = ? WHERE id = ?")
                     .execute(arguments: [services, status.rawValue, date.column, stackId])

@@ -112,24 +112,26 @@ extension SQLiteStore {
         }
         let generation = webhookTargets.generation
         let target = try readInPlace { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"), arguments: [webhookToken])
-                .map { row in
-                    // Services and last job are not needed to plan, nor worth decoding or keeping.
-                    var stack = Self.stack(from: row, publicURL: publicURL, services: false)
-                    stack.lastJobId = nil
-                    return WebhookTargetCache.Target(rowID: row["row_id"], stack: stack,
-                                                     pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:])
-                }
+            try Row.readFirst(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"),
+                              arguments: [webhookToken]) { row in
+                // Services and last job are not needed to plan, nor worth decoding or keeping.
+                var stack = Self.stack(from: row, publicURL: publicURL, services: false)
+                stack.lastJobId = nil
+                return WebhookTargetCache.Target(rowID: row["row_id"], stack: stack,
+                                                 pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:])
+            }
         }
         guard let target else { return nil }
         webhookTargets.fill(webhookToken, target, readAt: generation)
         return (target.stack, target.pins)
     }
 
-    /// A short read on the calling thread (GRDB's blocking `read`: a reader connection runs it inline,
-    /// without the hop to its queue and back).
+    /// One SELECT on the calling thread (GRDB's blocking read: a reader connection runs it inline,
+    /// without the hop to its queue and back), outside a transaction: a single statement reads one
+    /// snapshot by itself, and BEGIN and COMMIT around it were two statements more per call.
+    /// `body` must run one statement only.
     func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
-        try db.read(body)
+        try db.unsafeRead(body)
     }
 
     /// Records registry event ids; returns those not seen before.
