@@ -59,6 +59,16 @@ struct JobJSONTests {
     // Every hex digit turns up in both positions of a byte.
     let digits = Set(ids.flatMap { $0.dropFirst(4) })
     #expect(digits == Set("0123456789abcdef"))
+    // And the 20 digits are drawn apart: every pair of positions shows (nearly) all 256 pairs of
+    // digits, which a digit copied or derived from another would not (2,000 ids miss more than 16 of
+    // 256 pairs with a negligible chance; about 0.1 are missed on average).
+    let hexDigits = ids.map { Array($0.utf8.dropFirst(4)) }
+    for first in 0..<20 {
+        for second in (first + 1)..<20 {
+            let pairs = Set(hexDigits.map { UInt16($0[first]) << 8 | UInt16($0[second]) })
+            #expect(pairs.count >= 240, "positions \(first) and \(second): \(pairs.count) pairs of digits")
+        }
+    }
 }
 
 /// The job columns' hand-written JSON is byte for byte what the store's `JSONEncoder` wrote before

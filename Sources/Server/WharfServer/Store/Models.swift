@@ -169,14 +169,17 @@ public struct Registry: Codable, Sendable, Equatable {
 
 /// Makes opaque ids such as `job_3f9a…`.
 enum Identifier {
+    /// `prefix`, an underscore and 80 random bits in hex. Two draws from the system's generator (each
+    /// a `getrandom` call), not one per byte as `UInt8.random(in:using:)` would make it.
     static func make(_ prefix: String) -> String {
         var generator = SystemRandomNumberGenerator()
         let hex = Array("0123456789abcdef".utf8)
         var text = Array(prefix.utf8)
         text.reserveCapacity(text.count + 21)
         text.append(UInt8(ascii: "_"))
-        for _ in 0..<10 {
-            let byte = UInt8.random(in: 0...255, using: &generator)
+        let high = generator.next(), low = generator.next()
+        for index in 0..<10 {
+            let byte = UInt8(truncatingIfNeeded: index < 8 ? high >> (index * 8) : low >> ((index - 8) * 8))
             text.append(hex[Int(byte >> 4)])
             text.append(hex[Int(byte & 0x0F)])
         }

@@ -99,9 +99,19 @@ extension SQLiteStore {
             // that joined it in memory are written first (`JoinableDeploys`).
             try foldJoins(db, joinable.take(stackId: stackId))
         }
+        // Whether the stack has an unfinished job, asked once: most webhook calls for a stack that is
+        // not busy need no more than this (no queued deploy to join, nothing ahead of a claim).
+        var openJob: Bool?
+        func anyOpenJob() throws -> Bool {
+            if let openJob { return openJob }
+            let open = try Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) == true
+            openJob = open
+            return open
+        }
         if request.kind == .deploy, request.coalesce,
-           var record = try queued.byStack[stackId] ?? Row.readFirst(db.cachedStatement(sql: Self.newestQueuedDeploySQL),
-                                                                      arguments: [stackId], Self.jobRecord(from:)) {
+           var record = try queued.byStack[stackId]
+               ?? (anyOpenJob() ? Row.readFirst(db.cachedStatement(sql: Self.newestQueuedDeploySQL), arguments: [stackId],
+                                                Self.jobRecord(from:)) : nil) {
             // Most joins repeat the call before (a retried CI job, calls piled up behind a write):
             // nothing to merge then, only the count.
             if !request.changesNothing(of: record.job, env: record.env, pull: record.pull) {
@@ -119,8 +129,7 @@ extension SQLiteStore {
         let environmentId: String = stackRow["environment_id"]
         let compose: String = request.compose ?? stackRow["compose"]
         // Claimed at once only as the stack's head: a job behind another waits for its round.
-        let claim = try connected?.contains(environmentId) == true
-            && Bool.fetchOne(db.cachedStatement(sql: Self.anyOpenJobSQL), arguments: [stackId]) != true
+        let claim = try connected?.contains(environmentId) == true && !anyOpenJob()
         let state: JobState = claim ? .dispatched : .queued
         try db.cachedStatement(sql: """
             INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull)
