@@ -31,7 +31,9 @@ def main():
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
     commit = run("git", "-C", root, "rev-parse", "--short", "HEAD")
-    dirty = run("git", "-C", root, "status", "--porcelain", "--untracked-files=no")
+    # The results directory is being written by this very run (machine.json itself is truncated
+    # before this runs): only changes elsewhere make the measured code differ from the commit.
+    dirty = run("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results")
     print(json.dumps({
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {
