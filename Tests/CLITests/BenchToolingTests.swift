@@ -54,12 +54,13 @@ struct BenchToolingTests {
             #expect(urls.count == 6 && urls.allSatisfy { $0.hasPrefix("/api/stacks/webhooks/") }, "\(urls)")
 
             // A burst of one call per stack (the scale part's C sender, built as `make bench` builds
-            // it), its summary, then the analysis the scale part uses.
+            // it; 8 connections for 6 calls, so two carry none), its summary, then the analysis the
+            // scale part uses.
             let client = world.root.appendingPathComponent("client.jsonl").path
             let sender = world.root.appendingPathComponent("httpburst").path
             let built = try await world.shell("\"$(command -v cc || command -v clang)\" -O2 -Wall -o '\(sender)' '\(Self.bench.appendingPathComponent("http/httpburst.c").path)'")
             #expect(built.status == 0, "\(built)")
-            let burst = try await world.shell("'\(sender)' '\(world.url)' '\(paths)' 4 '\(client)' && " + Self.wharfbench("client-summary", "--client", client))
+            let burst = try await world.shell("'\(sender)' '\(world.url)' '\(paths)' 8 '\(client)' && " + Self.wharfbench("client-summary", "--client", client))
             #expect(burst.status == 0, "\(burst)")
             #expect(try burst.json()["statuses"] as? [String: Int] == ["202": 6], "\(burst)")
             #expect(try burst.json()["requests"] as? Int == 6, "\(burst)")

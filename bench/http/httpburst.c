@@ -190,6 +190,13 @@ static int readable(struct conn *c) {
             fail_and_reconnect(c);
             return c->fd >= 0;
         }
+        if (sent == 0) {
+            /* Nothing left to send on it: close it, so that epoll does not report it again if the
+               server closes it while the other connections finish. */
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+        }
         return sent;
     }
 }
@@ -252,7 +259,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < conns; i++) {
         int sent = send_next(&cs[i]);
         if (sent < 0) fail_and_reconnect(&cs[i]);
-        if (cs[i].index >= 0) active++;
+        if (cs[i].index >= 0) {
+            active++;
+        } else if (cs[i].fd >= 0) { /* more connections than paths */
+            epoll_ctl(epfd, EPOLL_CTL_DEL, cs[i].fd, NULL);
+            close(cs[i].fd);
+            cs[i].fd = -1;
+        }
     }
     struct epoll_event events[256];
     while (active > 0) {
