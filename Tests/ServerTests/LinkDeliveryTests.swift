@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import Synchronization
 import Testing
 import WharfTestSupport
 import WharfAgent
@@ -106,6 +108,31 @@ struct LinkDeliveryTests {
         #expect(ended.state == .succeeded, "the agent never came back over a new connection")
         // Back within the agent's 3-s timeout, a ping interval and a reconnect, not by luck much later.
         #expect(ContinuousClock.now - silencedAt < .seconds(20))
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func anAckOfAJobSentInThisSessionWritesNothing() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        // Every statement the store's writer runs from here on.
+        let statements = Mutex<[String]>([])
+        try await harness.store.db.writeWithoutTransaction { db in
+            db.trace(options: .statement) { event in
+                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
+            }
+        }
+        let (_, agent) = try harness.agent(keys: pair, delay: .milliseconds(200))
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        // Claimed as a round sends it, then acknowledged by the agent, then run and finished.
+        let (_, job) = try await harness.stack("acked", on: environment.id)
+        let ended = try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(20))
+        #expect(ended.state == .succeeded)
+        let written = statements.withLock { $0 }
+        #expect(written.contains { $0.contains("UPDATE job SET state = ?, finished_at = ?") }, "the trace sees the result: \(written)")
+        // The job was `dispatched` on disk before it went out: its ack has nothing to write.
+        #expect(!written.contains { $0.contains("UPDATE job SET state = 'dispatched' WHERE id = ? AND environment_id = ?") },
+                "\(written)")
         agent.cancel()
         await harness.stop()
     }

@@ -280,9 +280,12 @@ public actor Dispatcher {
             case .hello:
                 break
             case .ack(let jobId):
-                sessions[environmentId]?.inFlight[jobId] = nil
+                // A job sent in this session was written `dispatched` before it went out (a round's
+                // claim, or the claim as it was queued): its ack would change nothing on disk. Only
+                // an ack of anything else goes to the store (which marks a `queued` job dispatched).
+                let sentInSession = sessions[environmentId]?.inFlight.removeValue(forKey: jobId) != nil
                 sessions[environmentId]?.held.insert(jobId)
-                work.acks.append(.init(jobId: jobId, environmentId: environmentId))
+                if !sentInSession { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
             case .started(let jobId):
                 work.started.append(.init(jobId: jobId, environmentId: environmentId))
             case .log(let chunk):

@@ -167,14 +167,16 @@ extension SQLiteStore {
                         let sql = (head["state"] as String) == JobState.queued.rawValue
                             ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
                             : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
-                        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]) else { continue }
                         if registries == nil { registries = try self.registryAuths(db) }
-                        jobs.append(Self.jobSpec(
-                            id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
-                            stackName: row["stack_name"], compose: row["compose"],
-                            env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
-                            plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
-                            pull: row["pull"], registries: registries ?? []))
+                        guard let spec = try Row.readFirst(db.cachedStatement(sql: sql), arguments: [id], { row in
+                            Self.jobSpec(
+                                id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
+                                stackName: row["stack_name"], compose: row["compose"],
+                                env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+                                plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
+                                pull: row["pull"], registries: registries ?? [])
+                        }) else { continue }
+                        jobs.append(spec)
                     }
                 }
                 claims.append(DispatchClaim(environmentId: request.environmentId, jobs: jobs,
