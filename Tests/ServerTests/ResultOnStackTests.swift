@@ -33,6 +33,15 @@ struct ResultOnStackTests {
         return try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))
     }
 
+    /// A store with one stack whose first deploy (demo/web:v1, as its compose file says) succeeded.
+    static func runningStack() async throws -> (SQLiteStore, Environment, Stack) {
+        let store = try StoreBatchingTests.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
+        _ = try await finish(store, first, .succeeded, services: web("demo/web:v1"), on: environment.id)
+        return (store, environment, stack)
+    }
+
     static func web(_ image: String) -> [ServiceResult] {
         [ServiceResult(name: "web", image: image, imageId: "sha256:\(image.count)", containers: 1)]
     }
@@ -58,10 +67,7 @@ struct ResultOnStackTests {
     }
 
     @Test func aDeployOfAnotherImagePinsItAndAJobBehindItMayGoNext() async throws {
-        let store = try StoreBatchingTests.store()
-        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
-        let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
-        _ = try await Self.finish(store, first, .succeeded, services: Self.web("demo/web:v1"), on: environment.id)
+        let (store, environment, stack) = try await Self.runningStack()
 
         // v2 (not what the compose file says), and a job behind it.
         let v2 = try await store.enqueueJob(stackId: stack.id, request: JobRequest(
@@ -95,10 +101,7 @@ struct ResultOnStackTests {
     }
 
     @Test func aRemoveThatSucceededDeletesTheStack() async throws {
-        let store = try StoreBatchingTests.store()
-        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
-        let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
-        _ = try await Self.finish(store, first, .succeeded, services: Self.web("demo/web:v1"), on: environment.id)
+        let (store, environment, stack) = try await Self.runningStack()
         let remove = try await store.enqueueJob(stackId: stack.id, request: JobRequest(
             kind: .remove, plan: [PlannedService(name: "web", image: "demo/web:v1")], pull: false,
             trigger: JobTrigger(source: "api"), coalesce: false))
