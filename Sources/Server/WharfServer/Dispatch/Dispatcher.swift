@@ -414,7 +414,9 @@ public actor Dispatcher {
             guard let session = sessions[claim.environmentId] else { continue }
             sessions[claim.environmentId]?.openCount = claim.openCount
             sessions[claim.environmentId]?.full = claim.jobs.count >= capacities[claim.environmentId, default: 0]
-            for spec in claim.jobs where !session.held.contains(spec.id) {
+            // Not one the agent holds, nor one another send (a hand-over) put in flight while this
+            // round waited for the store: the round would send it twice (the agent drops repeats).
+            for spec in claim.jobs where !session.held.contains(spec.id) && !(session.inFlight[spec.id].map { $0 > now } ?? false) {
                 // In flight from now, so that jobs handed over meanwhile (`send(claimed:)`) skip it.
                 sessions[claim.environmentId]?.inFlight[spec.id] = now
                 messages.append([session.routingId, WireCodec.encode(.job(spec))])
