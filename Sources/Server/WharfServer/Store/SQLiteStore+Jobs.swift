@@ -320,23 +320,22 @@ extension SQLiteStore {
         // The kind of the stack's newest unfinished job, if another is waiting.
         let nextKind = try String.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])
         guard let stack = try Row.readFirst(db.cachedStatement(sql: "SELECT services, compose, env, pins FROM stack WHERE id = ?"),
-                                            arguments: [stackId], { row -> (status: StackStatus, compose: String, env: String?, pins: String?) in
-            let status: StackStatus
-            if let nextKind {
-                status = nextKind == JobKind.remove.rawValue ? .removing : .deploying
-            } else if result.state == .succeeded {
-                status = .running
-            } else {
-                // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
-                let services = JSONColumn.decode([StackService].self, row["services"]) ?? []
-                status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
-            }
-            return (status, row["compose"], row["env"], row["pins"])
+                                            arguments: [stackId], { row -> (services: String, compose: String, env: String?, pins: String?) in
+            (row["services"], row["compose"], row["env"], row["pins"])
         }) else {
             // Gone (a remove deleted it): nothing of it should be unfinished, but the store says.
             return nextKind != nil
         }
-        let status = stack.status
+        let status: StackStatus
+        if let nextKind {
+            status = nextKind == JobKind.remove.rawValue ? .removing : .deploying
+        } else if result.state == .succeeded {
+            status = .running
+        } else {
+            // The old containers still serve after a rollback or a failed pull; a first deploy that failed has nothing.
+            let services = JSONColumn.decode([StackService].self, stack.services) ?? []
+            status = services.isEmpty || result.state == .failed && record.job.kind == .remove ? .failed : .running
+        }
         switch (record.job.kind, result.state) {
         case (.remove, .succeeded) where nextKind == nil:
             try db.cachedStatement(sql: "DELETE FROM stack WHERE id = ?").execute(arguments: [stackId])
