@@ -100,6 +100,46 @@ struct ResultOnStackTests {
         #expect(try await Self.row(store, stack.id)?["status"] == "running")
     }
 
+    @Test func withItsAgentConnectedTheQueuedJobBehindIsClaimedWithTheResultAndCarriesItsJoins() async throws {
+        let (store, environment, stack) = try await Self.runningStack()
+        let v2 = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v2", coalesce: false))
+        let behind = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3", coalesce: false))
+        // Two calls join the job behind in memory (nothing written yet).
+        for _ in 0..<2 { _ = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3")) }
+        #expect(try await JoinInMemoryTests.writtenCount(store, behind.id) == 0)
+
+        let connected = ConnectedAgents()
+        connected.insert(environment.id)
+        var batch = AgentBatch()
+        batch.results = [.init(result: JobResult(jobId: v2.id, state: .succeeded, services: Self.web("demo/web:v2")),
+                               environmentId: environment.id)]
+        let outcome = try await store.applyAgentBatch(batch, at: Date(), claimingFor: connected)
+        #expect(outcome.claimed.map(\.environmentId) == [environment.id])
+        #expect(outcome.claimed.map(\.spec.id) == [behind.id])
+        #expect(outcome.claimed.first?.spec.images == ["web": "demo/web:v3"])
+        #expect(!outcome.nextJobs.contains(environment.id), "claimed: no round needed")
+        let stored = try await store.job(id: behind.id).job
+        #expect(stored.state == .dispatched)
+        #expect(try await JoinInMemoryTests.writtenCount(store, behind.id) == 2, "the joins are written as it is claimed")
+        // A call now makes a new job: the claimed one is on its way.
+        let after = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3"))
+        #expect(after.id != behind.id && after.state == .queued)
+    }
+
+    @Test func withItsAgentAwayTheJobBehindWaitsForARound() async throws {
+        let (store, environment, stack) = try await Self.runningStack()
+        let v2 = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v2", coalesce: false))
+        let behind = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3", coalesce: false))
+        let connected = ConnectedAgents()
+        connected.insert("another-environment")
+        var batch = AgentBatch()
+        batch.results = [.init(result: JobResult(jobId: v2.id, state: .failed), environmentId: environment.id)]
+        let outcome = try await store.applyAgentBatch(batch, at: Date(), claimingFor: connected)
+        #expect(outcome.claimed.isEmpty)
+        #expect(outcome.nextJobs == [environment.id])
+        #expect(try await store.job(id: behind.id).job.state == .queued)
+    }
+
     @Test func aRemoveThatSucceededDeletesTheStack() async throws {
         let (store, environment, stack) = try await Self.runningStack()
         let remove = try await store.enqueueJob(stackId: stack.id, request: JobRequest(

@@ -67,12 +67,20 @@ public actor Dispatcher {
     /// The environments with a connected agent, for the store to claim new jobs at once (`handOver`).
     public nonisolated let connectedAgents = ConnectedAgents()
     /// What the run loop has not looked at yet: environments with new work (`notifyQueued`) and
-    /// jobs the store claimed at once (`handOver`).
+    /// jobs the store claimed at once (`handOver`, and the next jobs of stacks in `handle`).
     private let inbox = Mutex(Inbox())
     private struct Inbox {
         var environments: Set<String> = []
-        var claimed: [(environmentId: String, spec: JobSpec)] = []
+        var claimed: [Claimed] = []
         var isEmpty: Bool { environments.isEmpty && claimed.isEmpty }
+    }
+    /// A job the store moved to `dispatched` as it queued it (`new`), or as a result ended the job
+    /// before it on its stack; either is sent by the run loop (`send(claimed:)`).
+    private struct Claimed {
+        var environmentId: String
+        var spec: JobSpec
+        /// Queued in that transaction: not yet in the environment's count of open jobs.
+        var new: Bool
     }
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
@@ -199,7 +207,7 @@ public actor Dispatcher {
     /// queued job makes its environment's next round; a joined one needs nothing.
     public nonisolated func handOver(_ enqueued: Enqueued, environmentId: String) {
         if let spec = enqueued.claimed {
-            post { $0.claimed.append((environmentId, spec)) }
+            post { $0.claimed.append(Claimed(environmentId: environmentId, spec: spec, new: true)) }
         } else if enqueued.job.coalesced == 0 {
             notifyQueued(environmentId: environmentId)
         }
@@ -301,7 +309,8 @@ public actor Dispatcher {
         }
         guard !work.isEmpty else { return }
         do {
-            let outcome = try await store.applyAgentBatch(work, at: Date())
+            // A stack's next job, if queued, is claimed as the result before it is stored.
+            let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
             for (index, stored) in outcome.results.enumerated() {
                 let result = work.results[index].result
                 let environmentId = work.results[index].environmentId
@@ -332,6 +341,11 @@ public actor Dispatcher {
             }
             for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
             touched.formUnion(outcome.nextJobs)
+            if !outcome.claimed.isEmpty {
+                post { inbox in
+                    inbox.claimed.append(contentsOf: outcome.claimed.map { Claimed(environmentId: $0.environmentId, spec: $0.spec, new: false) })
+                }
+            }
         } catch {
             // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
             logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
@@ -427,18 +441,19 @@ public actor Dispatcher {
         record(outcomes, of: sent, at: ContinuousClock.now)
     }
 
-    /// Sends jobs the store claimed when it queued them (`handOver`), as a round would have: each to
-    /// its agent if connected, with room in flight, and not holding or being sent it already (a
-    /// round may have sent it meanwhile, as a `dispatched` head). One that cannot go now stays
-    /// `dispatched` on disk, and a later round of its environment sends it (the tick's, or the one
-    /// after its agent's next hello).
-    private func send(claimed: [(environmentId: String, spec: JobSpec)]) async {
+    /// Sends jobs the store claimed when it queued them (`handOver`) or stored the result before
+    /// them (`handle`), as a round would have: each to its agent if connected, with room in flight,
+    /// and not holding or being sent it already (a round may have sent it meanwhile, as a
+    /// `dispatched` head). One that cannot go now stays `dispatched` on disk, and a later round of
+    /// its environment sends it (the tick's, or the one after its agent's next hello).
+    private func send(claimed: [Claimed]) async {
         let now = ContinuousClock.now
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
-        for (environmentId, spec) in claimed {
+        for claim in claimed {
+            let (environmentId, spec) = (claim.environmentId, claim.spec)
             guard var session = sessions[environmentId] else { continue }
-            session.openCount += 1
+            if claim.new { session.openCount += 1 }
             let waiting = session.waiting(at: now, resendAfter: timing.resendAfter)
             if waiting.skip.contains(spec.id) {
                 // Already held or sent.

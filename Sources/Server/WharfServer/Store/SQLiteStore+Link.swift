@@ -53,8 +53,12 @@ public struct AgentBatchOutcome: Sendable {
     /// One per `AgentBatch.results`, in the same order.
     public var results: [ResultOutcome] = []
     /// Environments where a result ended a job whose stack has another unfinished job, which may go
-    /// to the agent now (or where a repeated result was seen, to be safe).
+    /// to the agent now (or where a repeated result was seen, to be safe), and that job was not
+    /// claimed in the batch (`claimed`).
     public var nextJobs: Set<String> = []
+    /// Jobs claimed in the batch's transaction: each the next job of a stack whose job a result
+    /// ended, queued until then, its environment's agent connected (`applyAgentBatch(_:at:claimingFor:)`).
+    public var claimed: [(environmentId: String, spec: JobSpec)] = []
     /// Open jobs per environment in `AgentBatch.countOpen`, after the batch.
     public var openCounts: [String: Int] = [:]
 
@@ -96,7 +100,11 @@ extension SQLiteStore {
     /// Applies a batch of agent messages in one write transaction: hellos, acknowledgements, starts,
     /// log chunks, then results (each result in its own savepoint, so one bad result does not undo
     /// the others).
-    public func applyAgentBatch(_ batch: AgentBatch, at date: Date) async throws -> AgentBatchOutcome {
+    ///
+    /// With `connected`, a result that ends a job whose stack has a queued job next claims that job
+    /// in the same transaction when the environment is in `connected` (`AgentBatchOutcome.claimed`):
+    /// what the dispatcher's next round would do with it, without a round.
+    public func applyAgentBatch(_ batch: AgentBatch, at date: Date, claimingFor connected: ConnectedAgents? = nil) async throws -> AgentBatchOutcome {
         try await db.write { db in
             for hello in batch.hellos {
                 try db.cachedStatement(sql: "UPDATE environment SET agent_info = ?, last_seen_at = ? WHERE id = ?")
@@ -122,20 +130,27 @@ extension SQLiteStore {
             }
             var outcome = AgentBatchOutcome()
             outcome.results.reserveCapacity(batch.results.count)
+            var registries: [RegistryAuth]?
             for item in batch.results {
                 var stored: AgentBatchOutcome.ResultOutcome = .unknown
+                var claimed: JobSpec?
                 do {
                     try db.inSavepoint {
                         if let (job, ended, next) = try self.finish(db, result: item.result, environmentId: item.environmentId, at: date) {
                             stored = .stored(job, ended: ended)
-                            if next { outcome.nextJobs.insert(item.environmentId) }
+                            if next, ended, connected?.contains(item.environmentId) == true {
+                                claimed = try self.claimQueuedHead(db, stackId: job.stackId, registries: &registries)
+                            }
+                            if next, claimed == nil { outcome.nextJobs.insert(item.environmentId) }
                         }
                         return .commit
                     }
                 } catch {
                     stored = .failed("\(error)")
+                    claimed = nil  // Undone with the savepoint.
                 }
                 outcome.results.append(stored)
+                if let claimed { outcome.claimed.append((item.environmentId, claimed)) }
             }
             for environmentId in batch.countOpen {
                 outcome.openCounts[environmentId] = try self.openJobCount(db, environmentId: environmentId)
@@ -168,13 +183,9 @@ extension SQLiteStore {
                             ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
                             : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
                         if registries == nil { registries = try self.registryAuths(db) }
+                        let auths = registries ?? []
                         guard let spec = try Row.readFirst(db.cachedStatement(sql: sql), arguments: [id], { row in
-                            Self.jobSpec(
-                                id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
-                                stackName: row["stack_name"], compose: row["compose"],
-                                env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
-                                plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
-                                pull: row["pull"], registries: registries ?? [])
+                            Self.jobSpec(row, id: id, registries: auths)
                         }) else { continue }
                         jobs.append(spec)
                     }
@@ -184,6 +195,33 @@ extension SQLiteStore {
             }
             return claims
         }
+    }
+
+    /// Claims a stack's oldest unfinished job if it is queued (moves it to `dispatched` and returns it
+    /// as its agent gets it); nil when the stack has none, or its head went out already.
+    func claimQueuedHead(_ db: Database, stackId: String, registries: inout [RegistryAuth]?) throws -> JobSpec? {
+        guard let head = try Row.readFirst(db.cachedStatement(sql: Self.stackHeadSQL), arguments: [stackId], { row -> String? in
+            (row["state"] as String) == JobState.queued.rawValue ? row["id"] : nil
+        }), let id = head else { return nil }
+        try foldJoins(db, joinable.take(jobId: id))
+        if registries == nil { registries = try registryAuths(db) }
+        let auths = registries ?? []
+        return try Row.readFirst(db.cachedStatement(sql: Self.claimQueuedSQL), arguments: [id]) { row in
+            Self.jobSpec(row, id: id, registries: auths)
+        }
+    }
+
+    /// A stack's oldest unfinished job.
+    static let stackHeadSQL = "SELECT id, state FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq LIMIT 1"
+    static let claimQueuedSQL = "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(jobSpecColumns)"
+
+    /// A job as its agent gets it, from a row of `jobSpecColumns`.
+    static func jobSpec(_ row: Row, id: String, registries: [RegistryAuth]) -> JobSpec {
+        jobSpec(id: id, kind: JobKind(rawValue: row["kind"]) ?? .deploy, stackId: row["stack_id"],
+                stackName: row["stack_name"], compose: row["compose"],
+                env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+                plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
+                pull: row["pull"], registries: registries)
     }
 
     /// What a `JobSpec` is made of.

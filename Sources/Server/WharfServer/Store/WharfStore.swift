@@ -40,8 +40,9 @@ public protocol WharfStore: Sendable {
     func jobLog(jobId: String) async throws -> String
     func jobCounts() async throws -> [JobState: Int]
 
-    // The link: each batch of agent messages and each dispatch round is one transaction.
-    func applyAgentBatch(_ batch: AgentBatch, at date: Date) async throws -> AgentBatchOutcome
+    // The link: each batch of agent messages and each dispatch round is one transaction. With
+    // `connected`, a queued job next in line after one a result ended is claimed in the batch's.
+    func applyAgentBatch(_ batch: AgentBatch, at date: Date, claimingFor connected: ConnectedAgents?) async throws -> AgentBatchOutcome
     func claimDispatch(_ requests: [DispatchRequest]) async throws -> [DispatchClaim]
 
     // Registries
