@@ -36,9 +36,8 @@ public struct WharfServerApp: Sendable {
         let settings = ServerSettings(configuration: configuration, zmqEndpoint: dispatcher.endpoint, serverPublicKey: serverKeys.publicKey.z85)
         let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger, metrics: WharfMetrics(),
                       webhookRateLimit: configuration.webhookRateLimit)
-        let router = api.makeRouter()
         let app = Application(
-            router: router,
+            responder: api.makeResponder(),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "wharf"),
             services: [DispatcherService(dispatcher: dispatcher)],
             onServerRunning: { channel in

@@ -7,7 +7,9 @@ extension API {
     struct Accepted: Encodable, Sendable { var job: Job; var statusUrl: String }
     struct Ignored: Encodable, Sendable { var ignored: String }
 
-    func addWebhookRoutes(to router: Router<WharfRequestContext>) {
+    /// Adds the webhook routes; returns the public call's handler, which `WharfResponder` also
+    /// reaches without the router.
+    func addWebhookRoutes(to router: Router<WharfRequestContext>) -> @Sendable (Request, WharfRequestContext) async throws -> Response {
         let limiters = webhookRateLimit.map { rate in
             (token: RateLimiter(.init(rate: rate, burst: max(1, Int(rate * 2)))),
              address: RateLimiter(.init(rate: rate * 2.5, burst: max(1, Int(rate * 5)))))
@@ -38,7 +40,7 @@ extension API {
             _ = try await mapped { try await store.setWebhookToken(stackId: id, token: nil, publicURL: settings.publicURL) }
             return Response(status: .noContent)
         }
-        router.post("/api/stacks/webhooks/{token}") { request, context in
+        @Sendable func call(_ request: Request, _ context: WharfRequestContext) async throws -> Response {
             do {
                 let (response, outcome) = try await trigger(request, context)
                 metrics.webhookCall(outcome)
@@ -57,6 +59,7 @@ extension API {
                 throw error
             }
         }
+        router.post("/api/stacks/webhooks/{token}", use: call)
 
         /// The public trigger; returns the response and the outcome it is counted under.
         @Sendable func trigger(_ request: Request, _ context: WharfRequestContext) async throws -> (Response, String) {
@@ -139,6 +142,7 @@ extension API {
             }
             return (Response.json(JobJSON.accepted(job, statusURL: statusURL), status: .accepted, headers: [.location: statusURL]), outcome)
         }
+        return call
     }
 
     static func retag(_ service: ResolvedService, _ tag: String) throws -> String {

@@ -15,8 +15,21 @@ public struct API: Sendable {
     /// Per-token webhook calls per second; nil means no limits.
     var webhookRateLimit: Double? = 20
 
+    /// Builds the responder the server runs: the router, with the public webhook route in front
+    /// of it (`WharfResponder`).
+    public func makeResponder() -> WharfResponder {
+        let (router, webhook) = makeRouterAndWebhook()
+        return WharfResponder(router: router.buildResponder(),
+                              webhook: router.middlewares.constructResponder(finalResponder: CallbackResponder(callback: webhook)))
+    }
+
     /// Builds the router with its middleware: JSON errors, body limit, bearer auth.
     public func makeRouter() -> Router<WharfRequestContext> {
+        makeRouterAndWebhook().router
+    }
+
+    private func makeRouterAndWebhook() -> (router: Router<WharfRequestContext>,
+                                            webhook: @Sendable (Request, WharfRequestContext) async throws -> Response) {
         let router = Router(context: WharfRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
         router.add(middleware: BodyLimitMiddleware())
@@ -27,10 +40,10 @@ public struct API: Sendable {
         addEnvironmentRoutes(to: router)
         addStackRoutes(to: router)
         addJobRoutes(to: router)
-        addWebhookRoutes(to: router)
+        let webhook = addWebhookRoutes(to: router)
         addRegistryRoutes(to: router)
         addStaticRoutes(to: router)
-        return router
+        return (router, webhook)
     }
 
     /// Turns store and compose failures into the contract's HTTP errors.

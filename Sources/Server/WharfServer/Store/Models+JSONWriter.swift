@@ -76,10 +76,17 @@ extension JSONWriter {
         var seconds = time_t(value.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
+        // `number` with leading zeros to `width` digits (wider numbers in full).
         func digits(_ number: Int32, _ width: Int) {
-            var text = Array(String(number).utf8)
-            while text.count < width { text.insert(UInt8(ascii: "0"), at: 0) }
-            append(contentsOf: text)
+            var text: (UInt8, UInt8, UInt8, UInt8) = (48, 48, 48, 48)
+            guard number >= 0, number < 10_000, width <= 4 else {
+                var text = Array(String(number).utf8)
+                while text.count < width { text.insert(UInt8(ascii: "0"), at: 0) }
+                return append(contentsOf: text)
+            }
+            text.0 += UInt8(number / 1000); text.1 += UInt8(number / 100 % 10)
+            text.2 += UInt8(number / 10 % 10); text.3 += UInt8(number % 10)
+            withUnsafeBytes(of: &text) { append(contentsOf: $0.suffix(max(width, number >= 1000 ? 4 : number >= 100 ? 3 : number >= 10 ? 2 : 1))) }
         }
         append(UInt8(ascii: "\""))
         digits(parts.tm_year + 1900, 4); append(UInt8(ascii: "-"))
