@@ -91,8 +91,11 @@ class Report:
         rows = []
         for name, label in (("nginx", "nginx `return 202`"), ("hummingbird", "bare Hummingbird 2.28.1, 202"),
                             ("webhook", "adnanh/webhook, /bin/true"), ("wharf-hot", "**Wharf, one hot stack**"),
-                            ("wharf-roundrobin", "**Wharf, 10,000 stacks round-robin**")):
-            run = runs[name]
+                            ("wharf-roundrobin", "**Wharf, 10,000 stacks round-robin**"),
+                            ("wharf-hot-away", "Wharf, one hot stack, its agent away (no job runs; not a goal)")):
+            run = runs.get(name)
+            if run is None:
+                continue
             rows.append([label, run["requestsPerSecond"], run["p50Ms"], run["p99Ms"], run["non2xx"] + run["socketErrors"],
                          run.get("serverCpuPerRequestMicros"), fmt_ratio(ratio(run["requestsPerSecond"], hb)),
                          fmt_ratio(ratio(run["requestsPerSecond"], webhook))])
@@ -104,6 +107,15 @@ class Report:
             self.md.append(f"- {name}: {fmt(run['requests'])} calls → {fmt(jobs.get('jobs'))} new jobs, "
                            f"{fmt(jobs.get('coalescedCalls'))} calls joined a queued job; {fmt(jobs.get('final'))} of the new jobs final; "
                            f"queue drained {'in ' + fmt(drain.get('waited')) + ' s after the run' if drain.get('idle') else 'NOT within the wait (' + fmt(drain.get('waited')) + ' s)'}.")
+        away = runs.get("wharf-hot-away")
+        if away:
+            r_away = self.figure("intake", "Wharf one hot stack, agent away", away["requestsPerSecond"], "req/s", "bare Hummingbird", hb)
+            hot_jobs = hot.get("jobs", {}).get("jobs")
+            self.md.append(f"- wharf-hot-away: the same call with no agent behind the stack — every call joins its queued deploy and "
+                           f"no job runs: {fmt(away['requestsPerSecond'])} req/s = {fmt_ratio(r_away)} bare Hummingbird. With the "
+                           f"simulated agent answering at once, the hot stack cycles through jobs as fast as the machine allows "
+                           f"({fmt(hot_jobs)} in this run, each stored, sent, answered and stored again) on the same two vCPUs, "
+                           f"so 1a measures that pipeline too (bench/FINDINGS.md).")
         self.md.append("")
         r_hot = self.figure("intake", "Wharf one hot stack", hot["requestsPerSecond"], "req/s", "bare Hummingbird", hb)
         self.figure("intake", "Wharf one hot stack", hot["requestsPerSecond"], "req/s", "nginx", nginx)

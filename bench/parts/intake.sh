@@ -110,6 +110,16 @@ EOF
     wb jobs-since --db "$WHARF_DB" --since "$(json_get "$(cat "$dir/wharf-roundrobin.json")" 'd["startedAt"]')" \
         --until "$(json_get "$(cat "$dir/wharf-roundrobin.json")" 'd["endedAt"]')" >"$dir/wharf-roundrobin.jobs.json"
     intake_perf_stop
+
+    # Not a goal: the hot stack's call with no job pipeline behind it. A stack on an environment
+    # whose agent never connects: every call joins its queued first deploy and no job runs, so this
+    # is Wharf's own work per call (route, token, join, the 202), apart from the jobs an instant
+    # agent makes a hot stack cycle through. Last, since that deploy stays queued.
+    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $(cat "$WHARF_TOKEN_FILE")" \
+        -H 'Content-Type: application/json' -d '{"name": "away-0"}' "$WHARF_URL/api/environments"
+    wb setup --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --prefix away --envs 1 --stacks-per-env 1 \
+        --stack-prefix away --out "$dir/away.txt" >/dev/null
+    intake_wrk wharf-hot-away "$WHARF_URL$(head -1 "$dir/away.txt")"
     stop_pid "$fleet_pid"
     stop_pid "$WHARF_PID"
 
@@ -120,6 +130,7 @@ load = lambda name: json.load(open(os.path.join(d, name)))
 out = {"part": "intake", "connections": 64, "threads": 2, "runs": {}}
 for name in ("nginx", "hummingbird", "webhook", "wharf-hot", "wharf-roundrobin"):
     out["runs"][name] = load(f"{name}.json")
+out["runs"]["wharf-hot-away"] = load("wharf-hot-away.json")
 for name in ("wharf-hot", "wharf-roundrobin"):
     out["runs"][name]["jobs"] = load(f"{name}.jobs.json")
     out["runs"][name]["drain"] = load(f"{name}.idle.json")

@@ -204,6 +204,7 @@ public enum WireCodec {
         if bytes == pingFrame { return .ping }
         if let id = canonicalJobRef(bytes, tail: ackTail) { return .ack(jobId: id) }
         if let id = canonicalJobRef(bytes, tail: startedTail) { return .started(jobId: id) }
+        if bytes.count <= maxFrameBytes, let result = ResultFrameReader.read(bytes) { return .result(result) }
         return try decodeFrame(AgentFrame.self, bytes).message
     }
 

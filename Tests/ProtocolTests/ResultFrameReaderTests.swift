@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import WharfProtocol
+
+/// The shortcut for agents' results (`ResultFrameReader`): it reads every result as the encoder
+/// writes it exactly as `JSONDecoder` does, and gives up on any other form, which the decoder then reads.
+struct ResultFrameReaderTests {
+    static let tricky = ["", "plain", "demo/web:v1", "quote \" and \\ back", "line\nbreak\r\t\u{8}\u{c}", "\u{0}\u{1}\u{1f}\u{7f}",
+                         "ünïcödé ✓ 🚢", "\u{2028}", "</script>"]
+
+    static func results() -> [JobResult] {
+        var results: [JobResult] = []
+        for (index, text) in tricky.enumerated() {
+            let states: [FinalJobState] = [.succeeded, .failed, .rolledBack]
+            results.append(JobResult(
+                jobId: "job_\(text)", state: states[index % 3],
+                error: index % 2 == 0 ? nil : JobError(code: "pull_failed", message: text),
+                services: (0..<(index % 4)).map {
+                    ServiceResult(name: "s\($0)\(text)", image: "127.0.0.1:5000/\(text):v\($0)", imageId: "sha256:\(text)",
+                                  containers: [0, 1, -1, 123_456_789_012][$0])
+                }))
+        }
+        return results
+    }
+
+    @Test(arguments: results())
+    func readsWhatTheEncoderWritesAsTheDecoderDoes(_ result: JobResult) throws {
+        let frame = WireCodec.encode(AgentMessage.result(result))
+        let read = try #require(ResultFrameReader.read(frame), "the encoder's own form is read by the shortcut")
+        #expect(read == result)
+        struct Envelope: Decodable { var v: Int; var type: String; var body: JobResult }
+        #expect(try JSONDecoder().decode(Envelope.self, from: Data(frame)).body == read)
+        #expect(try WireCodec.decodeAgentMessage(frame) == .result(result))
+    }
+
+    static let result = JobResult(jobId: "job_1", state: .failed, error: JobError(code: "unhealthy", message: "web 🚢 exited"),
+                                  services: [ServiceResult(name: "web", image: "demo/web:2", imageId: "sha256:1", containers: 2)])
+
+    @Test(arguments: [
+        #"{ "body": {"error":{"code":"unhealthy","message":"web 🚢 exited"},"jobId":"job_1","services":[{"containers":2,"image":"demo/web:2","imageId":"sha256:1","name":"web"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"v":1,"type":"result","body":{"error":{"code":"unhealthy","message":"web 🚢 exited"},"jobId":"job_1","services":[{"containers":2,"image":"demo/web:2","imageId":"sha256:1","name":"web"}],"state":"failed"}}"#,
+        #"{"body":{"jobId":"job_1","error":{"code":"unhealthy","message":"web 🚢 exited"},"services":[{"containers":2,"image":"demo/web:2","imageId":"sha256:1","name":"web"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"error":{"code":"unhealthy","message":"web \ud83d\udea2 exited"},"jobId":"job_1","services":[{"containers":2,"image":"demo\/web:2","imageId":"sha256:1","name":"web"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"error":{"code":"unhealthy","message":"web 🚢 exited"},"jobId":"job_1","services":[{"containers":2.0,"image":"demo/web:2","imageId":"sha256:1","name":"web"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"error":{"code":"unhealthy","message":"web 🚢 exited"},"jobId":"job_1","services":[{"containers":2,"image":"demo/web:2","imageId":"sha256:1","name":"web","extra":1}],"state":"failed"},"type":"result","v":1}"#,
+    ])
+    func anotherFormIsLeftToTheDecoder(_ text: String) throws {
+        let frame = Array(text.utf8)
+        #expect(ResultFrameReader.read(frame) == nil)
+        #expect(try WireCodec.decodeAgentMessage(frame) == .result(Self.result))
+    }
+
+    @Test(arguments: [
+        #"{"body":{"jobId":"job_1","services":[{"containers":01,"image":"a","imageId":"b","name":"c"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"jobId":"job_1","services":[],"state":"gone"},"type":"result","v":1}"#,
+        #"{"body":{"jobId":"job_1","services":[],"state":"failed"},"type":"result","v":1"#,
+        #"{"body":{"jobId":"job_1","services":[],"state":"failed"},"type":"result","v":1}}"#,
+        "{\"body\":{\"jobId\":\"job\u{1}\",\"services\":[],\"state\":\"failed\"},\"type\":\"result\",\"v\":1}",
+        #"{"body":{"jobId":"job_1","services":[{"containers":1234567890123456789012,"image":"a","imageId":"b","name":"c"}],"state":"failed"},"type":"result","v":1}"#,
+    ])
+    func whatIsNotAResultIsRefusedAsBefore(_ text: String) {
+        let frame = Array(text.utf8)
+        #expect(ResultFrameReader.read(frame) == nil)
+        #expect(throws: WireError.self) { try WireCodec.decodeAgentMessage(frame) }
+    }
+
+    @Test func aFrameThatIsNotValidUTF8IsRefused() {
+        var frame = Array(#"{"body":{"jobId":"job_X","services":[],"state":"failed"},"type":"result","v":1}"#.utf8)
+        frame[frame.firstIndex(of: UInt8(ascii: "X"))!] = 0xFF
+        #expect(ResultFrameReader.read(frame) == nil)
+        #expect(throws: WireError.self) { try WireCodec.decodeAgentMessage(frame) }
+    }
+}
