@@ -57,11 +57,22 @@ struct ResultFrameReaderTests {
         #"{"body":{"jobId":"job_1","services":[],"state":"failed"},"type":"result","v":1}}"#,
         "{\"body\":{\"jobId\":\"job\u{1}\",\"services\":[],\"state\":\"failed\"},\"type\":\"result\",\"v\":1}",
         #"{"body":{"jobId":"job_1","services":[{"containers":1234567890123456789012,"image":"a","imageId":"b","name":"c"}],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"jobId":"job\u+041","services":[],"state":"failed"},"type":"result","v":1}"#,
+        #"{"body":{"jobId":"job\u00g1","services":[],"state":"failed"},"type":"result","v":1}"#,
     ])
     func whatIsNotAResultIsRefusedAsBefore(_ text: String) {
         let frame = Array(text.utf8)
         #expect(ResultFrameReader.read(frame) == nil)
         #expect(throws: WireError.self) { try WireCodec.decodeAgentMessage(frame) }
+    }
+
+    @Test func escapesOfTheBasicPlaneAreReadAsTheDecoderReadsThem() throws {
+        let frame = Array(#"{"body":{"jobId":"job_\u00e9\u0041\u2028\u0000","services":[],"state":"succeeded"},"type":"result","v":1}"#.utf8)
+        let read = try #require(ResultFrameReader.read(frame))
+        #expect(read.jobId == "job_\u{e9}A\u{2028}\u{0}")
+        #expect(try WireCodec.decodeAgentMessage(frame) == .result(read))
+        struct Envelope: Decodable { var body: JobResult }
+        #expect(try JSONDecoder().decode(Envelope.self, from: Data(frame)).body == read)
     }
 
     @Test func aFrameThatIsNotValidUTF8IsRefused() {

@@ -86,8 +86,14 @@ struct ResultFrameReader {
                 case UInt8(ascii: "r"): text.append(0x0D)
                 case UInt8(ascii: "t"): text.append(0x09)
                 case UInt8(ascii: "u"):
-                    guard bytes.count - index >= 4, let value = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16),
-                          let scalar = Unicode.Scalar(value) else { return nil }  // Surrogates are not scalars.
+                    // Exactly four hex digits (no sign, which `UInt32(_:radix:)` would take).
+                    guard bytes.count - index >= 4 else { return nil }
+                    var value: UInt32 = 0
+                    for digit in bytes[index..<(index + 4)] {
+                        guard let nibble = Self.hexValue(digit) else { return nil }
+                        value = value << 4 | nibble
+                    }
+                    guard let scalar = Unicode.Scalar(value) else { return nil }  // Surrogates are not scalars.
                     index += 4
                     text.append(contentsOf: String(Character(scalar)).utf8)
                 default: return nil
@@ -97,6 +103,15 @@ struct ResultFrameReader {
             }
         }
         return nil
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
     }
 
     /// An integer as the encoder writes one: an optional `-`, then 1 to 18 digits, no leading zero.
