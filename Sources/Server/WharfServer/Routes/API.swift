@@ -19,6 +19,7 @@ public struct API: Sendable {
     /// of it (`WharfResponder`).
     public func makeResponder() -> WharfResponder {
         let (router, webhook) = makeRouterAndWebhook()
+        // The router's middleware is all added before its routes, so this is the chain the route has.
         return WharfResponder(router: router.buildResponder(),
                               webhook: router.middlewares.constructResponder(finalResponder: CallbackResponder(callback: webhook)))
     }

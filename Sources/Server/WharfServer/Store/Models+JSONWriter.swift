@@ -76,17 +76,20 @@ extension JSONWriter {
         var seconds = time_t(value.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        // `number` with leading zeros to `width` digits (wider numbers in full).
+        // `number` with leading zeros to `width` digits (wider numbers in full), digit by digit.
         func digits(_ number: Int32, _ width: Int) {
-            var text: (UInt8, UInt8, UInt8, UInt8) = (48, 48, 48, 48)
             guard number >= 0, number < 10_000, width <= 4 else {
+                // Not a date's field this century: as before, through a string.
                 var text = Array(String(number).utf8)
                 while text.count < width { text.insert(UInt8(ascii: "0"), at: 0) }
                 return append(contentsOf: text)
             }
-            text.0 += UInt8(number / 1000); text.1 += UInt8(number / 100 % 10)
-            text.2 += UInt8(number / 10 % 10); text.3 += UInt8(number % 10)
-            withUnsafeBytes(of: &text) { append(contentsOf: $0.suffix(max(width, number >= 1000 ? 4 : number >= 100 ? 3 : number >= 10 ? 2 : 1))) }
+            let count = max(width, number >= 1000 ? 4 : number >= 100 ? 3 : number >= 10 ? 2 : 1)
+            var divisor: Int32 = [1, 10, 100, 1000][count - 1]
+            while divisor > 0 {
+                append(UInt8(ascii: "0") + UInt8(number / divisor % 10))
+                divisor /= 10
+            }
         }
         append(UInt8(ascii: "\""))
         digits(parts.tm_year + 1900, 4); append(UInt8(ascii: "-"))
