@@ -76,6 +76,12 @@ struct WireCodecTests {
         #expect(WireCodec.encode(ServerMessage.job(job)) == (try Self.generic("job", job)))
         let empty = JobSpec(id: text, kind: .deploy, stackId: "s", stackName: "n", compose: "", env: [:], images: [:], pull: true)
         #expect(WireCodec.encode(ServerMessage.job(empty)) == (try Self.generic("job", empty)))
+        let result = JobResult(jobId: text, state: .rolledBack, error: JobError(code: text, message: "m/\(text)"),
+                               services: [ServiceResult(name: text, image: "r/\(text):1", imageId: "sha256:\(text)", containers: -3),
+                                          ServiceResult(name: "b", image: "c", imageId: "", containers: 12)])
+        #expect(WireCodec.encode(AgentMessage.result(result)) == (try Self.generic("result", result)))
+        let bare = JobResult(jobId: text, state: .succeeded)
+        #expect(WireCodec.encode(AgentMessage.result(bare)) == (try Self.generic("result", bare)))
         // Whether read by the shortcut or by the decoder, the same message comes back.
         #expect(try WireCodec.decodeAgentMessage(WireCodec.encode(AgentMessage.ack(jobId: text))) == .ack(jobId: text))
         #expect(try WireCodec.decodeAgentMessage(WireCodec.encode(AgentMessage.started(jobId: text))) == .started(jobId: text))

@@ -100,6 +100,28 @@ public enum WireCodec {
         return out.bytes
     }
 
+    /// A `result` frame, written directly (keys in sorted order; `error` left out when there is none).
+    private static func resultFrame(_ result: JobResult) -> [UInt8] {
+        var out = JSONWriter(capacity: 256)
+        out.raw("{\"body\":{")
+        if let error = result.error {
+            out.raw("\"error\":{\"code\":"); out.string(error.code)
+            out.raw(",\"message\":"); out.string(error.message); out.raw("},")
+        }
+        out.raw("\"jobId\":"); out.string(result.jobId)
+        out.raw(",\"services\":[")
+        for (index, service) in result.services.enumerated() {
+            if index > 0 { out.raw(",") }
+            out.raw("{\"containers\":"); out.int(service.containers)
+            out.raw(",\"image\":"); out.string(service.image)
+            out.raw(",\"imageId\":"); out.string(service.imageId)
+            out.raw(",\"name\":"); out.string(service.name); out.raw("}")
+        }
+        out.raw("],\"state\":"); out.string(result.state.rawValue)
+        out.raw("},\"type\":\"result\",\"v\":1}")
+        return out.bytes
+    }
+
     /// Encodes an agent message.
     public static func encode(_ message: AgentMessage) -> [UInt8] {
         switch message {
@@ -107,7 +129,7 @@ public enum WireCodec {
         case .ack(let id): jobRefFrame(id, ackTail)
         case .started(let id): jobRefFrame(id, startedTail)
         case .log(let chunk): frame("log", chunk)
-        case .result(let result): frame("result", result)
+        case .result(let result): resultFrame(result)
         case .ping: pingFrame
         case .bye: byeFrame
         }
@@ -204,7 +226,7 @@ public enum WireCodec {
         if bytes == pingFrame { return .ping }
         if let id = canonicalJobRef(bytes, tail: ackTail) { return .ack(jobId: id) }
         if let id = canonicalJobRef(bytes, tail: startedTail) { return .started(jobId: id) }
-        if bytes.count <= maxFrameBytes, let result = ResultFrameReader.read(bytes) { return .result(result) }
+        if bytes.count <= maxFrameBytes, let result = CanonicalFrameReader.result(bytes) { return .result(result) }
         return try decodeFrame(AgentFrame.self, bytes).message
     }
 
@@ -212,6 +234,7 @@ public enum WireCodec {
     public static func decodeServerMessage(_ bytes: [UInt8]) throws(WireError) -> ServerMessage {
         if bytes == idlePongFrame { return .pong(pending: 0) }
         if let id = canonicalJobRef(bytes, tail: resultAckTail) { return .resultAck(jobId: id) }
+        if bytes.count <= maxFrameBytes, let job = CanonicalFrameReader.job(bytes) { return .job(job) }
         return try decodeFrame(ServerFrame.self, bytes).message
     }
 }

@@ -1,10 +1,11 @@
-/// Reads a `result` frame as `WireCodec.encode` writes it — `JSONEncoder` with sorted keys: no
-/// whitespace, keys in order, `error` left out when there is none — without `JSONDecoder`, which
-/// was the largest part of handling an agent's result on the server. Anything else (another key,
-/// a space, a number that is not a plain integer, a `\u` escape of a surrogate) makes it give up
-/// and return nil; `WireCodec` then decodes the frame with `JSONDecoder` as before, so a frame is
-/// never read differently, only faster.
-struct ResultFrameReader {
+/// Reads the frames sent for every job — a `job` from the server, a `result` from an agent — in
+/// the exact form `WireCodec.encode` writes them (`JSONEncoder` with sorted keys: no whitespace,
+/// keys in order, optional fields left out) without `JSONDecoder`, which was the largest part of
+/// handling a result on the server and of taking a job in the agent. Anything else (another key
+/// order, a space, a number that is not a plain integer, a `\u` escape of a surrogate, map keys out
+/// of order) makes it give up and return nil; `WireCodec` then decodes the frame with
+/// `JSONDecoder` as before, so a frame is never read differently, only faster.
+struct CanonicalFrameReader {
     private let bytes: [UInt8]
     private var index = 0
 
@@ -13,9 +14,15 @@ struct ResultFrameReader {
     }
 
     /// The result in `bytes`, or nil when the frame is not in the encoder's exact form.
-    static func read(_ bytes: [UInt8]) -> JobResult? {
-        var reader = ResultFrameReader(bytes)
+    static func result(_ bytes: [UInt8]) -> JobResult? {
+        var reader = CanonicalFrameReader(bytes)
         return reader.result()
+    }
+
+    /// The job in `bytes`, or nil when the frame is not in the encoder's exact form.
+    static func job(_ bytes: [UInt8]) -> JobSpec? {
+        var reader = CanonicalFrameReader(bytes)
+        return reader.job()
     }
 
     private mutating func result() -> JobResult? {
@@ -40,6 +47,49 @@ struct ResultFrameReader {
         guard next(#","state":"#), let text = string(), let state = FinalJobState(rawValue: text),
               next(#"},"type":"result","v":1}"#), index == bytes.count else { return nil }
         return JobResult(jobId: jobId, state: state, error: error, services: services)
+    }
+
+    private mutating func job() -> JobSpec? {
+        guard next(#"{"body":{"compose":"#), let compose = string(), next(#","credentials":["#) else { return nil }
+        var credentials: [RegistryAuth] = []
+        if !next("]") {
+            repeat {
+                guard next(#"{"password":"#), let password = string(), next(#","registry":"#), let registry = string(),
+                      next(#","username":"#), let username = string(), next("}") else {
+                    return nil
+                }
+                credentials.append(RegistryAuth(registry: registry, username: username, password: password))
+            } while next(",")
+            guard next("]") else { return nil }
+        }
+        guard next(#","env":"#), let env = strings(), next(#","healthTimeoutSeconds":"#), let health = integer(),
+              next(#","id":"#), let id = string(), next(#","images":"#), let images = strings(),
+              next(#","kind":"#), let kindText = string(), let kind = JobKind(rawValue: kindText),
+              next(#","pull":"#), let pull = bool(), next(#","stackId":"#), let stackId = string(),
+              next(#","stackName":"#), let stackName = string(),
+              next(#"},"type":"job","v":1}"#), index == bytes.count else { return nil }
+        return JobSpec(id: id, kind: kind, stackId: stackId, stackName: stackName, compose: compose, env: env,
+                       images: images, pull: pull, credentials: credentials, healthTimeoutSeconds: health)
+    }
+
+    /// An object of strings whose keys are in ascending order (so none repeats, as the encoder writes them).
+    private mutating func strings() -> [String: String]? {
+        guard next("{") else { return nil }
+        var values: [String: String] = [:]
+        if next("}") { return values }
+        var previous: String?
+        repeat {
+            guard let key = string(), previous.map({ $0 < key }) ?? true, next(":"), let value = string() else { return nil }
+            values[key] = value
+            previous = key
+        } while next(",")
+        return next("}") ? values : nil
+    }
+
+    private mutating func bool() -> Bool? {
+        if next("true") { return true }
+        if next("false") { return false }
+        return nil
     }
 
     /// Moves past `literal` if the bytes continue with it.
