@@ -1,4 +1,7 @@
 import Foundation
+import Hummingbird
+import HTTPTypes
+import HummingbirdTesting
 import Testing
 import WharfTestSupport
 @testable import WharfServer
@@ -22,6 +25,47 @@ struct WharfResponderTests {
     ] as [(String, String?)])
     func theWebhookPathIsOneTokenAfterTheExactPrefix(_ path: String, _ token: String?) {
         #expect(WharfResponder.webhookToken(in: path).map(String.init) == token)
+    }
+
+    /// A responder that says which way a request came and which token it was given.
+    static func marked(_ way: String) -> @Sendable (Request, WharfRequestContext) async throws -> Response {
+        { _, context in
+            let token = try context.parameters.require("token")
+            return Response(status: .accepted, headers: [HTTPField.Name("X-Way")!: way], body: .init(byteBuffer: ByteBuffer(string: token)))
+        }
+    }
+
+    @Test func onlyThePostOfTheExactPathTakesTheShortcutAndItRunsTheRoutesMiddleware() async throws {
+        let router = Router(context: WharfRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: BearerAuthMiddleware(adminToken: "admin"))
+        router.post("/api/stacks/webhooks/{token}", use: Self.marked("router"))
+        let responder = WharfResponder(
+            router: router.buildResponder(),
+            webhook: router.middlewares.constructResponder(finalResponder: CallbackResponder(callback: Self.marked("shortcut"))))
+        try await Application(responder: responder).test(.router) { client in
+            try await client.execute(uri: "/api/stacks/webhooks/abc", method: .post) { response in
+                #expect(response.status == .accepted)
+                #expect(response.headers[HTTPField.Name("X-Way")!] == "shortcut")
+                #expect(String(buffer: response.body) == "abc")
+            }
+            try await client.execute(uri: "/api/stacks/webhooks/abc/", method: .post) { response in
+                #expect(response.headers[HTTPField.Name("X-Way")!] == "router")
+                #expect(String(buffer: response.body) == "abc")
+            }
+            // Another method goes to the router, whose middleware asks for the admin token (only the POST is public).
+            try await client.execute(uri: "/api/stacks/webhooks/abc", method: .get) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[HTTPField.Name("X-Way")!] == nil)
+            }
+            // The route's middleware runs on the shortcut too: a body over 1 MiB is refused before the handler.
+            try await client.execute(uri: "/api/stacks/webhooks/abc", method: .post,
+                                     body: ByteBuffer(repeating: 0x61, count: (1 << 20) + 1)) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect(response.headers[HTTPField.Name("X-Way")!] == nil)
+            }
+        }
     }
 
     @Test(.timeLimit(.minutes(2)))
