@@ -58,6 +58,23 @@ struct RateLimiterTests {
         #expect(limiter.acquire("k", now: later) == .limited(retryAfter: 1))
     }
 
+    @Test func aRefundGivesBackOneTokenUpToTheBurst() {
+        let limiter = RateLimiter(.init(rate: 1, burst: 2))
+        limiter.refund("k")  // a key never seen: nothing to give back, and nothing tracked
+        #expect(limiter.trackedKeys == 0)
+        #expect(limiter.acquire("k", now: self.t0) == .allowed)
+        #expect(limiter.acquire("k", now: self.t0) == .allowed)
+        #expect(limiter.acquire("k", now: self.t0) == .limited(retryAfter: 1))
+        limiter.refund("k")
+        #expect(limiter.acquire("k", now: self.t0) == .allowed)
+        #expect(limiter.acquire("k", now: self.t0) == .limited(retryAfter: 1))
+        // Refunds never make more than the burst.
+        for _ in 0..<5 { limiter.refund("k") }
+        #expect(limiter.acquire("k", now: self.t0) == .allowed)
+        #expect(limiter.acquire("k", now: self.t0) == .allowed)
+        #expect(limiter.acquire("k", now: self.t0) == .limited(retryAfter: 1))
+    }
+
     @Test func timeGoingBackwardsAddsNothing() {
         let limiter = RateLimiter(.init(rate: 1, burst: 1))
         #expect(limiter.acquire("k", now: self.at(10)) == .allowed)

@@ -74,24 +74,24 @@ struct WebhookTargetCacheTests {
         #expect(cache.lookup("a") == nil)
         let before = cache.generation
         cache.invalidate(rows: [99])  // a commit on another row, while "a" was being read
-        cache.fill("a", .init(rowID: 1, stack: stack, pins: [:]), readAt: before)
+        cache.fill("a", .init(rowID: 1, stack: stack, pins: [:], publicURL: ""), readAt: before)
         #expect(cache.count == 0)
         let now = cache.generation
-        cache.fill("a", .init(rowID: 1, stack: stack, pins: [:]), readAt: now)
+        cache.fill("a", .init(rowID: 1, stack: stack, pins: [:], publicURL: ""), readAt: now)
         #expect(cache.count == 1)
         // A token rotated on the same row replaces the old one; capacity bounds the rest.
-        cache.fill("b", .init(rowID: 1, stack: stack, pins: [:]), readAt: now)
+        cache.fill("b", .init(rowID: 1, stack: stack, pins: [:], publicURL: ""), readAt: now)
         #expect(cache.lookup("a") == nil, "the row's old token is still cached")
-        cache.fill("c", .init(rowID: 2, stack: stack, pins: [:]), readAt: now)
+        cache.fill("c", .init(rowID: 2, stack: stack, pins: [:], publicURL: ""), readAt: now)
         #expect(cache.count == 2)
         cache.invalidate(rows: [1])
         #expect(cache.count == 1 && cache.lookup("b") == nil && cache.lookup("c") != nil)
         // Full: a new token still gets in (the cache starts again), so a token that gets hot later is not locked out.
         let later = cache.generation
-        cache.fill("d", .init(rowID: 3, stack: stack, pins: [:]), readAt: later)
-        cache.fill("e", .init(rowID: 4, stack: stack, pins: [:]), readAt: later)
+        cache.fill("d", .init(rowID: 3, stack: stack, pins: [:], publicURL: ""), readAt: later)
+        cache.fill("e", .init(rowID: 4, stack: stack, pins: [:], publicURL: ""), readAt: later)
         #expect(cache.lookup("e") != nil && cache.count <= 2)
-        for _ in 0..<10 { cache.fill("e", .init(rowID: 4, stack: stack, pins: [:]), readAt: later) }
+        for _ in 0..<10 { cache.fill("e", .init(rowID: 4, stack: stack, pins: [:], publicURL: ""), readAt: later) }
         #expect(cache.lookup("e") != nil, "refilling what is cached does not empty it")
     }
 }

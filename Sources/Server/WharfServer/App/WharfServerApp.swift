@@ -36,9 +36,11 @@ public struct WharfServerApp: Sendable {
         let settings = ServerSettings(configuration: configuration, zmqEndpoint: dispatcher.endpoint, serverPublicKey: serverKeys.publicKey.z85)
         let api = API(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken, logger: logger, metrics: WharfMetrics(),
                       webhookRateLimit: configuration.webhookRateLimit)
+        let serverName = "wharf"
         let app = Application(
             responder: api.makeResponder(),
-            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "wharf"),
+            server: api.makeHTTPServer(serverName: serverName),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: serverName),
             services: [DispatcherService(dispatcher: dispatcher)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.httpPort

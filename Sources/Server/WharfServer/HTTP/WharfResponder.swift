@@ -35,13 +35,12 @@ public struct WharfResponder: HTTPResponder {
 
     /// The token of a path `/api/stacks/webhooks/<token>`, where the token is one non-empty
     /// component; nil for any other path.
-    static func webhookToken(in path: String) -> Substring? {
-        var path = path
-        return path.withUTF8 { bytes -> Substring? in
-            let prefix = webhookPrefix
-            guard bytes.count > prefix.count, bytes.starts(with: prefix),
-                  !bytes[prefix.count...].contains(UInt8(ascii: "/")) else { return nil }
-            return Substring(decoding: UnsafeBufferPointer(rebasing: bytes[prefix.count...]), as: UTF8.self)
-        }
+    static func webhookToken(in path: some StringProtocol) -> Substring? {
+        let path = Substring(path)
+        let prefix = webhookPrefix
+        guard path.utf8.count > prefix.count, path.utf8.starts(with: prefix) else { return nil }
+        let token = path.utf8.dropFirst(prefix.count)
+        guard !token.contains(UInt8(ascii: "/")) else { return nil }
+        return Substring(token)
     }
 }

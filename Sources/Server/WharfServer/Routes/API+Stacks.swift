@@ -59,9 +59,6 @@ extension API {
     func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:],
               pins knownPins: [String: String]? = nil) async throws -> DeployPlan {
         let compose = compose ?? stack.compose
-        let baseEnv = env ?? stack.env
-        let base = try Self.resolve(compose, env: baseEnv)
-        let resolved = variables.isEmpty ? base : try Self.resolve(compose, env: baseEnv.merging(variables) { _, new in new })
         let pins: [String: String]
         if compose != stack.compose {
             pins = [:]
@@ -70,6 +67,17 @@ extension API {
         } else {
             pins = try await mapped { try await store.pins(stackId: stack.id) }
         }
+        return try Self.plan(for: stack, compose: compose, env: env, variables: variables, pins: pins)
+    }
+
+    /// `plan(for:…)` with the stack's pins given (ignored when `compose` is not the stack's): no store read.
+    static func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:],
+                     pins: [String: String]) throws -> DeployPlan {
+        let compose = compose ?? stack.compose
+        let pins = compose == stack.compose ? pins : [:]
+        let baseEnv = env ?? stack.env
+        let base = try Self.resolve(compose, env: baseEnv)
+        let resolved = variables.isEmpty ? base : try Self.resolve(compose, env: baseEnv.merging(variables) { _, new in new })
         var images: [String: String] = [:]
         var changed = Set<String>()
         for service in resolved.services {

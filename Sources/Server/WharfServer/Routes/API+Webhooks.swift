@@ -10,10 +10,7 @@ extension API {
     /// Adds the webhook routes; returns the public call's handler, which `WharfResponder` also
     /// reaches without the router.
     func addWebhookRoutes(to router: Router<WharfRequestContext>) -> @Sendable (Request, WharfRequestContext) async throws -> Response {
-        let limiters = webhookRateLimit.map { rate in
-            (token: RateLimiter(.init(rate: rate, burst: max(1, Int(rate * 2)))),
-             address: RateLimiter(.init(rate: rate * 2.5, burst: max(1, Int(rate * 5)))))
-        }
+        let limiters = webhookLimiters
 
         @Sendable func enable(_ stackId: String) async throws -> JSONBody<WebhookURL> {
             let token = WebhookToken.generate().rawValue
@@ -77,30 +74,12 @@ extension API {
             }
             let body = try await request.body.collect(upTo: context.maxUploadSize)
             let trigger = try WebhookTrigger.parse(request: request, body: body)
-            if let reason = trigger.ignored {
+            let jobRequest: JobRequest
+            switch try Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]) {
+            case .ignored(let reason):
                 return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
-            }
-            let deploy = try await plan(for: stack, variables: trigger.variables, pins: pins)
-            var images = deploy.images
-            var targeted = deploy.changed
-            if !trigger.targets.isEmpty {
-                var matched = false
-                for target in trigger.targets {
-                    for service in deploy.resolved.services where target.repository.matches(image: service.image) {
-                        images[service.name] = try Self.retag(service, target.tag)
-                        targeted.insert(service.name)
-                        matched = true
-                    }
-                }
-                if !matched {
-                    return (try JSONBody(Ignored(ignored: "no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))"))
-                        .response(from: request, context: context), "ignored")
-                }
-            } else if let tag = trigger.tag {
-                for service in deploy.resolved.services {
-                    images[service.name] = try Self.retag(service, tag)
-                    targeted.insert(service.name)
-                }
+            case .deploy(let prepared):
+                jobRequest = prepared
             }
             if trigger.source == .registry, !trigger.eventIds.isEmpty {
                 let fresh = try await mapped { try await store.recordRegistryEvents(trigger.eventIds) }
@@ -108,19 +87,9 @@ extension API {
                     return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
                 }
             }
-            var params = trigger.variables
-            if let tag = trigger.tag { params["tag"] = tag }
-            if !trigger.pull { params["pullimage"] = "false" }
-            for target in trigger.targets { params["image"] = "\(target.repository):\(target.tag)" }
             // A new job whose agent is connected and whose stack is idle is claimed as it is queued.
             let enqueued = try await mapped {
-                try await store.enqueueJob(stackId: stack.id, request: JobRequest(
-                    kind: .deploy, variables: trigger.variables,
-                    plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
-                    targeted: targeted, pull: trigger.pull,
-                    trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: context.clientAddress,
-                                        userAgent: request.headers[.userAgent], params: params)),
-                    claimingFor: dispatcher.connectedAgents)
+                try await store.enqueueJob(stackId: stack.id, request: jobRequest, claimingFor: dispatcher.connectedAgents)
             }
             let job = enqueued.job
             // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.
@@ -143,6 +112,86 @@ extension API {
             return (Response.json(JobJSON.accepted(job, statusURL: statusURL), status: .accepted, headers: [.location: statusURL]), outcome)
         }
         return call
+    }
+
+    /// Answers a webhook call without a body that only joins its stack's queued deploy, where it
+    /// was read (`WebhookLane`): the same token, limits, trigger, plan, join, count and answer as
+    /// `trigger`, without a task, the router or the store. Nil when the call needs more — a token
+    /// not in the cache, a bad query, `wait`, an ignored call, a limit reached, a call that would
+    /// change the queued deploy or queue a new one — and then `trigger` answers it as ever, the
+    /// limits' tokens taken here given back. A join is logged at debug only, so a server logging
+    /// at debug or below answers every call through `trigger` (`makeHTTPServer`).
+    func joinWithoutWaiting(token raw: Substring, query: Substring?, headers: HTTPFields,
+                            clientAddress: String) -> (body: ByteBuffer, location: String)? {
+        guard let token = WebhookToken(raw),
+              let (stack, pins) = store.cachedStack(webhookToken: token.rawValue, publicURL: settings.publicURL),
+              let trigger = try? WebhookTrigger.parse(query: WebhookTrigger.decodeQuery(query.map(String.init)),
+                                                     contentType: headers[.contentType], body: [UInt8](),
+                                                     userAgent: headers[.userAgent]),
+              (trigger.wait ?? 0) <= 0, trigger.eventIds.isEmpty,
+              case .deploy(let request)? = try? Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: clientAddress,
+                                                            userAgent: headers[.userAgent])
+        else { return nil }
+        if let limiters = webhookLimiters {
+            guard case .allowed = limiters.address.acquire(clientAddress) else { return nil }
+            guard case .allowed = limiters.token.acquire(token.rawValue) else {
+                limiters.address.refund(clientAddress)
+                return nil
+            }
+        }
+        guard let job = store.joinQueuedDeploy(stackId: stack.id, request: request) else {
+            if let limiters = webhookLimiters {
+                limiters.address.refund(clientAddress)
+                limiters.token.refund(token.rawValue)
+            }
+            return nil
+        }
+        // As `trigger` after a join: counted, not logged above debug, nothing handed to the dispatcher.
+        metrics.webhookCall("coalesced")
+        let statusURL = "/api/jobs/\(job.id)"
+        return (JobJSON.accepted(job, statusURL: statusURL), statusURL)
+    }
+
+    /// What a webhook call asks for, worked out from its stack and the call alone (no store read
+    /// or write): the job request, or why the call is ignored.
+    enum Prepared {
+        case ignored(String)
+        case deploy(JobRequest)
+    }
+
+    static func prepare(_ trigger: WebhookTrigger, stack: Stack, pins: [String: String], remoteAddr: String,
+                        userAgent: String?) throws -> Prepared {
+        if let reason = trigger.ignored { return .ignored(reason) }
+        let deploy = try plan(for: stack, variables: trigger.variables, pins: pins)
+        var images = deploy.images
+        var targeted = deploy.changed
+        if !trigger.targets.isEmpty {
+            var matched = false
+            for target in trigger.targets {
+                for service in deploy.resolved.services where target.repository.matches(image: service.image) {
+                    images[service.name] = try retag(service, target.tag)
+                    targeted.insert(service.name)
+                    matched = true
+                }
+            }
+            if !matched {
+                return .ignored("no service of this stack uses \(trigger.targets.map(\.description).joined(separator: ", "))")
+            }
+        } else if let tag = trigger.tag {
+            for service in deploy.resolved.services {
+                images[service.name] = try retag(service, tag)
+                targeted.insert(service.name)
+            }
+        }
+        var params = trigger.variables
+        if let tag = trigger.tag { params["tag"] = tag }
+        if !trigger.pull { params["pullimage"] = "false" }
+        for target in trigger.targets { params["image"] = "\(target.repository):\(target.tag)" }
+        return .deploy(JobRequest(
+            kind: .deploy, variables: trigger.variables,
+            plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
+            targeted: targeted, pull: trigger.pull,
+            trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: remoteAddr, userAgent: userAgent, params: params)))
     }
 
     static func retag(_ service: ResolvedService, _ tag: String) throws -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import WharfProtocol
 
@@ -12,8 +13,20 @@ public struct API: Sendable {
     let adminToken: String
     let logger: Logger
     let metrics: WharfMetrics
-    /// Per-token webhook calls per second; nil means no limits.
-    var webhookRateLimit: Double? = 20
+    /// The webhook calls' rate limits; nil means none.
+    let webhookLimiters: WebhookLimiters?
+
+    init(store: any WharfStore, dispatcher: Dispatcher, keys: AgentKeyRegistry, settings: ServerSettings, adminToken: String,
+         logger: Logger, metrics: WharfMetrics, webhookRateLimit: Double? = 20) {
+        self.store = store
+        self.dispatcher = dispatcher
+        self.keys = keys
+        self.settings = settings
+        self.adminToken = adminToken
+        self.logger = logger
+        self.metrics = metrics
+        self.webhookLimiters = webhookRateLimit.map(WebhookLimiters.init(rate:))
+    }
 
     /// Builds the responder the server runs: the router, with the public webhook route in front
     /// of it (`WharfResponder`).
@@ -22,6 +35,21 @@ public struct API: Sendable {
         // The router's middleware is all added before its routes, so this is the chain the route has.
         return WharfResponder(router: router.buildResponder(),
                               webhook: router.middlewares.constructResponder(finalResponder: CallbackResponder(callback: webhook)))
+    }
+
+    /// Hummingbird's HTTP/1 server, with webhook calls that only join a queued deploy answered on
+    /// the event loop (`makeWebhookLane`).
+    public func makeHTTPServer(serverName: String?) -> HTTPServerBuilder {
+        .wharf(lane: makeWebhookLane(serverName: serverName))
+    }
+
+    /// The lane for calls that only join a queued deploy (`WebhookLane`), unless the server logs at
+    /// debug or below: `trigger` logs each join at debug, the lane does not.
+    func makeWebhookLane(serverName: String?) -> WebhookLane? {
+        guard logger.logLevel > .debug else { return nil }
+        return WebhookLane(serverName: serverName) { token, query, headers, address in
+            self.joinWithoutWaiting(token: token, query: query, headers: headers, clientAddress: address)
+        }
     }
 
     /// Builds the router with its middleware: JSON errors, body limit, bearer auth.
@@ -70,6 +98,18 @@ public struct API: Sendable {
         } catch {
             throw Self.apiError(error)
         }
+    }
+}
+
+/// The webhook calls' limits, shared by every way a call comes in: `rate` calls a second per
+/// token (bursts of twice that), and 2.5 times that per client address.
+struct WebhookLimiters: Sendable {
+    let token: RateLimiter
+    let address: RateLimiter
+
+    init(rate: Double) {
+        token = RateLimiter(.init(rate: rate, burst: max(1, Int(rate * 2))))
+        address = RateLimiter(.init(rate: rate * 2.5, burst: max(1, Int(rate * 5))))
     }
 }
 

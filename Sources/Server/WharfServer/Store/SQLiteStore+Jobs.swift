@@ -171,6 +171,10 @@ extension SQLiteStore {
         }
     }
 
+    public func joinQueuedDeploy(stackId: String, request: JobRequest) -> Job? {
+        joinable.join(stackId: stackId, request)
+    }
+
     /// Queues (or joins) a job for an existing stack; the job is on disk when this returns.
     ///
     /// Group commit: requests that arrive while a write is running wait and go together in the next
@@ -185,7 +189,7 @@ extension SQLiteStore {
     /// With `connected`, a new job that can go to its agent at once is claimed in the same
     /// transaction (`ConnectedAgents`); the caller hands `Enqueued.claimed` to the dispatcher.
     public func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued {
-        if let job = joinable.join(stackId: stackId, request) { return Enqueued(job: job) }
+        if let job = joinQueuedDeploy(stackId: stackId, request: request) { return Enqueued(job: job) }
         return try await withCheckedThrowingContinuation { continuation in
             let lead = enqueues.withLock { queue -> Bool in
                 queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, connected: connected,

@@ -105,11 +105,13 @@ extension SQLiteStore {
     /// token was used lately and its stack has not changed since (`WebhookTargetCache`), otherwise in
     /// one read. The stack comes without `services` and `lastJobId`, and its `status` and `updatedAt`
     /// may be older than the row's; everything a trigger plans with is current.
+    public func cachedStack(webhookToken: String, publicURL: String) -> (stack: Stack, pins: [String: String])? {
+        guard let target = webhookTargets.lookup(webhookToken), target.publicURL == publicURL else { return nil }
+        return (target.stack, target.pins)
+    }
+
     public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
-        let expectedURL = "\(publicURL)/api/stacks/webhooks/\(webhookToken)"
-        if let target = webhookTargets.lookup(webhookToken), target.stack.webhook?.url == expectedURL {
-            return (target.stack, target.pins)
-        }
+        if let cached = cachedStack(webhookToken: webhookToken, publicURL: publicURL) { return cached }
         let generation = webhookTargets.generation
         let target = try readInPlace { db in
             try Row.readFirst(db.cachedStatement(sql: "SELECT rowid AS row_id, * FROM stack WHERE webhook_token = ?"),
@@ -118,7 +120,8 @@ extension SQLiteStore {
                 var stack = Self.stack(from: row, publicURL: publicURL, services: false)
                 stack.lastJobId = nil
                 return WebhookTargetCache.Target(rowID: row["row_id"], stack: stack,
-                                                 pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:])
+                                                 pins: JSONColumn.decode([String: String].self, row["pins"]) ?? [:],
+                                                 publicURL: publicURL)
             }
         }
         guard let target else { return nil }

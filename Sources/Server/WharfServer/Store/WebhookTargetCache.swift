@@ -19,6 +19,8 @@ final class WebhookTargetCache: Sendable {
         var rowID: Int64
         var stack: Stack
         var pins: [String: String]
+        /// The public URL `stack.webhook` was made with.
+        var publicURL: String
     }
 
     private struct State {

@@ -29,12 +29,17 @@ public protocol WharfStore: Sendable {
     func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
     func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])?
     func recordRegistryEvents(_ ids: [String]) async throws -> [String]
+    /// The stack behind a webhook token and its pins, only if known without reading the store.
+    func cachedStack(webhookToken: String, publicURL: String) -> (stack: Stack, pins: [String: String])?
 
     // Jobs
     /// Queues a job (or joins the stack's queued deploy); with `connected`, a new job whose stack has
     /// no other unfinished job and whose environment is in it is claimed for its agent in the same
     /// transaction (`ConnectedAgents`).
     func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued
+    /// Joins the stack's queued deploy in memory when that changes nothing but its count (what
+    /// `enqueueJob` would do first); nil when the request needs the writer.
+    func joinQueuedDeploy(stackId: String, request: JobRequest) -> Job?
     func job(id: String) async throws -> JobRecord
     func jobs(stackId: String?, state: JobState?, limit: Int) async throws -> [Job]
     func jobLog(jobId: String) async throws -> String

@@ -107,6 +107,16 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Gives back the token an `.allowed` call took, when that call was then not made after all.
+    public func refund(_ key: String) {
+        let burst = Double(self.configuration.burst)
+        self.state.withLock { state in
+            guard var bucket = state.buckets[key] else { return }
+            bucket.tokens = min(burst, bucket.tokens + 1)
+            state.buckets[key] = bucket
+        }
+    }
+
     /// How many keys are tracked now (for tests and metrics).
     public var trackedKeys: Int {
         self.state.withLock { $0.buckets.count }

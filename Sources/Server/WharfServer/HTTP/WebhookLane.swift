@@ -1,0 +1,201 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// Webhook calls that only join their stack's queued deploy, answered on the connection's event
+/// loop as they are read.
+///
+/// A hot webhook (a registry announcing pushes, a CI job retried) mostly repeats the call before
+/// it: the call joins the queued deploy in memory and its answer is the job (`JoinableDeploys`).
+/// Through Hummingbird such a call crosses from the event loop to a task and back; that hop cost
+/// as much as everything Wharf does for the call (bench/FINDINGS.md). Here the same work — the
+/// token, the rate limits, the trigger, the plan, the join, the 202 with the job — runs where the
+/// request was decoded, and the answer is written there at once.
+///
+/// Every other call, and any call this lane is not sure of, goes on to Hummingbird untouched, and
+/// its answer is what it always was (`API.joinWithoutWaiting` says which calls stay here).
+final class WebhookLane: Sendable {
+    typealias Answer = @Sendable (_ token: Substring, _ query: Substring?, _ headers: HTTPFields, _ clientAddress: String)
+        -> (body: ByteBuffer, location: String)?
+
+    let answer: Answer
+    let serverName: String?
+    /// Calls answered here (for tests and the benchmark's notes).
+    let answered = Atomic<Int>(0)
+
+    init(serverName: String?, answer: @escaping Answer) {
+        self.serverName = serverName
+        self.answer = answer
+    }
+
+    /// What of a call the lane reads: its token, and its query string if it has one.
+    struct Call {
+        var token: Substring
+        var query: Substring?
+    }
+
+    /// The token and query of a `POST /api/stacks/webhooks/<token>` that may be answered here,
+    /// read from the request head alone: nil for any other request, one that asks for the
+    /// connection to close, or one that expects a `100 Continue`.
+    static func candidate(_ head: HTTPRequest) -> Call? {
+        guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil else { return nil }
+        if let connection = head.headerFields[.connection], connection.lowercased() != "keep-alive" { return nil }
+        let mark = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        guard let token = WharfResponder.webhookToken(in: target[..<(mark ?? target.endIndex)]) else { return nil }
+        return Call(token: token, query: mark.map { target[target.utf8.index(after: $0)...] })
+    }
+
+    /// The whole answer to a call that joined, or nil when Hummingbird must answer it.
+    func respond(to call: Call, headers: HTTPFields, remoteAddress: SocketAddress?) -> (head: HTTPResponse, body: ByteBuffer)? {
+        guard let (body, location) = answer(call.token, call.query, headers, remoteAddress?.ipAddress ?? "unknown") else { return nil }
+        answered.add(1, ordering: .relaxed)
+        // The headers Hummingbird writes for `Response.json(…, status: .accepted, headers: [.location: …])`.
+        var fields = HTTPFields()
+        fields.reserveCapacity(5)
+        fields[.location] = location
+        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.date] = HTTPDate.now()
+        if let serverName { fields[.server] = serverName }
+        return (HTTPResponse(status: .accepted, headerFields: fields), body)
+    }
+}
+
+/// Sits between Hummingbird's connection-state handler and its request handling: holds a
+/// candidate's head until its end, answers it when `WebhookLane` can, and otherwise passes every
+/// part on as it came.
+///
+/// Answers leave in the order their requests came: a call is answered here only when every
+/// request passed on before it has had its answer written (`waiting` counts them, down at each
+/// response's end on its way out). The connection-state handler before this one sees every
+/// request and every answer, so idle timeouts and graceful shutdown work as before.
+final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let lane: WebhookLane
+    /// A candidate's head, waiting for its end (or a body part, which sends it on).
+    private var held: (head: HTTPRequest, call: WebhookLane.Call)?
+    /// Requests passed on whose answer has not ended yet.
+    private var waiting = 0
+
+    init(lane: WebhookLane) {
+        self.lane = lane
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if waiting == 0, let call = WebhookLane.candidate(head) {
+                held = (head, call)
+                return
+            }
+            waiting += 1
+            context.fireChannelRead(data)
+        case .body:
+            passHeldOn(context)
+            context.fireChannelRead(data)
+        case .end:
+            if let (head, call) = held {
+                held = nil
+                if let (responseHead, body) = lane.respond(to: call, headers: head.headerFields, remoteAddress: context.channel.remoteAddress) {
+                    context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+                    context.write(wrapOutboundOut(.body(body)), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                    return
+                }
+                waiting += 1
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+            }
+            context.fireChannelRead(data)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // (An answer to no request passed on — Hummingbird's 400 for a head it could not parse — counts for none.)
+        if case .end = unwrapOutboundIn(data), waiting > 0 { waiting -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    private func passHeldOn(_ context: ChannelHandlerContext) {
+        guard let (head, _) = held else { return }
+        held = nil
+        waiting += 1
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+}
+
+/// Hummingbird's HTTP/1 child channel (`HTTP1Channel`), with `WebhookLaneHandler` after its
+/// connection-state handler. Built the same way otherwise: the same codecs and decoder limits, and
+/// the same request loop (`handleHTTP`).
+struct WharfHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let lane: WebhookLane?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // HTTP1Channel.Configuration.DecoderConfiguration's defaults.
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = 80 * 1024
+            limits.maxHeaderListSize = 80 * 1024
+            limits.maxHeaderFieldCount = 1000
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            if let lane { try pipeline.addHandler(WebhookLaneHandler(lane: lane)) }
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value asyncChannel: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// Hummingbird's HTTP/1 server, with calls that join a queued deploy answered by `lane`.
+    static func wharf(lane: WebhookLane?) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in WharfHTTP1Channel(responder: responder, lane: lane) }
+    }
+}
+
+/// The `Date` header's value (RFC 9110's IMF-fixdate), made once a second.
+enum HTTPDate {
+    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+
+    static func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let second = spec.tv_sec
+        return cache.withLock { cached in
+            if cached.second != second {
+                cached = (second, format(second))
+            }
+            return cached.text
+        }
+    }
+
+    static func format(_ second: Int) -> String {
+        var time = time_t(second)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import WharfProtocol
+@testable import WharfServer
+
+/// Webhook calls that only join a queued deploy, answered on the event loop (`WebhookLane`), on a
+/// live server with the real API, a real SQLite file and the real link: the lane answers what the
+/// router would have answered, leaves every other call to the router, keeps a connection's answers
+/// in the order of its requests, and gives back the rate limits' tokens of a call it hands on.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct WebhookLaneTests {
+    static let publicURL = "http://wharf.test"
+
+    struct Setup {
+        let harness: LinkHarness
+        let api: API
+        let lane: WebhookLane
+        let stack: Stack
+        let firstJob: Job
+        let path: String
+    }
+
+    static func setUp(rateLimit: Double? = nil) async throws -> Setup {
+        let harness = try await LinkHarness()
+        var configuration = ServerConfiguration(dataDirectory: harness.directory)
+        configuration.publicURL = publicURL
+        configuration.webhookRateLimit = rateLimit
+        let settings = ServerSettings(configuration: configuration, zmqEndpoint: harness.dispatcher.endpoint,
+                                      serverPublicKey: harness.serverKeys.publicKey.z85)
+        var logger = Logger(label: "lane-test")
+        logger.logLevel = .info
+        let api = API(store: harness.store, dispatcher: harness.dispatcher, keys: harness.keys, settings: settings,
+                      adminToken: "admin-token", logger: logger, metrics: WharfMetrics(), webhookRateLimit: rateLimit)
+        let lane = try #require(api.makeWebhookLane(serverName: "wharf"))
+        // No agent connects: the stack's first deploy stays queued, and calls join it.
+        let (environment, _) = try await harness.enrolledEnvironment()
+        let (stack, firstJob) = try await harness.stack("app", on: environment.id)
+        let token = WebhookToken.generate().rawValue
+        _ = try await harness.store.setWebhookToken(stackId: stack.id, token: token, publicURL: publicURL)
+        return Setup(harness: harness, api: api, lane: lane, stack: stack, firstJob: firstJob, path: "/api/stacks/webhooks/\(token)")
+    }
+
+    static func application(_ setup: Setup) -> some ApplicationProtocol {
+        Application(responder: setup.api.makeResponder(), server: .wharf(lane: setup.lane),
+                    configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "wharf"))
+    }
+
+    /// The job in a 202, and the rest of the body.
+    static func job(_ body: ByteBuffer) throws -> [String: Any] {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any])
+        return try #require(object["job"] as? [String: Any])
+    }
+
+    @Test func aCallThatJoinsIsAnsweredByTheLaneAsTheRouterAnswersIt() async throws {
+        let setup = try await Self.setUp()
+        try await Self.application(setup).test(.live) { client in
+            // The first call finds no joinable deploy in memory (and no cached token): the router answers it.
+            let first = try await client.execute(uri: setup.path, method: .post)
+            #expect(first.status == .accepted)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
+            let second = try await client.execute(uri: setup.path, method: .post)
+            #expect(second.status == .accepted)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
+
+            // The same answer, but for the count: status, headers and the job.
+            #expect(Set(first.headers.map(\.name)) == Set(second.headers.map(\.name)))
+            for name in [HTTPField.Name.location, .contentType, .server] {
+                #expect(first.headers[name] == second.headers[name], "\(name)")
+            }
+            #expect(second.headers[.location] == "/api/jobs/\(setup.firstJob.id)")
+            #expect(second.headers[.contentLength] == String(second.body.readableBytes))
+            let date = try #require(second.headers[.date])
+            #expect(date.range(of: #"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$"#,
+                               options: .regularExpression) != nil, "\(date)")
+            var firstJob = try Self.job(first.body)
+            var secondJob = try Self.job(second.body)
+            #expect(firstJob["coalesced"] as? Int == 1)
+            #expect(secondJob["coalesced"] as? Int == 2)
+            firstJob["coalesced"] = nil
+            secondJob["coalesced"] = nil
+            #expect(NSDictionary(dictionary: firstJob).isEqual(to: secondJob))
+
+            // The store counts the lane's join as any other.
+            let stored = try await setup.harness.store.job(id: setup.firstJob.id).job
+            #expect(stored.coalesced == 2)
+            #expect(stored.state == .queued)
+
+            // A call with a body, one that changes the deploy and an unknown token go to the router.
+            let form = try await client.execute(uri: setup.path, method: .post,
+                                                headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                body: ByteBuffer(string: "SERVICE_TAG=x"))
+            #expect(form.status == .accepted)
+            let tagged = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
+            #expect(tagged.status == .accepted)
+            #expect(try Self.job(tagged.body)["coalesced"] as? Int == 4)
+            let unknown = try await client.execute(uri: "/api/stacks/webhooks/\(WebhookToken.generate().rawValue)", method: .post)
+            #expect(unknown.status == .notFound)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
+            // And the same call as before joins the changed deploy on the lane again.
+            let again = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
+            #expect(try Self.job(again.body)["coalesced"] as? Int == 5)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
+        }
+        await setup.harness.stop()
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInTheirOrder() async throws {
+        let setup = try await Self.setUp()
+        try await Self.application(setup).test(.live) { client in
+            let port = try #require(client.port)
+            _ = try await client.execute(uri: setup.path, method: .post)  // makes the queued deploy joinable
+            let post = "POST \(setup.path) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            let health = "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+            // The router's answer to the health check takes a task; the joins after it must wait for it.
+            let replies = try await PipelinedHTTP.exchange(port: port, requests: post + health + post + post + health + post, count: 6)
+            #expect(replies.map(\.status) == [202, 200, 202, 202, 200, 202])
+            #expect(replies.compactMap { $0.json?["job"] as? [String: Any] }.map { $0["coalesced"] as? Int } == [2, 3, 4, 5])
+            // The first join was answered on the lane; the rest came behind a request the router had.
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
+            // One request at a time, every join is the lane's.
+            for _ in 0..<3 { _ = try await PipelinedHTTP.exchange(port: port, requests: post, count: 1) }
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 4)
+            // A request that asks to close the connection goes to the router, which closes it.
+            let closing = try await PipelinedHTTP.exchange(
+                port: port, requests: "POST \(setup.path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + post, count: 1, untilClosed: true)
+            #expect(closing.map(\.status) == [202])
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 4)
+        }
+        await setup.harness.stop()
+    }
+
+    @Test func aCallHandedOnGivesBackTheLimitsTokens() async throws {
+        // Rate 1/s: 2 calls a token, 5 an address, then 429.
+        let setup = try await Self.setUp(rateLimit: 1)
+        let token = Substring(setup.path.split(separator: "/").last!)
+        // The token's stack is not cached yet, nor its deploy joinable: handed on, nothing taken.
+        #expect(setup.api.joinWithoutWaiting(token: token, query: nil, headers: [:], clientAddress: "127.0.0.9") == nil)
+        _ = try await setup.harness.store.stack(webhookToken: String(token), publicURL: Self.publicURL)
+        // Cached, but the call changes the queued deploy (a new tag), which takes the writer: the
+        // limits' tokens are taken, then given back when the join in memory says no.
+        #expect(setup.api.joinWithoutWaiting(token: token, query: "tag=v9", headers: [:], clientAddress: "127.0.0.9") == nil)
+        #expect(setup.api.joinWithoutWaiting(token: token, query: "tag=v9", headers: [:], clientAddress: "127.0.0.9") == nil)
+        #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
+        let limiters = try #require(setup.api.webhookLimiters)
+        #expect(limiters.token.acquire(String(token)) == .allowed)
+        #expect(limiters.token.acquire(String(token)) == .allowed)
+        #expect(limiters.token.acquire(String(token)) != .allowed)
+        for _ in 0..<5 { #expect(limiters.address.acquire("127.0.0.9") == .allowed) }
+        #expect(limiters.address.acquire("127.0.0.9") != .allowed)
+        await setup.harness.stop()
+    }
+
+    @Test func overTheLimitTheRouterAnswers429() async throws {
+        let setup = try await Self.setUp(rateLimit: 1)
+        try await Self.application(setup).test(.live) { client in
+            let statuses = try await (0..<3).asyncMap { _ in try await client.execute(uri: setup.path, method: .post) }
+            #expect(statuses.map(\.status) == [.accepted, .accepted, .tooManyRequests])
+            #expect(statuses[2].headers[.retryAfter] != nil)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
+        }
+        await setup.harness.stop()
+    }
+
+    @Test func aServerLoggingAtDebugHasNoLane() async throws {
+        let setup = try await Self.setUp()
+        var logger = Logger(label: "lane-test")
+        logger.logLevel = .debug
+        let api = API(store: setup.harness.store, dispatcher: setup.harness.dispatcher, keys: setup.harness.keys,
+                      settings: setup.api.settings, adminToken: "admin-token", logger: logger, metrics: WharfMetrics())
+        #expect(api.makeWebhookLane(serverName: nil) == nil)
+        await setup.harness.stop()
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
+
+/// Raw HTTP/1.1 over one connection: writes the requests at once and reads `count` answers in order.
+enum PipelinedHTTP {
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+
+        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] }
+    }
+
+    static func exchange(port: Int, requests: String, count: Int, untilClosed: Bool = false) async throws -> [Reply] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: requests))
+            var received: [UInt8] = []
+            var replies: [Reply] = []
+            for try await part in inbound {
+                received += part.readableBytesView
+                while let (reply, used) = parse(received) {
+                    replies.append(reply)
+                    received.removeFirst(used)
+                }
+                if replies.count >= count, !untilClosed { return replies }
+            }
+            return replies
+        }
+    }
+
+    /// The first complete answer (with a Content-Length) and how many bytes it took, or nil.
+    static func parse(_ bytes: [UInt8]) -> (Reply, Int)? {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard let headEnd = bytes.indices.first(where: { bytes[$0...].starts(with: separator) }) else { return nil }
+        let lines = String(decoding: bytes[..<headEnd], as: UTF8.self).components(separatedBy: "\r\n")
+        guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ")[1]) else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        let bodyStart = headEnd + separator.count
+        guard let length = headers["content-length"].flatMap(Int.init), bytes.count - bodyStart >= length else { return nil }
+        let body = String(decoding: bytes[bodyStart..<(bodyStart + length)], as: UTF8.self)
+        return (Reply(status: status, headers: headers, body: body), bodyStart + length)
+    }
+}
