@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 import WharfProtocol
 @testable import WharfServer
@@ -207,5 +208,37 @@ struct JoinInMemoryTests {
         for (id, seen) in byJob {
             #expect(try await Self.writtenCount(store, id) == seen, "\(id)")
         }
+    }
+
+    @Test func callsThatWaitedBehindTheWriteOfADeployJoinItWithoutAnotherTransaction() async throws {
+        let (store, environment, stack, first) = try await Self.setUp()
+        // The first deploy goes to its agent: the next call queues a new deploy behind it.
+        _ = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
+        // Hold the writer, so that the call that queues it and the calls after it wait.
+        let released = Atomic<Bool>(false)
+        let holding = Atomic<Bool>(false)
+        let blocker = Task {
+            try await store.db.write { _ in
+                holding.store(true, ordering: .releasing)
+                while !released.load(ordering: .acquiring) { usleep(1_000) }
+            }
+        }
+        while !holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+        let queueing = Task { try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
+        while store.enqueues.withLock({ !$0.writing || !$0.waiting.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
+        let piled = (0..<10).map { _ in Task { try await store.enqueueJob(stackId: stack.id, request: Self.request()) } }
+        while store.enqueues.withLock({ $0.waiting.count < 10 }) { try await Task.sleep(for: .milliseconds(1)) }
+        released.store(true, ordering: .releasing)
+        try await blocker.value
+
+        let queued = try await queueing.value
+        #expect(queued.id != first.id && queued.coalesced == 0)
+        var joined: [Job] = []
+        for task in piled { joined.append(try await task.value) }
+        #expect(Set(joined.map(\.id)) == [queued.id])
+        #expect(joined.map(\.coalesced).sorted() == Array(1...10))
+        // They joined in memory once it was committed: no second transaction wrote their count.
+        #expect(try await Self.writtenCount(store, queued.id) == 0)
+        #expect(try await store.job(id: queued.id).job.coalesced == 10)
     }
 }

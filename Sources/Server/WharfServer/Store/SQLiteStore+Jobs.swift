@@ -204,12 +204,25 @@ extension SQLiteStore {
 
     private func writeEnqueued() async {
         while true {
-            let batch = enqueues.withLock { queue -> [EnqueueQueue.Waiting] in
+            let taken = enqueues.withLock { queue -> [EnqueueQueue.Waiting] in
                 defer { queue.waiting.removeAll(keepingCapacity: true) }
                 if queue.waiting.isEmpty { queue.writing = false }
                 return queue.waiting
             }
-            guard !batch.isEmpty else { return }
+            guard !taken.isEmpty else { return }
+            // Calls for a busy stack pile up while its next deploy is being written: once that has
+            // committed, those that change nothing of it join it in memory, without a transaction.
+            // (Requests in one batch all waited together, so any order among them is theirs.)
+            var batch: [EnqueueQueue.Waiting] = []
+            for waiting in taken {
+                if let job = joinQueuedDeploy(stackId: waiting.stackId, request: waiting.request) {
+                    waiting.continuation.resume(returning: Enqueued(job: job))
+                } else {
+                    batch.append(waiting)
+                }
+            }
+            guard !batch.isEmpty else { continue }
+            let written = batch
             let now = Date()
             do {
                 let outcomes = try await db.write { db in
@@ -226,12 +239,12 @@ extension SQLiteStore {
                                                 claimingFor: waiting.connected)
                     }
                     // Alone, a request needs no savepoint: its failure fails the transaction, and only it.
-                    if batch.count == 1 {
-                        let job = try enqueue(batch[0])
+                    if written.count == 1 {
+                        let job = try enqueue(written[0])
                         try self.writeJoined(db, &queued)
                         return [Result<Enqueued, any Error>.success(job)]
                     }
-                    let outcomes = batch.map { waiting in
+                    let outcomes = written.map { waiting in
                         Result<Enqueued, any Error> {
                             // Joining a job this transaction already holds touches no row: no savepoint.
                             if waiting.request.kind == .deploy, waiting.request.coalesce, let stackRow = stacks[waiting.stackId],
