@@ -101,15 +101,17 @@ extension SQLiteStore {
         }
     }
 
-    /// The stack a webhook token belongs to, if any, with its pinned images: from memory when the
-    /// token was used lately and its stack has not changed since (`WebhookTargetCache`), otherwise in
-    /// one read. The stack comes without `services` and `lastJobId`, and its `status` and `updatedAt`
-    /// may be older than the row's; everything a trigger plans with is current.
+    /// `stack(webhookToken:publicURL:)` when the cache has it (and it was made with this public
+    /// URL), without reading the store; nil otherwise.
     public func cachedStack(webhookToken: String, publicURL: String) -> (stack: Stack, pins: [String: String])? {
         guard let target = webhookTargets.lookup(webhookToken), target.publicURL == publicURL else { return nil }
         return (target.stack, target.pins)
     }
 
+    /// The stack a webhook token belongs to, if any, with its pinned images: from memory when the
+    /// token was used lately and its stack has not changed since (`WebhookTargetCache`), otherwise in
+    /// one read. The stack comes without `services` and `lastJobId`, and its `status` and `updatedAt`
+    /// may be older than the row's; everything a trigger plans with is current.
     public func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])? {
         if let cached = cachedStack(webhookToken: webhookToken, publicURL: publicURL) { return cached }
         let generation = webhookTargets.generation
