@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import WharfProtocol
 #endif
 
 /// One simulated agent: its environment and its CURVE secret key.
@@ -36,12 +37,10 @@ public struct FleetRoster: Codable, Sendable, Equatable {
     /// Writes the roster with mode 0600: it holds secret keys.
     func save(to url: URL) throws {
         let data = try JSONEncoder().encode(self)
-        let temporary = url.appendingPathExtension("tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw FleetError("cannot write \(temporary.path)")
-        }
-        guard rename(temporary.path, url.path) == 0 else {
-            throw FleetError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        do {
+            try PrivateFile.write(Array(data), to: url.path)
+        } catch {
+            throw FleetError(error.description)
         }
     }
 }

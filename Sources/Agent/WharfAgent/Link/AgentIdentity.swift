@@ -1,5 +1,6 @@
 import Foundation
 import ZeroMQ
+import WharfProtocol
 
 /// What an agent learnt when it enrolled, kept in its data dir so later starts need no token.
 public struct AgentIdentity: Codable, Sendable, Equatable {
@@ -40,8 +41,7 @@ public struct AgentDataDirectory: Sendable {
             return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingWhitespace()))
         }
         let pair = try CurveKeyPair.generate()
-        _ = FileManager.default.createFile(atPath: keyURL.path, contents: Data((pair.secretKey.z85 + "\n").utf8),
-                                       attributes: [.posixPermissions: 0o600])
+        try writePrivate(Array((pair.secretKey.z85 + "\n").utf8), to: keyURL)
         return pair
     }
 
@@ -55,8 +55,16 @@ public struct AgentDataDirectory: Sendable {
     public func save(_ identity: AgentIdentity) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        _ = FileManager.default.createFile(atPath: identityURL.path, contents: try encoder.encode(identity),
-                                       attributes: [.posixPermissions: 0o600])
+        try writePrivate(Array(try encoder.encode(identity)), to: identityURL)
+    }
+
+    /// Writes a file of this directory with mode 0600 from the start (`PrivateFile`).
+    private func writePrivate(_ bytes: [UInt8], to url: URL) throws {
+        do {
+            try PrivateFile.write(bytes, to: url.path)
+        } catch {
+            throw AgentSetupError(message: error.description)
+        }
     }
 
     /// Enrols with `server` using a join token, and stores what the server answered.

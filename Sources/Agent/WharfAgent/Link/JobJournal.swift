@@ -26,31 +26,10 @@ public struct JobJournal: Sendable {
     }
 
     private func write(_ data: Data, to url: URL) throws {
-        let temporary = url.appendingPathExtension("tmp")
-        // Plain POSIX calls: write, fsync, rename (FileHandle would add Foundation code to the agent for nothing).
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw AgentSetupError(message: "cannot write \(temporary.path): \(String(cString: strerror(errno)))")
-        }
-        var offset = 0
-        while offset < data.count {
-            let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                throw AgentSetupError(message: "cannot write \(temporary.path): \(reason)")
-            }
-            offset += written
-        }
-        guard fsync(fd) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw AgentSetupError(message: "cannot sync \(temporary.path): \(reason)")
-        }
-        close(fd)
-        guard rename(temporary.path, url.path) == 0 else {
-            throw AgentSetupError(message: "cannot write \(url.path): \(String(cString: strerror(errno)))")
+        do {
+            try PrivateFile.write(Array(data), to: url.path)
+        } catch {
+            throw AgentSetupError(message: error.description)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ZeroMQ
+import WharfProtocol
 
 /// The server's data dir: the database, its CURVE key pair, the admin token and `endpoints.json`.
 public struct ServerDataDirectory: Sendable {
@@ -17,10 +18,12 @@ public struct ServerDataDirectory: Sendable {
     var serverKeyURL: URL { url.appendingPathComponent("server.key") }
     var endpointsURL: URL { url.appendingPathComponent("endpoints.json") }
 
+    /// Writes a secret with mode 0600 from the start (`PrivateFile`).
     private func writeSecret(_ text: String, to url: URL) throws {
-        guard FileManager.default.createFile(atPath: url.path, contents: Data((text + "\n").utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError(code: "database", message: "cannot write \(url.path)")
+        do {
+            try PrivateFile.write(Array((text + "\n").utf8), to: url.path)
+        } catch {
+            throw StoreError(code: "database", message: error.description)
         }
     }
 
