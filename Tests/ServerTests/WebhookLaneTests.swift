@@ -106,6 +106,20 @@ struct WebhookLaneTests {
             let again = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
             #expect(try Self.job(again.body)["coalesced"] as? Int == 5)
             #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
+            // A target with a fragment goes to the router, whose URI ends the query at the `#`:
+            // `FOO=a#b` is `FOO=a` there, a change to the deploy that `FOO=a%23b` queued.
+            let port = try #require(client.port)
+            func post(_ target: String) async throws -> [String: Any] {
+                let replies = try await PipelinedHTTP.exchange(
+                    port: port, requests: "POST \(target) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", count: 1)
+                return try #require(replies.first?.json?["job"] as? [String: Any])
+            }
+            let escaped = try await post(setup.path + "?FOO=a%23b")
+            #expect(((escaped["trigger"] as? [String: Any])?["params"] as? [String: String])?["FOO"] == "a#b")
+            let fragment = try await post(setup.path + "?FOO=a#b")
+            #expect(((fragment["trigger"] as? [String: Any])?["params"] as? [String: String])?["FOO"] == "a")
+            #expect(fragment["coalesced"] as? Int == 7)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
         }
         await setup.harness.stop()
     }

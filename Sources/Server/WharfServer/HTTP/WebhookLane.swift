@@ -42,9 +42,11 @@ final class WebhookLane: Sendable {
 
     /// The token and query of a `POST /api/stacks/webhooks/<token>` that may be answered here,
     /// read from the request head alone: nil for any other request, one that asks for the
-    /// connection to close, or one that expects a `100 Continue`.
+    /// connection to close, one that expects a `100 Continue`, or one whose target has a `#`
+    /// (Hummingbird's URI ends the query there; no client sends one).
     static func candidate(_ head: HTTPRequest) -> Call? {
-        guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil else { return nil }
+        guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil,
+              !target.utf8.contains(UInt8(ascii: "#")) else { return nil }
         if let connection = head.headerFields[.connection], connection.lowercased() != "keep-alive" { return nil }
         let mark = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         guard let token = WharfResponder.webhookToken(in: target[..<(mark ?? target.endIndex)]) else { return nil }
