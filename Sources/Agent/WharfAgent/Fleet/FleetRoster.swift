@@ -1,9 +1,5 @@
 import Foundation
-
-#if canImport(Glibc)
-import Glibc
 import WharfProtocol
-#endif
 
 /// One simulated agent: its environment and its CURVE secret key.
 public struct FleetMember: Codable, Sendable, Equatable {
