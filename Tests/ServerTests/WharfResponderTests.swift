@@ -70,8 +70,7 @@ struct WharfResponderTests {
 
     @Test(.timeLimit(.minutes(2)))
     func aCallByEitherWayReachesTheSameHandler() async throws {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-responder-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let work = try temporaryDirectory("wharf-responder")
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         let api = try await server.start()
         let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node"], expect: 201)
@@ -103,5 +102,6 @@ struct WharfResponderTests {
         #expect(tooLarge == 413, "\(tooLargeBody)")
         #expect(tooLargeBody["error"] != nil)
         await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
     }
 }

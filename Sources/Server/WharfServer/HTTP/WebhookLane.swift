@@ -26,7 +26,7 @@ final class WebhookLane: Sendable {
 
     let answer: Answer
     let serverName: String?
-    /// Calls answered here (for tests and the benchmark's notes).
+    /// Calls answered here (for tests).
     let answered = Atomic<Int>(0)
 
     init(serverName: String?, answer: @escaping Answer) {

@@ -180,7 +180,7 @@ extension SQLiteStore {
                         // A queued head is claimed and read in one statement; one sent before (a resend) is read.
                         try self.foldJoins(db, self.joinable.take(jobId: id))
                         let sql = (head["state"] as String) == JobState.queued.rawValue
-                            ? "UPDATE job SET state = 'dispatched' WHERE id = ? AND state = 'queued' RETURNING \(Self.jobSpecColumns)"
+                            ? Self.claimQueuedSQL
                             : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
                         if registries == nil { registries = try self.registryAuths(db) }
                         let auths = registries ?? []
