@@ -36,6 +36,27 @@ struct JobJournalTests {
         #expect(journal.pendingResults().isEmpty)
     }
 
+    @Test func aSpecLeftBesideAResultOrATombstoneIsNotRunAgain() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let journal = try JobJournal(dataDirectory: directory)
+        let finished = JobResult(jobId: "job_1", state: .succeeded, error: nil)
+        try journal.hold(Self.spec("job_1"))
+        try journal.finish(finished)
+        try journal.hold(Self.spec("job_2"))
+        try journal.finish(JobResult(jobId: "job_2", state: .failed, error: JobError(code: "pull_failed", message: "no tag")))
+        try journal.acknowledge("job_2")
+        // The agent stopped after writing each result and before deleting its spec.
+        try journal.hold(Self.spec("job_1"))
+        try journal.hold(Self.spec("job_2"))
+        try journal.hold(Self.spec("job_3"))
+
+        #expect(journal.heldJobs().map(\.id) == ["job_3"])
+        #expect(journal.status(of: "job_1") == .finished(finished))
+        let names = try FileManager.default.contentsOfDirectory(atPath: journal.directory.path)
+        #expect(!names.contains("job_1.job") && !names.contains("job_2.job"), "the stale specs (and their credentials) are gone: \(names)")
+    }
+
     @Test func aJobIdCannotNameAPathOutsideTheJournal() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

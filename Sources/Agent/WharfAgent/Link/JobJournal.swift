@@ -83,9 +83,19 @@ public struct JobJournal: Sendable {
     }
 
     /// Unfinished jobs, oldest file first: those cut short by a crash run again from the start.
+    ///
+    /// A spec left beside a result or a tombstone (the agent stopped between writing the result and
+    /// deleting the spec) is of a finished job: it is deleted, not run again.
     public func heldJobs() -> [JobSpec] {
         files(suffix: "job").compactMap { url in
-            FileManager.default.contents(atPath: url.path).flatMap { try? JSONDecoder().decode(JobSpec.self, from: $0) }
+            guard let spec = FileManager.default.contents(atPath: url.path).flatMap({ try? JSONDecoder().decode(JobSpec.self, from: $0) }) else {
+                return nil
+            }
+            guard status(of: spec.id) == .held else {
+                try? FileManager.default.removeItem(at: url)
+                return nil
+            }
+            return spec
         }
     }
 

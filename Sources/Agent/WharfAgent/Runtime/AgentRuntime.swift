@@ -67,6 +67,8 @@ public actor AgentRuntime {
     /// Runs until the task is cancelled.
     public func run() async throws {
         await refreshEngineInfo()
+        // The server never asks again for a job whose result it acknowledged a month ago.
+        journal.pruneTombstones(olderThan: 30 * 24 * 3600)
         for result in journal.pendingResults() { unacknowledged[result.jobId] = (result, .now - .seconds(3600)) }
         for spec in journal.heldJobs() {
             logger.info("running again a job cut short by a restart", metadata: ["job.id": "\(spec.id)", "stack.id": "\(spec.stackId)"])
