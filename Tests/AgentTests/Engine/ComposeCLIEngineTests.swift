@@ -212,6 +212,110 @@ struct ComposeCLIEngineTests {
         }
     }
 
+    @Test("a rollback returns to the variables of the last deploy that succeeded", .timeLimit(.minutes(3)), arguments: flavours)
+    func rollbackUsesLastGoodVariables(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "rb-env") { scenario in
+            try await scenario.images.build(scenario.image("v1"), content: "v1")
+            // The same image either way: only the variable decides whether the service starts.
+            let compose = """
+                services:
+                  web:
+                    image: \(scenario.image("v1"))
+                    network_mode: host
+                    init: true
+                    environment:
+                      - PORT=${PORT}
+                      - MODE=${MODE:-ok}
+                    command: ["/bin/sh", "-c", "test \\"$$MODE\\" = ok || { echo bad mode $$MODE; exit 4; }; exec httpd -f -p 127.0.0.1:$$PORT -h /www"]
+
+                """
+            let (first, firstLog) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("v1")], environment: ["MODE": "ok"])
+            )
+            try #require(first.state == .succeeded, "\(first.errorMessage ?? "")\n\(firstLog.text)")
+
+            let (outcome, log) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("v1")], environment: ["MODE": "bad"])
+            )
+            #expect(outcome.state == .rolledBack, "\(outcome.errorMessage ?? "")\n\(log.text)")
+            #expect(outcome.errorMessage?.contains("exited with code 4") == true, "\(outcome.errorMessage ?? "")")
+            #expect(log.lines.contains("returning to the compose file and variables of the last deploy that succeeded"))
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+            let running = try await scenario.runningContainers()
+            #expect(running.count == 1)
+            if let container = running.first {
+                let environment = try await scenario.docker.lines(["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", container])
+                #expect(environment.contains("MODE=ok"), "\(environment)")
+            }
+        }
+    }
+
+    @Test("a rollback restores what the deploy changed, with the last good file, and leaves the rest alone", .timeLimit(.minutes(4)), arguments: flavours)
+    func rollbackTouchesOnlyChangedServices(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "rb-svc") { scenario in
+            try await scenario.images.build(scenario.image("v1"), content: "v1")
+            try await scenario.images.build(scenario.image("crash"), content: "crash", behaviour: .crash)
+            let storePort = try freeLoopbackPort()
+            let sidecarPort = try freeLoopbackPort()
+            func service(_ name: String, _ image: String, port: String) -> String {
+                """
+                  \(name):
+                    image: \(image)
+                    network_mode: host
+                    init: true
+                    environment:
+                      - PORT=\(port)
+
+                """
+            }
+            let v1 = scenario.image("v1")
+            let before = "services:\n" + service("web", v1, port: "${PORT}") + service("store", v1, port: "\(storePort)")
+                + service("sidecar", v1, port: "\(sidecarPort)")
+            let (first, firstLog) = await scenario.deploy(scenario.deployment(compose: before, images: ["web": v1]))
+            try #require(first.state == .succeeded, "\(first.errorMessage ?? "")\n\(firstLog.text)")
+            let store = try await scenario.docker.containers(project: scenario.project, service: "store")
+
+            // The new file drops the sidecar (`up --remove-orphans` removes it) and breaks web.
+            let after = "services:\n" + service("web", scenario.image("crash"), port: "${PORT}") + service("store", v1, port: "\(storePort)")
+            let (outcome, log) = await scenario.deploy(scenario.deployment(compose: after, images: ["web": scenario.image("crash")]))
+            #expect(outcome.state == .rolledBack, "\(outcome.errorMessage ?? "")\n\(log.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+            #expect(await waitForBody(port: sidecarPort, expected: "v1") == "v1", "the service the new file dropped runs again")
+            #expect(try await scenario.docker.containers(project: scenario.project, service: "store") == store, "store was not recreated")
+            let onDisk = try String(contentsOf: scenario.sandbox.stacks.appendingPathComponent(scenario.project).appendingPathComponent("compose.yml"), encoding: .utf8)
+            #expect(onDisk == before, "the stack directory holds the last good compose file again")
+        }
+    }
+
+    @Test("a one-shot service that exits 0 is done; one that fails, or that Docker restarts, is not", .timeLimit(.minutes(4)), arguments: flavours)
+    func oneShotServices(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "oneshot") { scenario in
+            try await scenario.images.build(scenario.image("v1"), content: "v1")
+            func compose(_ script: String, restart: String? = nil) -> String {
+                TestStacks.web(image: scenario.image("v1")) + """
+                      migrate:
+                        image: \(scenario.image("v1"))
+                        network_mode: host
+                        command: ["/bin/sh", "-c", "\(script)"]
+
+                    """ + (restart.map { "    restart: \"\($0)\"\n" } ?? "")
+            }
+            let (done, doneLog) = await scenario.deploy(scenario.deployment(compose: compose("echo migrated"), images: ["web": scenario.image("v1")]))
+            #expect(done.state == .succeeded, "\(done.errorMessage ?? "")\n\(doneLog.text)")
+            #expect(doneLog.lines.contains { $0.contains("migrate") && $0.contains("ran to completion") }, "\(doneLog.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+
+            let (failed, failedLog) = await scenario.deploy(scenario.deployment(compose: compose("echo migration failed; exit 5"), images: ["web": scenario.image("v1")]))
+            #expect(failed.state == .rolledBack, "\(failed.errorMessage ?? "")\n\(failedLog.text)")
+            #expect(failed.errorMessage?.contains("exited with code 5") == true, "\(failed.errorMessage ?? "")")
+
+            // `restart: always` makes an exit 0 a crash loop, not a finished one-shot.
+            let (looping, loopingLog) = await scenario.deploy(scenario.deployment(compose: compose("sleep 0.2", restart: "always"), images: ["web": scenario.image("v1")]))
+            #expect(looping.state == .rolledBack, "\(looping.errorMessage ?? "")\n\(loopingLog.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+        }
+    }
+
     @Test("a first deploy that fails ends failed and is not taken down", .timeLimit(.minutes(3)), arguments: flavours)
     func failedFirstDeployIsNotDown(flavour: ComposeFlavour) async throws {
         try await Scenario.run(flavour, "first") { scenario in

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 @testable import WharfAgent
@@ -17,16 +18,28 @@ struct StackFilesTests {
     }
 
     @Test(
-        "rollback tags are valid image references",
+        "rollback tags are valid image references, distinct for names that read alike",
         arguments: [
-            ("web", "app", "wharf-rollback/web-app:previous"),
-            ("my_stack", "api", "wharf-rollback/my-stack-api:previous"),
-            ("s-", "Web.Front", "wharf-rollback/s-web-front:previous"),
-            ("s__x", "_db", "wharf-rollback/s-x-db:previous"),
+            ("my_app", "web", "my-app", "web"),
+            ("shop", "api-worker", "shop-api", "worker"),
+            ("s-", "Web.Front", "s_", "Web.Front"),
+            ("s__x", "_db", "s-x", "-db"),
+            ("web", "app", "web", "App"),
         ]
     )
-    func rollbackTags(project: String, service: String, expected: String) {
-        #expect(StackFiles.rollbackTag(project: project, service: service) == expected)
+    func rollbackTags(project: String, service: String, otherProject: String, otherService: String) throws {
+        let tag = StackFiles.rollbackTag(project: project, service: service)
+        let other = StackFiles.rollbackTag(project: otherProject, service: otherService)
+        #expect(tag != other)
+        // Docker's reference grammar: path components of lowercase alphanumerics joined by `.`, `_`, `__` or dashes; a tag.
+        let grammar = /wharf-rollback\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}/
+        for reference in [tag, other] {
+            #expect(try grammar.wholeMatch(in: reference) != nil, "\(reference)")
+            #expect(reference.hasPrefix(StackFiles.rollbackRepository(project: reference == tag ? project : otherProject) + ":"))
+        }
+        // Stable across runs and builds: remove() finds the tags a deploy made before an upgrade of the agent.
+        #expect(StackFiles.rollbackTag(project: "web", service: "app") == "wharf-rollback/web-\(StackFiles.shortHash("web")):app-\(StackFiles.shortHash("app"))")
+        #expect(StackFiles.shortHash("") == "cbf29ce48422")
     }
 
     @Test("the override pins each service's image, quoted, with $ escaped")
@@ -85,6 +98,33 @@ struct StackFilesTests {
         #expect((file[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         scope.remove()
         #expect(!FileManager.default.fileExists(atPath: scope.directory.path))
+    }
+
+    @Test("an engine with a scratch directory of its own deletes the job docker configs a killed agent left there")
+    func leftoverDockerConfigsAreDeleted() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-scratch-test-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: data) }
+        let scratch = data.appendingPathComponent("tmp")
+        let leftover = try JobDockerConfig.create(
+            under: scratch,
+            credentials: [RegistryCredential(registry: "127.0.0.1:5000", username: "u", password: "secret")],
+            pluginDirectory: nil
+        )
+        let other = scratch.appendingPathComponent("keep-me")
+        try Data("x".utf8).write(to: other)
+
+        let engine = ComposeCLIEngine(stacksDirectory: data.appendingPathComponent("stacks"), dockerHost: "unix:///nowhere.sock",
+                                      scratchDirectory: scratch, logger: Logger(label: "test"))
+        #expect(engine.configuration.scratchDirectory == scratch)
+        #expect(!FileManager.default.fileExists(atPath: leftover.directory.path), "the credentials of the cut-short job are gone")
+        #expect(FileManager.default.fileExists(atPath: other.path), "only job docker configs are deleted")
+
+        // A fresh data directory: the scratch directory is made, private.
+        let fresh = data.appendingPathComponent("fresh-tmp")
+        _ = ComposeCLIEngine(stacksDirectory: data.appendingPathComponent("stacks"), dockerHost: "unix:///nowhere.sock",
+                             scratchDirectory: fresh, logger: Logger(label: "test"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: fresh.path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o700)
     }
 
     @Test("output lines are capped, stripped of ANSI escapes and carriage returns")

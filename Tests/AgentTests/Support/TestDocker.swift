@@ -53,8 +53,9 @@ struct TestDocker: Sendable {
     }
 
     /// The IDs of a project's containers; running only, or all.
-    func containers(project: String, all: Bool = false) async throws -> [String] {
+    func containers(project: String, service: String? = nil, all: Bool = false) async throws -> [String] {
         var arguments = ["ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=\(project)"]
+        if let service { arguments += ["--filter", "label=com.docker.compose.service=\(service)"] }
         if all { arguments.insert("-a", at: 1) }
         return try await lines(arguments)
     }
@@ -85,7 +86,7 @@ struct TestDocker: Sendable {
             let mine = images.filter { $0.contains("/\(project)/") }.compactMap { $0.split(separator: " ").first.map(String.init) }
             if !mine.isEmpty { _ = try? await runAllowingFailure(["rmi", "-f"] + Array(Set(mine))) }
         }
-        let prefix = StackFiles.rollbackTag(project: project, service: "").replacingOccurrences(of: ":previous", with: "")
+        let prefix = StackFiles.rollbackRepository(project: project) + ":"
         if let tags = try? await lines(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=wharf-rollback/*"]) {
             let mine = tags.filter { $0.hasPrefix(prefix) }
             if !mine.isEmpty { _ = try? await runAllowingFailure(["rmi"] + mine) }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 
@@ -87,22 +90,34 @@ public struct ComposeCLIEngine: ContainerEngine {
     ///     (see ``composeCommandWords(_:)``); nil uses the plugin when `docker compose version`
     ///     works, else `docker-compose`.
     ///   - dockerExecutable: the `docker` binary; nil finds it on `PATH`.
+    ///   - scratchDirectory: a directory of the agent's own for the jobs' `DOCKER_CONFIG`s (created
+    ///     0700 if missing); the ones a killed agent left there, credentials included, are deleted
+    ///     now. Nil uses the system's temporary directory and deletes nothing.
     public init(
         stacksDirectory: URL,
         dockerHost: String,
         composeCommand: [String]? = nil,
         dockerExecutable: String? = nil,
+        scratchDirectory: URL? = nil,
         logger: Logger
     ) {
-        self.init(
-            configuration: Configuration(
-                stacksDirectory: stacksDirectory,
-                dockerHost: dockerHost,
-                composeCommand: composeCommand,
-                dockerExecutable: dockerExecutable
-            ),
-            logger: logger
+        var configuration = Configuration(
+            stacksDirectory: stacksDirectory,
+            dockerHost: dockerHost,
+            composeCommand: composeCommand,
+            dockerExecutable: dockerExecutable
         )
+        if let scratchDirectory {
+            configuration.scratchDirectory = scratchDirectory
+            if !FileManager.default.fileExists(atPath: scratchDirectory.path) {
+                mkdir(scratchDirectory.path, 0o700)
+            }
+            let removed = JobDockerConfig.removeLeftovers(under: scratchDirectory)
+            if removed > 0 {
+                logger.notice("deleted job docker configs left by an earlier run", metadata: ["count": "\(removed)"])
+            }
+        }
+        self.init(configuration: configuration, logger: logger)
     }
 
     /// Splits a `--compose-command` value on spaces: `"docker compose"` → `["docker", "compose"]`.
@@ -202,12 +217,14 @@ public struct ComposeCLIEngine: ContainerEngine {
             let compose = try await composeCommand(docker: docker, scope: scope)
             log.step("using \(compose.displayName) on \(configuration.dockerHost)")
 
-            var childEnvironment = environment
+            var stackEnvironment = environment
             for key in environment.keys.sorted() where Self.reservedVariables.contains(key) {
-                childEnvironment[key] = nil
+                stackEnvironment[key] = nil
                 log.step("ignoring stack variable \(key): it would change which engine or tools compose uses")
             }
-            for (key, value) in baseEnvironment(scope) { childEnvironment[key] = value }
+            let base = baseEnvironment(scope)
+            var childEnvironment = stackEnvironment
+            for (key, value) in base { childEnvironment[key] = value }
             let files = StackFiles(stacksDirectory: configuration.stacksDirectory, stackId: stackId)
             let runner = CommandRunner(environment: childEnvironment, workingDirectory: files.directory.path)
             let job = StackJob(
@@ -215,6 +232,8 @@ public struct ComposeCLIEngine: ContainerEngine {
                 files: files,
                 compose: compose,
                 composeRunner: runner,
+                stackEnvironment: stackEnvironment,
+                baseEnvironment: base,
                 docker: docker,
                 log: log,
                 logger: logger,

@@ -200,6 +200,13 @@ struct ContainerDetails: Decodable, Sendable {
     /// Whether compose created it for `compose run`, not for the service itself.
     var isOneOff: Bool { config.labels?[DockerCLI.Label.oneOff]?.lowercased() == "true" }
 
+    /// Whether it exited with code 0 and Docker will not start it again: a one-shot that finished.
+    var ranToCompletion: Bool {
+        guard state.status == "exited", state.exitCode == 0, !state.restarting else { return false }
+        let policy = hostConfig?.restartPolicy?.name ?? ""
+        return policy == "" || policy == "no" || policy == "on-failure"
+    }
+
     /// The container name without the leading slash.
     var displayName: String { name.hasPrefix("/") ? String(name.dropFirst()) : name }
 }

@@ -27,7 +27,7 @@ struct JobDockerConfig: Sendable {
             if !fileManager.fileExists(atPath: parent.path) {
                 try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
             }
-            let directory = parent.appendingPathComponent("wharf-docker-config-\(UUID().uuidString.lowercased())")
+            let directory = parent.appendingPathComponent("\(namePrefix)\(UUID().uuidString.lowercased())")
             // mkdir with the final mode: FileManager creates with 0777 & ~umask and chmods afterwards, which
             // leaves a moment in which the credentials' directory is readable by others.
             guard mkdir(directory.path, 0o700) == 0 else {
@@ -98,5 +98,20 @@ struct JobDockerConfig: Sendable {
     /// Deletes the directory and the credentials in it.
     func remove() {
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The start of every job config directory's name.
+    static let namePrefix = "wharf-docker-config-"
+
+    /// Deletes the job config directories left under `parent` by an agent that stopped mid-job
+    /// (killed, or the machine lost power), with the credentials in them; returns how many.
+    /// Only for a directory of the agent's own: in a shared one they may be another agent's.
+    static func removeLeftovers(under parent: URL) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(namePrefix) {
+            if (try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))) != nil { removed += 1 }
+        }
+        return removed
     }
 }

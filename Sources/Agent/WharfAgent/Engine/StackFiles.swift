@@ -1,10 +1,26 @@
 import Foundation
+import WharfProtocol
 
 /// The files of one stack on the agent: `STACKS/<stackId>/compose.yml` as the user wrote it,
-/// and `wharf.override.yml`, which pins each service to the image the job runs.
+/// `wharf.override.yml`, which pins each service to the image the job runs, and
+/// `wharf.last-good.json`, what the last deploy that succeeded ran (``LastGood``).
 struct StackFiles: Sendable {
     static let composeFileName = "compose.yml"
     static let overrideFileName = "wharf.override.yml"
+    static let lastGoodFileName = "wharf.last-good.json"
+
+    /// What the last successful deploy of the stack ran: its compose text, pinned images, the
+    /// stack's variables and the services the file defines. A rollback runs the services it
+    /// returns with these, so a deploy whose new file or variables broke a service does not
+    /// bring it back with the same file or variables. It holds the stack's variables, so it is
+    /// written like the job journal: 0600, synced, renamed into place.
+    struct LastGood: Codable, Sendable, Equatable {
+        var compose: String
+        var images: [String: String]
+        var version: String?
+        var environment: [String: String]
+        var services: [String]
+    }
 
     /// `STACKS/<stackId>`.
     let directory: URL
@@ -45,6 +61,26 @@ struct StackFiles: Sendable {
             return
         }
         try write(Self.overrideYAML(images: images, version: version), to: Self.overrideFileName)
+    }
+
+    /// Records what a deploy that succeeded ran.
+    func saveLastGood(_ lastGood: LastGood) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let url = directory.appendingPathComponent(Self.lastGoodFileName)
+        do {
+            try PrivateFile.write(Array(try encoder.encode(lastGood)), to: url.path)
+        } catch {
+            throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
+        }
+    }
+
+    /// What the last successful deploy ran, if this agent recorded one (nil when the file is
+    /// missing or unreadable: the rollback then uses the failed deploy's file and variables).
+    func loadLastGood() -> LastGood? {
+        let url = directory.appendingPathComponent(Self.lastGoodFileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        return try? JSONDecoder().decode(LastGood.self, from: data)
     }
 
     /// Deletes the stack directory and everything in it.
@@ -96,10 +132,50 @@ extension StackFiles {
     }
 
     /// The local tag that keeps a service's previous image for a rollback:
-    /// `wharf-rollback/<project>-<service>:previous`, with characters that an image repository
-    /// cannot hold replaced by `-`.
+    /// `wharf-rollback/<project>-<hash>:<service>-<hash>`.
+    ///
+    /// Readable parts have the characters an image reference cannot hold replaced by `-`, so
+    /// different names can read the same (`my_app` and `my-app`); the hashes of the exact names
+    /// keep one stack's tags from ever naming another's.
     static func rollbackTag(project: String, service: String) -> String {
+        "\(rollbackRepository(project: project)):\(tagComponent(service))-\(shortHash(service))"
+    }
+
+    /// The repository of a project's rollback tags: `wharf-rollback/<project>-<hash>`.
+    static func rollbackRepository(project: String) -> String {
+        "wharf-rollback/\(repositoryComponent(project))-\(shortHash(project))"
+    }
+
+    /// The tag of the first scheme, `wharf-rollback/<project>-<service>:previous`, which two
+    /// stacks could share; `remove` deletes it too, for stacks deployed by an older agent.
+    static func legacyRollbackTag(project: String, service: String) -> String {
         "wharf-rollback/\(repositoryComponent("\(project)-\(service)")):previous"
+    }
+
+    /// 12 hex digits of the 64-bit FNV-1a hash of `text`: stable across runs and builds.
+    static func shortHash(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let hex = String(hash >> 16, radix: 16)
+        return String(repeating: "0", count: 12 - hex.count) + hex
+    }
+
+    /// A tag's readable part: `[a-z0-9.-]`, at most 100 characters, never empty.
+    private static func tagComponent(_ text: String) -> String {
+        var out = ""
+        for byte in text.lowercased().utf8 {
+            if isLowerAlphanumeric(byte) || byte == UInt8(ascii: ".") {
+                out.append(Character(UnicodeScalar(byte)))
+            } else if !out.isEmpty, out.last != "-" {
+                out.append("-")
+            }
+            if out.count == 100 { break }
+        }
+        while out.hasPrefix(".") { out.removeFirst() }
+        return out.isEmpty ? "service" : out
     }
 
     /// The override YAML: `services.<name>.image` per entry, double-quoted, `$` escaped as `$$`

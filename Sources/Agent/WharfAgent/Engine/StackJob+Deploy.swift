@@ -3,6 +3,8 @@ import Foundation
 extension StackJob {
     /// Deploys: files, validation, pull, record running images, `up`, health; rollback on failure.
     func deploy(_ deployment: StackDeployment) async throws -> DeployOutcome {
+        // What the last successful deploy ran, read before this one replaces compose.yml.
+        let lastGood = files.loadLastGood()
         try files.writeCompose(deployment.compose)
         let services = try await services()
         let version = StackFiles.topLevelVersion(of: deployment.compose)
@@ -38,87 +40,174 @@ extension StackJob {
             }
         }
         let previous = try await recorded
+        let rollback = Rollback(previous: previous, services: services, pinned: pinned, version: version, lastGood: lastGood, timeout: deployment.healthTimeout)
 
-        log.step("starting services")
-        let up = try await runCompose(["up", "-d", "--remove-orphans"])
-        guard up.succeeded else {
-            let failure = ContainerEngineError(.composeFailed, failureMessage("compose up", up))
-            return try await rollBack(after: failure, previous: previous, services: services, pinned: pinned, version: version, timeout: deployment.healthTimeout)
+        // From here on containers change: whatever goes wrong, including a query that throws,
+        // goes through the rollback.
+        let health: HealthResult
+        do {
+            log.step("starting services")
+            let up = try await runCompose(["up", "-d", "--remove-orphans"])
+            guard up.succeeded else {
+                return await rollBack(after: ContainerEngineError(.composeFailed, failureMessage("compose up", up)), rollback)
+            }
+            log.step("waiting for health (timeout \(Self.seconds(deployment.healthTimeout)))")
+            health = try await waitUntilHealthy(services: nil, timeout: deployment.healthTimeout)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return await rollBack(after: Self.engineError(error), rollback)
         }
-
-        log.step("waiting for health (timeout \(Self.seconds(deployment.healthTimeout)))")
-        switch try await waitUntilHealthy(services: nil, timeout: deployment.healthTimeout) {
+        switch health {
         case .healthy(let containers):
+            let record = StackFiles.LastGood(
+                compose: deployment.compose,
+                images: pinned,
+                version: version,
+                environment: stackEnvironment,
+                services: services.sorted()
+            )
+            do {
+                try files.saveLastGood(record)
+            } catch {
+                // The deploy itself succeeded; only a later rollback loses this deploy's file and variables.
+                log.step("could not record this deploy for later rollbacks: \(Self.engineError(error).message)")
+            }
             return .succeeded(Self.outcomes(containers: containers, services: services, pinned: pinned))
         case .failed(let failure):
-            return try await rollBack(after: failure, previous: previous, services: services, pinned: pinned, version: version, timeout: deployment.healthTimeout)
+            return await rollBack(after: failure, rollback)
         }
     }
 
-    /// The image ID each service runs now, each also tagged `wharf-rollback/<project>-<service>:previous`
-    /// so that a rollback needs no registry and survives the plan's tag moving.
-    private func recordRunningImages() async throws -> [String: String] {
+    /// What was running before `up`: per service, the image ID and the running containers' IDs.
+    struct Previous: Sendable {
         var images: [String: String] = [:]
+        var containers: [String: Set<String>] = [:]
+    }
+
+    /// The image ID each service runs now, each also tagged (``StackFiles/rollbackTag(project:service:)``)
+    /// so that a rollback needs no registry and survives the plan's tag moving, and the IDs of its
+    /// running containers, so that a rollback touches only the services `up` changed.
+    private func recordRunningImages() async throws -> Previous {
+        var previous = Previous()
         for container in try await containers(includeStopped: false).sorted(by: { $0.name < $1.name }) {
-            guard container.state.running, let service = container.service, images[service] == nil else { continue }
-            images[service] = container.image
+            guard container.state.running, let service = container.service else { continue }
+            previous.containers[service, default: []].insert(container.id)
+            if previous.images[service] == nil { previous.images[service] = container.image }
         }
-        if images.isEmpty {
+        if previous.images.isEmpty {
             log.step("no running containers: nothing to roll back to if this deploy fails")
         }
-        for (service, imageID) in images.sorted(by: { $0.key < $1.key }) {
+        for (service, imageID) in previous.images.sorted(by: { $0.key < $1.key }) {
             let tag = StackFiles.rollbackTag(project: project, service: service)
             try await docker.tag(imageID, tag)
             log.step("  \(service): \(imageID) (kept as \(tag))")
         }
-        return images
+        return previous
     }
 
-    /// Returns the services that ran before to their recorded images, and stops services that did
-    /// not run before; never `down`. The outcome is `rolled_back` with the original failure when the
-    /// previous images run again, else `failed`.
-    private func rollBack(
-        after failure: ContainerEngineError,
-        previous: [String: String],
-        services: Set<String>,
-        pinned: [String: String],
-        version: String?,
-        timeout: Duration
-    ) async throws -> DeployOutcome {
+    /// What a rollback needs to know of the deploy it undoes.
+    struct Rollback: Sendable {
+        var previous: Previous
+        /// The services of the new compose file.
+        var services: Set<String>
+        /// The new deploy's pinned images.
+        var pinned: [String: String]
+        var version: String?
+        /// What the last successful deploy ran, when this agent recorded it.
+        var lastGood: StackFiles.LastGood?
+        var timeout: Duration
+    }
+
+    /// Returns the services that ran before and that the failed deploy changed to their recorded
+    /// images — with the compose file and variables of the last deploy that succeeded, when
+    /// there is a record of it — and stops services that did not run before; never `down`.
+    /// Services `up` left alone are not touched. The outcome is `rolled_back` with the original
+    /// failure when everything that ran before runs again, else `failed`; a rollback that throws
+    /// ends `failed` with both reasons.
+    private func rollBack(after failure: ContainerEngineError, _ rollback: Rollback) async -> DeployOutcome {
         log.step("deploy failed: \(failure.code.rawValue): \(failure.message)")
-        let restorable = previous.filter { services.contains($0.key) }
-        for service in previous.keys.sorted() where !services.contains(service) {
-            log.step("service \(service) is no longer in the compose file and cannot be restored")
+        do {
+            return try await rollBackThrowing(after: failure, rollback)
+        } catch is CancellationError {
+            return .failed(failure.code, "\(failure.message); rollback cancelled")
+        } catch {
+            let reason = Self.engineError(error).message
+            log.step("rollback failed: \(reason)")
+            return .failed(failure.code, "\(failure.message); rollback failed: \(reason)")
         }
-        let fresh = services.subtracting(restorable.keys).sorted()
+    }
+
+    private func rollBackThrowing(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> DeployOutcome {
+        let previous = rollback.previous
+        // The services whose running containers `up` replaced, stopped or removed.
+        var runningNow: [String: Set<String>] = [:]
+        for container in try await containers(includeStopped: false) where container.state.running && !container.state.restarting {
+            if let service = container.service { runningNow[service, default: []].insert(container.id) }
+        }
+        let changed = Set(previous.containers.keys.filter { runningNow[$0] != previous.containers[$0] })
+
+        let fresh = rollback.services.subtracting(previous.images.keys).sorted()
         if !fresh.isEmpty {
             log.step("stopping services that were not running before: \(fresh.joined(separator: ", "))")
             let stop = try await runCompose(["stop"] + fresh)
             if !stop.succeeded { log.step(failureMessage("compose stop", stop)) }
         }
-        guard !restorable.isEmpty else {
+        guard !previous.images.isEmpty else {
             log.step("nothing to roll back to: no service was running before this deploy")
             return .failed(failure.code, failure.message)
         }
 
-        log.step("rolling back to previous images")
-        var images = pinned
-        for service in restorable.keys {
+        // The file, images and variables to return to: the last good deploy's, else this one's.
+        var job = self
+        var images: [String: String]
+        let services: Set<String>
+        if let lastGood = rollback.lastGood {
+            log.step("returning to the compose file and variables of the last deploy that succeeded")
+            try files.writeCompose(lastGood.compose)
+            job = with(stackEnvironment: lastGood.environment)
+            images = lastGood.images
+            services = Set(lastGood.services)
+        } else {
+            images = rollback.pinned
+            services = rollback.services
+        }
+        let lost = changed.subtracting(services).sorted()
+        for service in lost {
+            log.step("service \(service) is no longer in the compose file and cannot be restored")
+        }
+        let restore = changed.intersection(services).sorted()
+        let untouched = previous.containers.keys.filter { !changed.contains($0) }.sorted()
+        if !untouched.isEmpty {
+            log.step("left as they were (the deploy did not change them): \(untouched.joined(separator: ", "))")
+        }
+        for service in restore {
             images[service] = StackFiles.rollbackTag(project: project, service: service)
         }
-        try files.writeOverride(images: images, version: version)
-        let up = try await runCompose(["up", "-d", "--no-deps", "--remove-orphans"] + restorable.keys.sorted())
-        guard up.succeeded else {
-            return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
+        try files.writeOverride(images: images.filter { services.contains($0.key) }, version: rollback.lastGood?.version ?? rollback.version)
+
+        if !restore.isEmpty {
+            log.step("rolling back to previous images")
+            log.step("  services: \(restore.joined(separator: ", "))")
+            let up = try await job.runCompose(["up", "-d", "--no-deps"] + restore)
+            guard up.succeeded else {
+                return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
+            }
+            log.step("waiting for the previous images (timeout \(Self.seconds(rollback.timeout)))")
+            if case .failed(let rollbackFailure) = try await job.waitUntilHealthy(services: Set(restore), timeout: rollback.timeout) {
+                return .failed(failure.code, "\(failure.message); rollback failed: \(rollbackFailure.message)")
+            }
         }
-        log.step("waiting for the previous images (timeout \(Self.seconds(timeout)))")
-        switch try await waitUntilHealthy(services: Set(restorable.keys), timeout: timeout) {
-        case .healthy:
-            log.step("rolled back to previous images")
-            return .rolledBack(failure.code, failure.message)
-        case .failed(let rollbackFailure):
-            return .failed(failure.code, "\(failure.message); rollback failed: \(rollbackFailure.message)")
+        guard lost.isEmpty else {
+            return .failed(failure.code, "\(failure.message); rollback failed: \(lost.joined(separator: ", ")) cannot be restored")
         }
+        log.step("rolled back to previous images")
+        return .rolledBack(failure.code, failure.message)
+    }
+
+    /// An error as a job error: engine errors as they are, anything else as `compose_failed`.
+    static func engineError(_ error: any Error) -> ContainerEngineError {
+        (error as? ContainerEngineError) ?? ContainerEngineError(.composeFailed, "\(error)")
     }
 
     /// Per service: the image it runs (the plan's, else the container's), the image ID, the container count.

@@ -13,12 +13,15 @@ extension StackJob {
     /// a healthcheck, healthy — and still is after the settle time.
     ///
     /// An unhealthy container, one that exited, or one that restarted fails at once (`unhealthy`);
-    /// containers still starting when `timeout` passes fail with `timeout`.
+    /// containers still starting when `timeout` passes fail with `timeout`. A container that exited
+    /// with code 0 and that Docker will not restart (restart policy `no` or `on-failure`) is a
+    /// one-shot service that finished — a migration, a seed — and counts as done.
     func waitUntilHealthy(services: Set<String>?, timeout: Duration) async throws -> HealthResult {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         var readySince: ContinuousClock.Instant?
         var restartBaseline: [String: Int] = [:]
+        var completed: Set<String> = []
         while true {
             let containers = try await containers(includeStopped: true, services: services)
                 .sorted { $0.name < $1.name }
@@ -39,6 +42,13 @@ extension StackJob {
                 if !container.state.running {
                     if container.state.status == "created" {
                         waitingFor.append("\(service) (not started)")
+                        continue
+                    }
+                    if container.ranToCompletion {
+                        // A one-shot service (a migration, a seed) that finished: done, not failed.
+                        if completed.insert(container.id).inserted {
+                            log.step("service \(service): container \(container.displayName) ran to completion (exit code 0)")
+                        }
                         continue
                     }
                     await logContainerOutput(container)

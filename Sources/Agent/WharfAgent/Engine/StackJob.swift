@@ -8,11 +8,25 @@ struct StackJob: Sendable {
     let files: StackFiles
     let compose: ComposeCommand
     /// Runs compose in the stack directory with the job's environment.
-    let composeRunner: CommandRunner
+    private(set) var composeRunner: CommandRunner
+    /// The stack's variables compose runs with (without the reserved ones).
+    private(set) var stackEnvironment: [String: String]
+    /// What compose needs besides the stack's variables: `PATH`, `DOCKER_HOST`, the job's `DOCKER_CONFIG`.
+    let baseEnvironment: [String: String]
     let docker: DockerCLI
     let log: JobLog
     let logger: Logger
     let configuration: ComposeCLIEngine.Configuration
+
+    /// This job, with compose run with other stack variables (a rollback's, from ``StackFiles/LastGood``).
+    func with(stackEnvironment environment: [String: String]) -> StackJob {
+        var copy = self
+        var child = environment.filter { !ComposeCLIEngine.reservedVariables.contains($0.key) }
+        copy.stackEnvironment = child
+        for (key, value) in baseEnvironment { child[key] = value }
+        copy.composeRunner = CommandRunner(environment: child, workingDirectory: files.directory.path)
+        return copy
+    }
 
     /// Runs compose on the project with `files`, streaming its output lines to the job log.
     func runCompose(
@@ -92,7 +106,9 @@ struct StackJob: Sendable {
         guard down.succeeded else {
             return .failed(.composeFailed, failureMessage("compose down", down))
         }
-        let tags = services.map { StackFiles.rollbackTag(project: project, service: $0) }
+        let tags = services.flatMap {
+            [StackFiles.rollbackTag(project: project, service: $0), StackFiles.legacyRollbackTag(project: project, service: $0)]
+        }
         do {
             try await docker.removeTags(tags)
         } catch {
