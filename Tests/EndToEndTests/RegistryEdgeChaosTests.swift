@@ -132,6 +132,36 @@ struct RegistryEdgeChaosTests {
         await deployment.stop(testEnv, project: project)
     }
 
+    @Test func sigtermLetsTheRunningDeployFinishAndReportBeforeTheAgentExits() async throws {
+        let testEnv = try TestEnvironment.require()
+        let deployment = try await Deployment.start(testEnv)
+        let project = "sigterm\(UUID().uuidString.prefix(6).lowercased())"
+        let image = "\(testEnv.registry)/demo/\(project)"
+        try testEnv.makeImage("\(image):v1", content: "term v1")
+        // Its healthcheck passes after a second or two: the deploy is still running when the signal comes.
+        try testEnv.makeImage("\(image):slow", content: "term slow", mode: "healthy")
+        let port = freePort()
+        let (stackId, firstJob) = try await deployment.stack(project, image: "\(image):v1", port: port)
+        #expect(try await deployment.api.finishedJob(firstJob)["state"] as? String == "succeeded")
+        let (_, hook) = try await deployment.api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        let (_, accepted) = try await post((hook["url"] as! String) + "?tag=slow")
+        let jobId = (accepted["job"] as! [String: Any])["id"] as! String
+        #expect(try await eventually {
+            let (_, body) = try await deployment.api.call("GET", "/api/jobs/\(jobId)", expect: 200)
+            return (body["job"] as? [String: Any])?["state"] as? String == "running"
+        })
+
+        deployment.agent.kill(SIGTERM)
+        let status = await deployment.agent.wait(timeout: .seconds(60))
+        #expect(status == 0, "the agent exits cleanly once its job is done: \(deployment.agent.output.suffix(2000))")
+        // Read at once, with no agent running: the result was sent and stored before the agent exited.
+        let (_, body) = try await deployment.api.call("GET", "/api/jobs/\(jobId)", expect: 200)
+        #expect((body["job"] as? [String: Any])?["state"] as? String == "succeeded", "\(body)")
+        #expect(await served(port: port) == "term slow")
+        #expect(deployment.agent.output.contains("stopping: waiting for running jobs to finish"))
+        await deployment.stop(testEnv, project: project)
+    }
+
     @Test func killingTheAgentMidDeployAndTheServerMidWebhooksLosesNothing() async throws {
         let testEnv = try TestEnvironment.require()
         var deployment = try await Deployment.start(testEnv)
@@ -152,11 +182,16 @@ struct RegistryEdgeChaosTests {
             let (_, body) = try await deployment.api.call("GET", "/api/jobs/\(jobId)", expect: 200)
             return (body["job"] as? [String: Any])?["state"] as? String == "running"
         })
+        // The first run's first lines are on the server before the kill.
+        #expect(try await eventually { try await deployment.api.text("/api/jobs/\(jobId)/log").contains("recording running images") })
         deployment.agent.kill(SIGKILL)
         await deployment.agent.wait()
         try deployment.restartAgent(1)
         #expect(try await deployment.api.finishedJob(jobId)["state"] as? String == "succeeded", "\(deployment.agent.output.suffix(2000))")
         #expect(await eventually { await served(port: port) == "chaos v2" })
+        // The log keeps both runs: the second run's lines are not taken for the first's.
+        let log = try await deployment.api.text("/api/jobs/\(jobId)/log")
+        #expect(log.components(separatedBy: "recording running images").count - 1 == 2, "\(log)")
 
         // 2. SIGKILL the server while webhooks arrive; every accepted job still ends, and the newest version serves.
         var acceptedJobs: Set<String> = []

@@ -26,6 +26,10 @@ public actor AgentRuntime {
         /// Results not acknowledged after this long are sent again.
         public var resultResendInterval: Duration = .seconds(5)
         public var healthTimeoutSeconds = 60
+        /// When the agent is told to stop (SIGTERM), how long running jobs may take to finish and
+        /// report before they are cut short (they then run again from the start at the next start).
+        /// Inside systemd's stop timeout for the shipped unit (60 s).
+        public var stopGracePeriod: Duration = .seconds(45)
 
         /// Makes a configuration.
         public init(endpoint: String, serverKey: CurveKey, keyPair: CurveKeyPair, hostname: String) {
@@ -53,6 +57,16 @@ public actor AgentRuntime {
     private var busyStacks: Set<String> = []
     private var queued: Set<String> = []
     private var unacknowledged: [String: (result: JobResult, sentAt: ContinuousClock.Instant)] = [:]
+    /// The tasks of the jobs running now, by job ID.
+    private var running: [String: Task<Void, Never>] = [:]
+    /// Set once the agent is told to stop: no job starts after that.
+    private var stopping: Stopping?
+
+    private struct Stopping {
+        var deadline: ContinuousClock.Instant
+        /// Whether the jobs still running at the deadline have been cancelled.
+        var cutShort = false
+    }
 
     /// Makes an agent; `context` may be shared by many agents in one process (the fleet simulator).
     public init(configuration: Configuration, engine: any ContainerEngine, journal: JobJournal,
@@ -64,7 +78,9 @@ public actor AgentRuntime {
         self.logger = logger
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled. Cancelled, a connected agent starts no more jobs, lets
+    /// those running finish and report (up to ``Configuration/stopGracePeriod``), then returns;
+    /// jobs not started, or cut short, stay in the journal and run at the next start.
     public func run() async throws {
         await refreshEngineInfo()
         // The server never asks again for a job whose result it acknowledged a month ago.
@@ -78,7 +94,14 @@ public actor AgentRuntime {
             try await runEdge()
         } else {
             try connect()
-            await serve(until: { false })
+            // The link is served by a task of its own, which the stop does not cancel: running jobs
+            // still send their logs and results while the agent stops.
+            let serving = Task { await self.serve(until: { await self.stopped() }) }
+            await withTaskCancellationHandler {
+                await serving.value
+            } onCancel: {
+                Task { await self.beginStop() }
+            }
         }
         await disconnect()
     }
@@ -313,12 +336,12 @@ public actor AgentRuntime {
     }
 
     private func pump() {
-        while busyStacks.count < configuration.maxConcurrentStacks,
+        while stopping == nil, busyStacks.count < configuration.maxConcurrentStacks,
               let stackId = queues.first(where: { !busyStacks.contains($0.key) && !$0.value.isEmpty })?.key {
             let spec = queues[stackId]!.removeFirst()
             if queues[stackId]!.isEmpty { queues[stackId] = nil }
             busyStacks.insert(stackId)
-            Task { await self.execute(spec) }
+            running[spec.id] = Task { await self.execute(spec) }
         }
     }
 
@@ -342,6 +365,15 @@ public actor AgentRuntime {
             outcome = await engine.remove(stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose,
                                           environment: spec.env, log: sink)
         }
+        if Task.isCancelled {
+            // Cut short by the stop: the spec stays in the journal, and the job runs again from the start.
+            flushLogs()
+            logger.warning("job cut short by the stop; it runs again at the next start", metadata: metadata)
+            queued.remove(spec.id)
+            busyStacks.remove(spec.stackId)
+            running[spec.id] = nil
+            return
+        }
         let result = JobResult(
             jobId: spec.id,
             state: FinalJobState(rawValue: outcome.state.rawValue) ?? .failed,
@@ -360,7 +392,42 @@ public actor AgentRuntime {
         logger.info("job finished", metadata: metadata)
         queued.remove(spec.id)
         busyStacks.remove(spec.stackId)
+        running[spec.id] = nil
         pump()
+    }
+
+    // MARK: Stopping
+
+    private func beginStop() {
+        guard stopping == nil else { return }
+        stopping = Stopping(deadline: .now + configuration.stopGracePeriod)
+        if !running.isEmpty {
+            logger.notice("stopping: waiting for running jobs to finish", metadata: [
+                "jobs": "\(running.count)", "grace": "\(configuration.stopGracePeriod)"])
+        }
+    }
+
+    /// Whether the stop is done: no job runs and their results are acknowledged (or the server is
+    /// away), or the grace period is over — then running jobs are cancelled first, which tears down
+    /// their compose children, and given a few seconds to end.
+    private func stopped() -> Bool {
+        guard var stop = stopping else { return false }
+        let now = ContinuousClock.now
+        if running.isEmpty {
+            // Results are in the journal; waiting for their acknowledgements only saves a resend.
+            if unacknowledged.isEmpty || !serverReachable { return true }
+            if stop.deadline > now + .seconds(2) { stop.deadline = now + .seconds(2) }
+        }
+        if now >= stop.deadline {
+            guard !stop.cutShort, !running.isEmpty else { return true }
+            logger.warning("stopping: jobs still running after the grace period are cut short", metadata: [
+                "jobs": "\(running.keys.sorted())"])
+            for task in running.values { task.cancel() }
+            stop.cutShort = true
+            stop.deadline = now + .seconds(10)
+        }
+        stopping = stop
+        return false
     }
 
     private func flushLogs() {
@@ -380,6 +447,11 @@ public enum WharfAgentVersion {
 }
 
 /// Collects jobs' output lines between flushes, bounded per job.
+///
+/// A job's chunks are numbered from `base`, the time this buffer was made in microseconds (in
+/// milliseconds' steps): the server keeps one chunk per number, so a job run again after a restart
+/// must not reuse the numbers of its first run, whose chunks it already has — and its chunks sort
+/// after them.
 final class LogBuffer: Sendable {
     private struct State {
         var lines: [String: [String]] = [:]
@@ -387,6 +459,11 @@ final class LogBuffer: Sendable {
     }
     private let state = Mutex(State())
     private let maxPendingLines = 2000
+    let base: Int
+
+    init(base: Int = Int(Date().timeIntervalSince1970 * 1000) * 1000) {
+        self.base = base
+    }
 
     func append(_ line: String, to jobId: String) {
         state.withLock { state in
@@ -402,7 +479,7 @@ final class LogBuffer: Sendable {
         state.withLock { state in
             var chunks: [LogChunk] = []
             for (jobId, lines) in state.lines where !lines.isEmpty {
-                let seq = state.seq[jobId, default: 0]
+                let seq = state.seq[jobId, default: base]
                 state.seq[jobId] = seq + 1
                 chunks.append(LogChunk(jobId: jobId, seq: seq, lines: lines))
             }
