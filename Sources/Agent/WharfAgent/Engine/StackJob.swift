@@ -80,6 +80,8 @@ struct StackJob: Sendable {
             stream: false
         )
         guard result.succeeded else {
+            // A timeout says nothing of the file: compose or the engine is stuck.
+            if result.timedOut { throw ContainerEngineError(.composeFailed, failureMessage("compose config", result)) }
             throw ContainerEngineError(.invalidStack, "the compose file is invalid: \(result.lastLines(Self.messageLines))")
         }
         let names = result.standardOutput.split(whereSeparator: \.isNewline)
