@@ -45,9 +45,14 @@ struct CLIEndToEndTests {
             // Later commands use the saved settings...
             let list = try await world.wharf(["env", "ls"])
             #expect(list.status == 0 && list.stdout.hasPrefix("NAME"), "\(list)")
-            // ...unless WHARF_SERVER / WHARF_TOKEN say otherwise.
+            // ...unless WHARF_SERVER / WHARF_TOKEN say otherwise; the saved token never goes to
+            // another server: that one needs a token of its own.
             let elsewhere = try await world.wharf(["env", "ls"], environment: ["WHARF_SERVER": nowhere])
-            #expect(elsewhere.status != 0 && elsewhere.stderr.contains(nowhere), "\(elsewhere)")
+            #expect(elsewhere.status != 0 && elsewhere.errorLines.count == 1, "\(elsewhere)")
+            #expect(elsewhere.stderr.contains(nowhere) && elsewhere.stderr.contains("(not_logged_in)"), "\(elsewhere)")
+            #expect(elsewhere.stderr.contains("WHARF_TOKEN") && !elsewhere.stderr.contains(world.token), "\(elsewhere)")
+            let elsewhereWithToken = try await world.wharf(["env", "ls", "--server", nowhere], environment: ["WHARF_TOKEN": "other"])
+            #expect(elsewhereWithToken.status != 0 && elsewhereWithToken.stderr.contains("(unreachable)"), "\(elsewhereWithToken)")
             let wrongToken = try await world.wharf(["env", "ls"], environment: ["WHARF_TOKEN": "wrong"])
             #expect(wrongToken.status != 0 && wrongToken.stderr.contains("(unauthorized)"), "\(wrongToken)")
             let flags = try await world.wharf(["env", "ls", "--json", "--server", world.url, "--token", world.token],
@@ -308,7 +313,9 @@ struct CLIEndToEndTests {
             expectOneLine(try await world.wharf(["webhook", "enable", "nope"]), code: "not_found", mentioning: "'nope'")
             expectOneLine(try await world.wharf(["jobs", "show", "job_0000"]), code: "not_found", mentioning: "ob")
             let nowhere = "http://127.0.0.1:\(freePort())"
-            expectOneLine(try await world.wharf(["stack", "ls"], environment: ["WHARF_SERVER": nowhere]), code: "unreachable", mentioning: nowhere)
+            // (Another server needs a token of its own: the saved one goes only to the saved server.)
+            expectOneLine(try await world.wharf(["stack", "ls"], environment: ["WHARF_SERVER": nowhere, "WHARF_TOKEN": "t"]),
+                          code: "unreachable", mentioning: nowhere)
 
             #expect(try await world.wharf(["env", "add", "prod-1"]).status == 0)
             let composeFile = try world.write("compose.yml", compose)

@@ -62,6 +62,36 @@ struct ConfigTests {
         #expect(fromFlags == Connection(server: "http://flag:2", token: "flag-token"))
     }
 
+    @Test func theSavedTokenGoesOnlyToTheSavedServer() throws {
+        let saved = CLIConfig(server: "http://saved:9000", token: "saved-token")
+        for other in [(flag: "http://other:9000", environment: [String: String]()),
+                      (flag: nil, environment: ["WHARF_SERVER": "http://other:9000"]),
+                      (flag: "http://saved:9001", environment: [:]),
+                      (flag: "https://saved:9000", environment: [:])] {
+            let error = #expect(throws: CLIError.self, "\(other)") {
+                try Connection.resolve(server: other.flag, token: nil, environment: other.environment, config: saved)
+            }
+            #expect(error?.code == "not_logged_in")
+            #expect(error?.message.contains("--token") == true && error?.message.contains("WHARF_TOKEN") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("saved-token") == false)
+        }
+        // A token of its own is fine for another server.
+        let withToken = try Connection.resolve(server: "http://other:9000", token: nil,
+                                               environment: ["WHARF_TOKEN": "env-token"], config: saved)
+        #expect(withToken == Connection(server: "http://other:9000", token: "env-token"))
+        // The saved server spelt another way is the same server.
+        for same in ["saved:9000", "HTTP://Saved:9000/", "http://saved:9000//"] {
+            let connection = try Connection.resolve(server: same, token: nil, environment: [:], config: saved)
+            #expect(connection.token == "saved-token", "\(same)")
+        }
+        let defaultPort = CLIConfig(server: "http://saved", token: "saved-token")
+        #expect(try Connection.resolve(server: "http://saved:80", token: nil, environment: [:], config: defaultPort).token == "saved-token")
+        // A token saved without a server goes nowhere on its own.
+        #expect(throws: CLIError.self) {
+            try Connection.resolve(server: "http://saved:9000", token: nil, environment: [:], config: CLIConfig(token: "saved-token"))
+        }
+    }
+
     @Test func noServerAnywhereSaysHowToLogIn() {
         let error = #expect(throws: CLIError.self) {
             try Connection.resolve(server: nil, token: nil, environment: ["WHARF_SERVER": ""], config: nil)

@@ -6,7 +6,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The server's URL; else WHARF_SERVER, else what `wharf login` saved.", valueName: "url"))
     var server: String?
 
-    @Option(help: ArgumentHelp("The admin API token; else WHARF_TOKEN, else what `wharf login` saved.", valueName: "token"))
+    @Option(help: ArgumentHelp("The admin API token; else WHARF_TOKEN, else what `wharf login` saved (for its server only).", valueName: "token"))
     var token: String?
 
     @Flag(help: "Print the server's JSON instead of text meant for people.")

@@ -11,7 +11,8 @@ public struct WharfCommand: AsyncParsableCommand {
         abstract: "Command-line client of the Wharf HTTP API.",
         discussion: """
             Connect once with `wharf login --server URL --token-file FILE`; WHARF_SERVER and WHARF_TOKEN \
-            (or --server and --token) override what it saved. Every command takes --json to print the \
+            (or --server and --token) override what it saved, and the saved token is sent only to the \
+            saved server. Every command takes --json to print the \
             server's JSON instead of text meant for people.
             """,
         version: WharfCLIVersion.current,

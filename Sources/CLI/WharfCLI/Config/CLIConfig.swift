@@ -72,7 +72,7 @@ public struct CLIConfig: Codable, Sendable, Equatable {
 }
 
 /// The server and token a command talks to: `--server`/`--token`, else `WHARF_SERVER`/`WHARF_TOKEN`,
-/// else what `wharf login` saved.
+/// else what `wharf login` saved. The saved token only ever goes to the saved server.
 public struct Connection: Sendable, Equatable {
     /// The server's base URL, without a trailing slash.
     public var server: String
@@ -86,18 +86,32 @@ public struct Connection: Sendable, Equatable {
     }
 
     /// Picks each setting from the first place that has it: flag, environment variable, config file.
+    ///
+    /// The token `wharf login` saved is used only with the server it was saved for: another server
+    /// (from `--server` or `WHARF_SERVER`) needs its own `--token` or `WHARF_TOKEN`, so the admin
+    /// token is never sent to a server it does not belong to.
     public static func resolve(server flagServer: String?, token flagToken: String?,
                                environment: [String: String], config: CLIConfig?) throws -> Connection {
         func nonEmpty(_ value: String?) -> String? {
             guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
             return value
         }
-        guard let server = nonEmpty(flagServer) ?? nonEmpty(environment["WHARF_SERVER"]) ?? nonEmpty(config?.server) else {
+        guard let serverText = nonEmpty(flagServer) ?? nonEmpty(environment["WHARF_SERVER"]) ?? nonEmpty(config?.server) else {
             throw CLIError(code: "not_logged_in",
                            message: "no server configured: run `wharf login --server URL --token-file FILE`, or set WHARF_SERVER and WHARF_TOKEN")
         }
-        let token = nonEmpty(flagToken) ?? nonEmpty(environment["WHARF_TOKEN"]) ?? nonEmpty(config?.token)
-        return Connection(server: try ServerURL.normalize(server), token: token)
+        let server = try ServerURL.normalize(serverText)
+        if let token = nonEmpty(flagToken) ?? nonEmpty(environment["WHARF_TOKEN"]) {
+            return Connection(server: server, token: token)
+        }
+        guard let savedToken = nonEmpty(config?.token) else { return Connection(server: server, token: nil) }
+        guard let savedServer = nonEmpty(config?.server).flatMap({ try? ServerURL.normalize($0) }),
+              ServerURL.sameServer(savedServer, server) else {
+            let savedFor = nonEmpty(config?.server) ?? "another server"
+            throw CLIError(code: "not_logged_in",
+                           message: "the token `wharf login` saved is for \(savedFor), not \(server): pass --token or set WHARF_TOKEN, or run `wharf login --server \(server) --token-file FILE`")
+        }
+        return Connection(server: server, token: savedToken)
     }
 }
 
@@ -113,5 +127,18 @@ public enum ServerURL {
             throw CLIError.usage("'\(text)' is not a server URL such as http://wharf.example.com:9000")
         }
         return text
+    }
+
+    /// Whether two normalised URLs name the same server: scheme and host compared without case,
+    /// a missing port taken as the scheme's default, the path as it is.
+    public static func sameServer(_ first: String, _ second: String) -> Bool {
+        func key(_ text: String) -> String? {
+            guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+                  let host = components.host?.lowercased() else { return nil }
+            let port = components.port ?? (scheme == "https" ? 443 : 80)
+            return "\(scheme)://\(host):\(port)\(components.percentEncodedPath)"
+        }
+        guard let first = key(first), let second = key(second) else { return false }
+        return first == second
     }
 }
