@@ -1,7 +1,8 @@
 /// Reads `.env` files as `docker compose --env-file` does.
 ///
 /// - `KEY=VALUE` per line; blank lines and lines starting with `#` are skipped; `export KEY=VALUE` works.
-/// - Unquoted values are trimmed, and ` #` (a `#` after a space or tab) starts a comment.
+/// - Unquoted values are trimmed, and ` #` (a `#` after a space) starts a comment; a `#` that begins
+///   the value (`KEY=#ff6600`, `KEY= #abc`) or follows another character is part of it.
 /// - `'single quotes'` keep everything literally; `"double quotes"` understand `\n`, `\t`, `\r`, `\\`,
 ///   `\"` and `\$`. Quoted values may span lines.
 /// - Unquoted and double-quoted values interpolate `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
@@ -150,9 +151,11 @@ public enum DotEnv {
 
         mutating func readUnquoted() throws -> String {
             var text = String.UnicodeScalarView()
-            var previous: Unicode.Scalar = " "
+            // The blanks before the value are already skipped, so a leading `#` is part of the value,
+            // as in compose's dotenv parser, which cuts unquoted values at " #" only.
+            var previous: Unicode.Scalar? = nil
             while let c = current, c != "\n" {
-                if c == "#", previous == " " || previous == "\t" { break }
+                if c == "#", previous == " " { break }
                 text.append(c)
                 previous = c
                 index += 1
