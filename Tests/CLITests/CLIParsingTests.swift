@@ -14,12 +14,13 @@ struct CLIParsingTests {
         ("1h30m", .seconds(5400)),
         ("1.5s", .milliseconds(1500)),
         ("45", .seconds(45)),
+        ("999999999", .seconds(999_999_999)),
     ])
     func durationsParse(text: String, expected: Duration) {
         #expect(DurationParser.parse(text) == expected)
     }
 
-    @Test(arguments: ["", "fast", "10x", "-5s", "s", "5 m"])
+    @Test(arguments: ["", "fast", "10x", "-5s", "s", "5 m", "1e16", "1e9", "inf", "nan", "-1", "1e16s", "300000000h"])
     func nonDurationsAreRefused(text: String) {
         #expect(DurationParser.parse(text) == nil)
     }
@@ -40,10 +41,14 @@ struct CLIParsingTests {
         #expect(deploy.global.json)
     }
 
-    @Test func aBadTimeoutIsAUsageError() {
-        #expect(throws: (any Error).self) {
-            try WharfCommand.parseAsRoot(["stack", "redeploy", "app", "--wait", "--timeout", "soon"])
+    @Test(arguments: ["soon", "1e16", "1e16s"])
+    func aBadTimeoutIsAUsageError(timeout: String) {
+        let error = #expect(throws: (any Error).self) {
+            try WharfCommand.parseAsRoot(["stack", "redeploy", "app", "--wait", "--timeout", timeout])
         }
+        guard let error else { return }
+        #expect(WharfCommand.exitCode(for: error) == .validationFailure)
+        #expect(WharfCommand.message(for: error).contains("--timeout must look like"), "\(WharfCommand.message(for: error))")
     }
 
     @Test func redeployAndLogsFlagsParse() throws {

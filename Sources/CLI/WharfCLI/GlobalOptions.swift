@@ -35,7 +35,7 @@ struct WaitOptions: ParsableArguments {
 
     func validate() throws {
         guard DurationParser.parse(timeout) != nil else {
-            throw ValidationError("--timeout must look like 90s, 500ms, 10m or 1h30m")
+            throw ValidationError("--timeout must look like 90s, 500ms, 10m or 1h30m, and be under 1000000000 seconds")
         }
     }
 

@@ -3,11 +3,16 @@ import Foundation
 /// Parses the durations `--timeout` takes: `500ms`, `30s`, `5m`, `1h`, compounds like `1h30m`,
 /// and a bare number of seconds.
 public enum DurationParser {
-    /// The duration `text` names, or nil when it is not one.
+    /// The longest duration taken, in seconds (about 31 years): longer ones are refused rather than
+    /// overflowing the milliseconds count.
+    public static let limit = 1e9
+
+    /// The duration `text` names, or nil when it is not one or is not under ``limit`` seconds.
     public static func parse(_ text: String) -> Duration? {
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
-        if let seconds = Double(text), seconds >= 0, seconds.isFinite {
+        if let seconds = Double(text) {
+            guard seconds >= 0, seconds < limit else { return nil }
             return .milliseconds(Int64((seconds * 1000).rounded()))
         }
         var total = 0.0
@@ -26,7 +31,7 @@ public enum DurationParser {
             default: return nil
             }
         }
-        guard total.isFinite, total < 1e9 else { return nil }
+        guard total.isFinite, total < limit else { return nil }
         return .milliseconds(Int64((total * 1000).rounded()))
     }
 
