@@ -55,8 +55,8 @@ struct WharfAgentCommand: AsyncParsableCommand {
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
     func validate() throws {
-        guard parseDuration(checkinInterval) != nil else { throw ValidationError("--checkin-interval must look like 30s, 500ms or 5m") }
-        if let simulate, parseDuration(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms") }
+        guard AgentDuration.parse(checkinInterval) != nil else { throw ValidationError("--checkin-interval must look like 30s, 500ms or 5m, and be under 1000000000 seconds") }
+        if let simulate, AgentDuration.parse(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms, and be under 1000000000 seconds") }
         guard maxConcurrentStacks >= 1 else { throw ValidationError("--max-concurrent-stacks must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         try fleetOptions.validate(server: server ?? ProcessInfo.processInfo.environment["WHARF_SERVER"], join: join, edge: edge, simulate: simulate)
@@ -88,7 +88,7 @@ struct WharfAgentCommand: AsyncParsableCommand {
         }
         let engine: any ContainerEngine
         if let simulate {
-            engine = SimulatedEngine(delay: parseDuration(simulate)!, journal: simulateJournal.map { URL(fileURLWithPath: $0) })
+            engine = SimulatedEngine(delay: AgentDuration.parse(simulate)!, journal: simulateJournal.map { URL(fileURLWithPath: $0) })
         } else {
             engine = try makeComposeEngine(dataDirectory: directory.url, dockerHost: dockerHost,
                                            composeCommand: composeCommand, logger: logger)
@@ -97,21 +97,11 @@ struct WharfAgentCommand: AsyncParsableCommand {
             endpoint: identity.endpoint, serverKey: try CurveKey(z85: identity.serverPublicKey),
             keyPair: try directory.keyPair(), hostname: hostname)
         configuration.edge = edge
-        configuration.checkinInterval = parseDuration(checkinInterval)!
+        configuration.checkinInterval = AgentDuration.parse(checkinInterval)!
         configuration.maxConcurrentStacks = maxConcurrentStacks
         let runtime = AgentRuntime(configuration: configuration, engine: engine,
                                    journal: try JobJournal(dataDirectory: directory.url),
                                    context: try ZMQContext(), logger: logger)
         try await runUntilSignalled(runtime, logger: logger)
     }
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h`.
-func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
-        return .milliseconds(Int64(value * scale * 1000))
-    }
-    return nil
 }
