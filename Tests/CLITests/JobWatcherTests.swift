@@ -64,6 +64,26 @@ struct JobWatcherTests {
         #expect(error?.exitCode == 1)
     }
 
+    /// `--wait --json` prints the finished job even when it failed, then fails the command.
+    @Test(.timeLimit(.minutes(1)), arguments: ["failed", "rolled_back", "succeeded"])
+    func waitingWithJSONPrintsTheFinalJobWhateverItsEnd(state: String) async throws {
+        let feed = ScriptedFeed([.init(state: state, log: "x\n", error: state == "succeeded" ? nil : ("pull_failed", "manifest unknown"))])
+        let printed = Transcript()
+        let options = try WaitOptions.parse(["--wait"])
+        let wait = { try await waitForJob("job_3", feed: feed, options: options, json: true,
+                                          printJSON: { printed.entries.append(String(decoding: $0, as: UTF8.self)) }) }
+        if state == "succeeded" {
+            try await wait()
+        } else {
+            let error = await #expect(throws: CLIError.self) { try await wait() }
+            #expect(error?.code == "pull_failed")
+        }
+        #expect(printed.entries.count == 1, "\(printed.entries)")
+        let object = try JSONSerialization.jsonObject(with: Data(try #require(printed.entries.first).utf8)) as? [String: Any]
+        let job = try #require(object?["job"] as? [String: Any])
+        #expect(job["id"] as? String == "job_3" && job["state"] as? String == state)
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func waitingGivesUpAtTheTimeout() async throws {
         let feed = ScriptedFeed([.init(state: "queued", log: "")])

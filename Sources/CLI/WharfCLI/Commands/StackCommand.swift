@@ -26,11 +26,15 @@ struct StackSelector: ParsableArguments {
 }
 
 /// Follows a job for `--wait` and turns its failure into the command's.
-func waitForJob(_ jobId: String, client: APIClient, options: WaitOptions, json: Bool) async throws -> Data {
+///
+/// With `--json` the finished job's JSON is printed whatever its end, before a failed or rolled-back
+/// job makes the command fail, so a script gets both the job (with its error) and a non-zero status.
+func waitForJob(_ jobId: String, feed: any JobFeed, options: WaitOptions, json: Bool,
+                printJSON: (Data) -> Void = Console.json) async throws {
     let printer = ProgressPrinter(toStandardError: json)
-    let (job, data) = try await printer.watcher(feed: client, timeout: options.timeoutDuration).watch(jobId)
+    let (job, data) = try await printer.watcher(feed: feed, timeout: options.timeoutDuration).watch(jobId)
+    if json { printJSON(data) }
     try JobWatcher.requireSuccess(job)
-    return data
 }
 
 /// `wharf stack deploy NAME --env-name ENV -f compose.yml`.
@@ -42,7 +46,8 @@ struct StackDeployCommand: AsyncParsableCommand {
             The stack's variables are the --env-file files' (read as docker compose reads .env files; later \
             files win) and then each -e KEY=VALUE. When updating a stack without --env-file or -e, its \
             variables stay as they are; with either, they are replaced by exactly the given ones.
-            With --json, prints the server's answer, or with --wait the finished job (progress goes to stderr).
+            With --json, prints the server's answer, or with --wait the finished job (progress goes to stderr), \
+            also when it failed or was rolled back (the exit status is then non-zero).
             """
     )
 
@@ -103,8 +108,7 @@ struct StackDeployCommand: AsyncParsableCommand {
         } else if environment.status != "connected" {
             printer.line("note: \(environment.name) is \(environment.status); the job runs when its agent connects.")
         }
-        let final = try await waitForJob(result.job.id, client: client, options: waiting, json: global.json)
-        if global.json { Console.json(final) }
+        try await waitForJob(result.job.id, feed: client, options: waiting, json: global.json)
     }
 }
 
@@ -216,8 +220,7 @@ struct StackRedeployCommand: AsyncParsableCommand {
             if global.json { Console.json(data) }
             return
         }
-        let final = try await waitForJob(body.job.id, client: client, options: waiting, json: global.json)
-        if global.json { Console.json(final) }
+        try await waitForJob(body.job.id, feed: client, options: waiting, json: global.json)
     }
 }
 
@@ -242,7 +245,7 @@ struct StackRemoveCommand: AsyncParsableCommand {
             if global.json { Console.json(data) }
             return
         }
-        let final = try await waitForJob(body.job.id, client: client, options: waiting, json: global.json)
-        if global.json { Console.json(final) } else { Console.out("Stack \(stack.name) removed.") }
+        try await waitForJob(body.job.id, feed: client, options: waiting, json: global.json)
+        if !global.json { Console.out("Stack \(stack.name) removed.") }
     }
 }
