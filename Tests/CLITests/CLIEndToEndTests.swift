@@ -69,8 +69,20 @@ struct CLIEndToEndTests {
             #expect(added.status == 0, "\(added)")
             #expect(added.stdout.contains("wharf-agent --server \(world.url) --join join"), "\(added)")
             #expect(added.stdout.contains("--data-dir /var/lib/wharf-agent\n"), "\(added)")
-            #expect(added.stdout.contains("curl -fsSL \(world.url)/install-agent.sh | sh -s -- --join join"), "\(added)")
+            #expect(added.stdout.contains("curl -fsSL \(world.url)/install-agent.sh | sudo sh -s -- --join join"), "\(added)")
             #expect(!added.stdout.contains("--edge"))
+
+            // The install line, as printed but with a real binary and --dry-run (and without sudo),
+            // is one the server's install script accepts.
+            let installLine = try #require(added.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .first { $0.hasPrefix("curl -fsSL ") }, "\(added)")
+            #expect(installLine.hasSuffix(" --data-dir /var/lib/wharf-agent --binary /path/to/wharf-agent"), "\(installLine)")
+            let agentBinary = world.products.appendingPathComponent("wharf-agent").path
+            let dryRun = try await world.shell(installLine.replacingOccurrences(of: "| sudo sh", with: "| sh")
+                .replacingOccurrences(of: "/path/to/wharf-agent", with: agentBinary) + " --dry-run")
+            #expect(dryRun.status == 0 && dryRun.stderr.contains("dry run: nothing was changed"), "\(dryRun)")
+            #expect(dryRun.stdout.contains("+ install -D -m 0755 \(agentBinary) /usr/local/bin/wharf-agent"), "\(dryRun)")
+            #expect(dryRun.stdout.contains("WHARF_DATA_DIR=/var/lib/wharf-agent"), "\(dryRun)")
 
             // The printed command, run as printed (plus the simulator), joins the environment.
             let agent = try world.startAgent(printedBy: added.stdout)
@@ -108,6 +120,20 @@ struct CLIEndToEndTests {
             #expect((try after.json()["environments"] as? [Any])?.isEmpty == true, "\(after)")
             let unknown = try await world.wharf(["env", "rm", "prod-1"])
             #expect(unknown.status != 0 && unknown.errorLines.count == 1 && unknown.stderr.contains("(not_found)"), "\(unknown)")
+        }
+    }
+
+    /// Agents reach the server at its public URL, which may not be the URL the CLI uses.
+    @Test(.timeLimit(.minutes(2)))
+    func envAddPrintsCommandsWithTheServersPublicURL() async throws {
+        let publicURL = "https://wharf.example.test:8443"
+        try await World.run(serverArguments: ["--public-url", publicURL + "/"]) { world in
+            let added = try await world.wharf(["env", "add", "prod-1", "--agent-data-dir", "/srv/wharf-agent"])
+            #expect(added.status == 0, "\(added)")
+            #expect(added.stdout.contains("  wharf-agent --server \(publicURL) --join join_"), "\(added)")
+            #expect(added.stdout.contains("  curl -fsSL \(publicURL)/install-agent.sh | sudo sh -s -- --join join_"), "\(added)")
+            #expect(added.stdout.contains(" --data-dir /srv/wharf-agent --binary /path/to/wharf-agent\n"), "\(added)")
+            #expect(!added.stdout.contains(world.url), "\(added)")
         }
     }
 
@@ -237,7 +263,7 @@ struct CLIEndToEndTests {
             #expect(added.status == 0, "\(added)")
             let agentLine = added.stdout.split(separator: "\n").first { $0.contains("wharf-agent --server") } ?? ""
             #expect(agentLine.hasSuffix(" --edge"), "\(added)")
-            #expect(added.stdout.contains("| sh -s -- --join join") && added.stdout.contains("--join join") , "\(added)")
+            #expect(added.stdout.contains("| sudo sh -s -- --join join") && added.stdout.contains(" --edge --binary /path/to/wharf-agent\n"), "\(added)")
             try world.startAgent(printedBy: added.stdout, extra: ["--checkin-interval", "1s"])
 
             let composeFile = try world.write("compose.yml", compose)

@@ -26,11 +26,11 @@ final class World {
     }
 
     /// Runs `body` against a fresh server (logged in with `wharf login` unless `login` is false),
-    /// then stops everything it started.
-    static func run(login: Bool = true, _ body: (World) async throws -> Void) async throws {
+    /// started with `serverArguments` added, then stops everything it started.
+    static func run(login: Bool = true, serverArguments: [String] = [], _ body: (World) async throws -> Void) async throws {
         let world = try World()
         do {
-            try await world.startServer()
+            try await world.startServer(serverArguments)
             if login {
                 let result = try await world.wharf(["login", "--server", world.url, "--token-file", world.tokenFile.path])
                 guard result.status == 0 else { throw TestFailure("login failed: \(result)") }
@@ -44,11 +44,11 @@ final class World {
         try? FileManager.default.removeItem(at: world.root)
     }
 
-    private func startServer() async throws {
+    private func startServer(_ extra: [String]) async throws {
         let server = try Child(products.appendingPathComponent("wharf-server"), [
             "--data-dir", dataDirectory.path, "--http-host", "127.0.0.1", "--http-port", "0",
             "--zmq-bind", "tcp://127.0.0.1:*", "--log-level", "warning",
-        ], environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
+        ] + extra, environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
            logs: root.appendingPathComponent("logs"), name: "server")
         children.append(server)
         let endpoints = dataDirectory.appendingPathComponent("endpoints.json")

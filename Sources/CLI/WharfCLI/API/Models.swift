@@ -101,6 +101,8 @@ struct WebhookURLBody: Decodable, Sendable { var url: String }
 struct Health: Decodable, Sendable {
     var status: String?
     var version: String?
+    /// The URL the server publishes webhooks and `/install-agent.sh` under, which agents use.
+    var publicUrl: String?
 }
 
 // Request bodies.

@@ -15,7 +15,11 @@ struct EnvAddCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Create an environment and print the command that joins its agent.",
-        discussion: "The join token in the printed commands works once and expires in 24 hours."
+        discussion: """
+            The printed commands use the server's public URL (its --public-url, from /api/health), which \
+            agents reach, rather than the URL this CLI uses. The join token in them works once and expires \
+            in 24 hours.
+            """
     )
 
     @Argument(help: "The environment's name, such as prod-1.")
@@ -35,25 +39,39 @@ struct EnvAddCommand: AsyncParsableCommand {
                                                     body: CreateEnvironmentRequest(name: name, type: edge ? "edge" : "agent"))
         if global.json { return Console.json(data) }
         let environment = created.environment
-        var agent = ["wharf-agent", "--server", client.server, "--join", created.joinToken, "--data-dir", agentDataDir]
-        var install = ["--join", created.joinToken]
+        let server = await Self.agentServerURL(client)
+        var agent = ["wharf-agent", "--server", server, "--join", created.joinToken, "--data-dir", agentDataDir]
+        var install = ["--join", created.joinToken, "--data-dir", agentDataDir]
         if environment.type == "edge" {
             agent.append("--edge")
             install.append("--edge")
         }
+        // The script stops with "no wharf-agent binary" unless one is installed or given.
+        install += ["--binary", "/path/to/wharf-agent"]
         Console.out("""
             Environment \(environment.name) (\(environment.id), \(environment.type)) created.
 
-            Start its agent on the Docker host:
+            Start its agent on the Docker host, where wharf-agent is installed:
 
               \(Shell.command(agent))
 
-            or install and start it there in one line:
+            or install it there as a systemd service and start it, as root, from a wharf-agent binary you
+            built (there is no public download yet; --binary-url URL fetches one from your own host):
 
-              curl -fsSL \(Shell.quote(client.server + "/install-agent.sh")) | sh -s -- \(Shell.command(install))
+              curl -fsSL \(Shell.quote(server + "/install-agent.sh")) | sudo sh -s -- \(Shell.command(install))
 
             The join token works once and expires in 24 hours.
             """)
+    }
+
+    /// The URL agents reach the server at: its public URL from `/api/health`, else the CLI's own.
+    static func agentServerURL(_ client: APIClient) async -> String {
+        guard let health = try? await client.call(Health.self, "GET", "/api/health", authenticated: false).0,
+              var url = health.publicUrl?.trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty else {
+            return client.server
+        }
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
     }
 }
 
