@@ -114,8 +114,10 @@ struct CLIEndToEndTests {
 
             let byId = try await world.wharf(["env", "rm", spareId])
             #expect(byId.status == 0 && byId.stdout.contains("removed"), "\(byId)")
-            let byName = try await world.wharf(["env", "rm", "prod-1"])
+            let byName = try await world.wharf(["env", "rm", "prod-1", "--json"])
             #expect(byName.status == 0, "\(byName)")
+            let deleted = try #require(try byName.json()["deleted"] as? String, "\(byName)")
+            #expect(deleted.hasPrefix("env_") && deleted != spareId, "\(byName)")
             let after = try await world.wharf(["env", "ls", "--json"])
             #expect((try after.json()["environments"] as? [Any])?.isEmpty == true, "\(after)")
             let unknown = try await world.wharf(["env", "rm", "prod-1"])
@@ -249,6 +251,11 @@ struct CLIEndToEndTests {
             let json = try await world.wharf(["webhook", "enable", "app", "--json"])
             let fresh = try #require(try json.json()["url"] as? String)
             #expect(fresh.hasPrefix(world.url + "/api/stacks/webhooks/") && fresh != newURL)
+            let disabledJSON = try await world.wharf(["webhook", "disable", "app", "--json"])
+            #expect(disabledJSON.status == 0, "\(disabledJSON)")
+            let stackId = try #require(try disabledJSON.json()["disabled"] as? String, "\(disabledJSON)")
+            #expect(stackId.hasPrefix("stk_"), "\(disabledJSON)")
+            #expect(try await post(fresh) == 404)
 
             // The webhook calls above made jobs with the webhook as their trigger.
             let jobs = try await world.wharf(["jobs", "ls", "--stack", "app"])

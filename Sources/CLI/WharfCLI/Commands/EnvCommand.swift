@@ -111,6 +111,8 @@ struct EnvRemoveCommand: AsyncParsableCommand {
         let client = try global.client()
         let target = try await Lookup(client: client).environment(environment)
         _ = try await client.send("DELETE", "/api/environments/\(Path.escape(target.id))")
-        if !global.json { Console.out("Environment \(target.name) (\(target.id)) removed.") }
+        // The server answers 204 without a body; --json gets `{"deleted": "<id>"}`.
+        if global.json { return try Console.jsonObject(["deleted": target.id]) }
+        Console.out("Environment \(target.name) (\(target.id)) removed.")
     }
 }

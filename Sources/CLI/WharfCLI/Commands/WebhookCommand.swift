@@ -58,7 +58,9 @@ struct WebhookDisableCommand: AsyncParsableCommand {
         let client = try global.client()
         let stack = try await selector.resolve(client)
         _ = try await client.send("DELETE", "/api/stacks/\(Path.escape(stack.id))/webhook")
-        if !global.json { Console.out("Webhook of \(stack.name) disabled; its URL now answers 404.") }
+        // The server answers 204 without a body; --json gets `{"disabled": "<stack id>"}`.
+        if global.json { return try Console.jsonObject(["disabled": stack.id]) }
+        Console.out("Webhook of \(stack.name) disabled; its URL now answers 404.")
     }
 }
 

@@ -25,6 +25,13 @@ enum Console {
         write(data, to: .standardOutput)
     }
 
+    /// Writes a small JSON object the CLI makes itself, for commands whose server answer has no body.
+    static func jsonObject(_ object: [String: String]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        json(try encoder.encode(object))
+    }
+
     private static func write(_ data: Data, to handle: FileHandle) {
         guard !data.isEmpty else { return }
         try? handle.write(contentsOf: data)
