@@ -81,15 +81,15 @@ extension API {
             case .deploy(let prepared):
                 jobRequest = prepared
             }
-            if trigger.source == .registry, !trigger.eventIds.isEmpty {
-                let fresh = try await mapped { try await store.recordRegistryEvents(trigger.eventIds) }
-                if fresh.isEmpty {
-                    return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
-                }
-            }
             // A new job whose agent is connected and whose stack is idle is claimed as it is queued.
-            let enqueued = try await mapped {
-                try await store.enqueueJob(stackId: stack.id, request: jobRequest, claimingFor: dispatcher.connectedAgents)
+            // A registry's event ids are recorded for this stack with the job (`JobRequest.eventIds`).
+            let enqueued: Enqueued
+            do {
+                enqueued = try await store.enqueueJob(stackId: stack.id, request: jobRequest, claimingFor: dispatcher.connectedAgents)
+            } catch let error as StoreError where error == .eventAlreadyReceived {
+                return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
+            } catch {
+                throw Self.apiError(error)
             }
             let job = enqueued.job
             // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.
@@ -183,6 +183,8 @@ extension API {
                 targeted.insert(service.name)
             }
         }
+        // A registry's event ids, recorded for the stack with its job: "a repeated event `id` is not run twice".
+        let eventIds = trigger.source == .registry ? trigger.eventIds : []
         var params = trigger.variables
         if let tag = trigger.tag { params["tag"] = tag }
         if !trigger.pull { params["pullimage"] = "false" }
@@ -191,7 +193,8 @@ extension API {
             kind: .deploy, variables: trigger.variables,
             plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
             targeted: targeted, pull: trigger.pull,
-            trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: remoteAddr, userAgent: userAgent, params: params)))
+            trigger: JobTrigger(source: trigger.source.rawValue, remoteAddr: remoteAddr, userAgent: userAgent, params: params),
+            eventIds: eventIds))
     }
 
     static func retag(_ service: ResolvedService, _ tag: String) throws -> String {

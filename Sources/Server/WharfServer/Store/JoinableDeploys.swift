@@ -47,8 +47,9 @@ final class JoinableDeploys: Sendable {
 
     /// Joins `request` into the stack's queued deploy if that changes nothing but its count;
     /// returns the job as the call's answer shows it, or nil when the call must go to the writer.
+    /// A request with registry event ids never joins here: they must be written with its join.
     func join(stackId: String, _ request: JobRequest) -> Job? {
-        guard request.kind == .deploy, request.coalesce else { return nil }
+        guard request.kind == .deploy, request.coalesce, request.eventIds.isEmpty else { return nil }
         return state.withLock { state -> Job? in
             guard var entry = state.byStack[stackId], request.changesNothing(of: entry.job, env: entry.env, pull: entry.pull) else {
                 return nil

@@ -17,10 +17,16 @@ public struct JobRequest: Sendable {
     public var trigger: JobTrigger
     /// Whether the request may join a queued job of the same stack.
     public var coalesce: Bool
+    /// The registry notification events this request answers. They are recorded for the stack in
+    /// the transaction that queues or joins its job, never apart from it (so a request that fails
+    /// leaves them unseen, and the registry's retry runs); a request whose events the stack has
+    /// all seen fails with `event_already_received` and writes nothing.
+    public var eventIds: [String]
 
     /// Makes a request.
     public init(kind: JobKind, compose: String? = nil, variables: [String: String] = [:], plan: [PlannedService],
-                targeted: Set<String>? = nil, pull: Bool = true, trigger: JobTrigger, coalesce: Bool = true) {
+                targeted: Set<String>? = nil, pull: Bool = true, trigger: JobTrigger, coalesce: Bool = true,
+                eventIds: [String] = []) {
         self.kind = kind
         self.compose = compose
         self.variables = variables
@@ -29,6 +35,7 @@ public struct JobRequest: Sendable {
         self.pull = pull
         self.trigger = trigger
         self.coalesce = coalesce
+        self.eventIds = eventIds
     }
 }
 
@@ -94,6 +101,8 @@ extension SQLiteStore {
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys,
                  claimingFor connected: ConnectedAgents? = nil) throws -> Enqueued {
         let stackId: String = stackRow["id"]
+        // First, so that a repeated event is refused before anything is written or taken from memory.
+        if !request.eventIds.isEmpty { try recordRegistryEvents(db, stackId: stackId, ids: request.eventIds, now: now) }
         if queued.byStack[stackId] == nil, request.kind == .deploy {
             // This transaction may change the stack's queued deploy, or queue a newer one: the calls
             // that joined it in memory are written first (`JoinableDeploys`).
@@ -184,7 +193,8 @@ extension SQLiteStore {
     ///
     /// A call that would change nothing of the stack's queued deploy but its `coalesced` count joins
     /// it in memory and needs no write at all (`JoinableDeploys`); the count is written with the
-    /// job's next change.
+    /// job's next change. A request with registry event ids always goes to the writer, which
+    /// records them in the transaction that queues or joins its job (`JobRequest.eventIds`).
     ///
     /// With `connected`, a new job that can go to its agent at once is claimed in the same
     /// transaction (`ConnectedAgents`); the caller hands `Enqueued.claimed` to the dispatcher.
@@ -226,6 +236,7 @@ extension SQLiteStore {
             let now = Date()
             do {
                 let outcomes = try await db.write { db in
+                    if written.contains(where: { !$0.request.eventIds.isEmpty }) { try self.pruneRegistryEventsIfDue(db, now: now) }
                     var queued = QueuedDeploys()
                     var stacks: [String: Row] = [:]
                     func enqueue(_ waiting: EnqueueQueue.Waiting) throws -> Enqueued {
@@ -246,8 +257,10 @@ extension SQLiteStore {
                     }
                     let outcomes = written.map { waiting in
                         Result<Enqueued, any Error> {
-                            // Joining a job this transaction already holds touches no row: no savepoint.
-                            if waiting.request.kind == .deploy, waiting.request.coalesce, let stackRow = stacks[waiting.stackId],
+                            // Joining a job this transaction already holds touches no row: no savepoint
+                            // (unless the request records event ids).
+                            if waiting.request.kind == .deploy, waiting.request.coalesce, waiting.request.eventIds.isEmpty,
+                               let stackRow = stacks[waiting.stackId],
                                queued.byStack[waiting.stackId] != nil {
                                 return try self.enqueue(db, stackRow: stackRow, request: waiting.request, now: now, queued: &queued)
                             }

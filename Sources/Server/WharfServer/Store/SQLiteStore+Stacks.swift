@@ -138,20 +138,6 @@ extension SQLiteStore {
     func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
         try db.unsafeRead(body)
     }
-
-    /// Records registry event ids; returns those not seen before.
-    public func recordRegistryEvents(_ ids: [String]) async throws -> [String] {
-        guard !ids.isEmpty else { return [] }
-        let now = Date()
-        return try await db.write { db in
-            var fresh: [String] = []
-            for id in ids {
-                try db.execute(sql: "INSERT OR IGNORE INTO registry_event (id, seen_at) VALUES (?, ?)", arguments: [id, now.column])
-                if db.changesCount > 0 { fresh.append(id) }
-            }
-            return fresh
-        }
-    }
 }
 
 extension SQLiteStore {

@@ -12,6 +12,8 @@ public final class SQLiteStore: Sendable {
     let webhookTargets = WebhookTargetCache()
     /// Queued deploys that calls changing nothing but the count join in memory (see `enqueueJob`).
     let joinable = JoinableDeploys()
+    /// When registry event ids were last pruned (see `pruneRegistryEventsIfDue`).
+    let registryEventsPrunedAt = Mutex(Date.distantPast)
     private let stackRowObserver: StackRowObserver
 
     /// Opens (and migrates) the database at `path`.
@@ -27,6 +29,7 @@ public final class SQLiteStore: Sendable {
         try Self.migrator.migrate(db)
         stackRowObserver = StackRowObserver(cache: webhookTargets)
         db.add(transactionObserver: stackRowObserver, extent: .observerLifetime)
+        try db.write { db in try self.pruneRegistryEvents(db, now: Date()) }
     }
 
     static var migrator: DatabaseMigrator {
@@ -113,6 +116,24 @@ public final class SQLiteStore: Sendable {
             // claimed and finished job looks them up by stack (`state NOT IN` final in each such
             // query lets SQLite use this partial index).
             try db.execute(sql: "CREATE INDEX job_open_stack ON job(stack_id, seq) WHERE state NOT IN \(finalStates)")
+        }
+        migrator.registerMigration("v4-registry-events-per-stack") { db in
+            // A registry sends one envelope, with the same event ids, to every endpoint: an id is
+            // "received" per stack, not once for the whole server. The old rows cannot say which
+            // stack received them and are dropped: at worst an event a registry redelivers across
+            // the upgrade runs once more for a stack, deploying the image the stack already runs.
+            // A stack's rows go with it (`ON DELETE CASCADE`); rows older than
+            // `registryEventRetention` are pruned (`pruneRegistryEvents`).
+            try db.execute(sql: """
+                DROP TABLE registry_event;
+                CREATE TABLE registry_event (
+                    stack_id TEXT NOT NULL REFERENCES stack(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    seen_at DOUBLE NOT NULL,
+                    PRIMARY KEY (stack_id, id)
+                ) WITHOUT ROWID;
+                CREATE INDEX registry_event_seen_at ON registry_event(seen_at);
+                """)
         }
         return migrator
     }

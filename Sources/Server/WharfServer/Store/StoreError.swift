@@ -1,10 +1,12 @@
 /// A store failure with a stable code the HTTP edge maps to the contract's errors.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict` or `database`.
+    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict`, `database`, or
+    /// `event_already_received` (a job request whose registry events its stack has all seen).
     public var code: String
     public var message: String
 
     public var description: String { "\(code): \(message)" }
 
     static func notFound(_ what: String) -> StoreError { StoreError(code: "not_found", message: "\(what) not found") }
+    static let eventAlreadyReceived = StoreError(code: "event_already_received", message: "event already received")
 }

@@ -28,14 +28,15 @@ public protocol WharfStore: Sendable {
     func pins(stackId: String) async throws -> [String: String]
     func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
     func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])?
-    func recordRegistryEvents(_ ids: [String]) async throws -> [String]
     /// The stack behind a webhook token and its pins, only if known without reading the store.
     func cachedStack(webhookToken: String, publicURL: String) -> (stack: Stack, pins: [String: String])?
 
     // Jobs
     /// Queues a job (or joins the stack's queued deploy); with `connected`, a new job whose stack has
     /// no other unfinished job and whose environment is in it is claimed for its agent in the same
-    /// transaction (`ConnectedAgents`).
+    /// transaction (`ConnectedAgents`). The request's registry event ids are recorded for the stack
+    /// in the same transaction; if the stack has seen them all, it throws `event_already_received`
+    /// and writes nothing (`JobRequest.eventIds`).
     func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued
     /// Joins the stack's queued deploy in memory when that changes nothing but its count (what
     /// `enqueueJob` would do first); nil when the request needs the writer.

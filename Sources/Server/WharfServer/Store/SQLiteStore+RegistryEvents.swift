@@ -1,0 +1,41 @@
+import Foundation
+import GRDB
+import WharfProtocol
+
+extension SQLiteStore {
+    /// How long a stack remembers a registry event id. A registry resends an event it got no 2xx
+    /// answer for within seconds to hours (CNCF Distribution backs off and retries while it runs);
+    /// a week covers that with room to spare, and a row is a few dozen bytes.
+    static let registryEventRetention: TimeInterval = 7 * 86_400
+    /// How often the writer prunes expired event ids, besides at every start.
+    static let registryEventPruneInterval: TimeInterval = 3_600
+
+    /// Records, in the caller's write transaction, the registry event ids a request for a stack
+    /// answers. Throws `event_already_received`, having written nothing, when the stack has seen
+    /// every one of them; otherwise the request goes on and the new ids commit (or roll back) with
+    /// the job it queues or joins.
+    func recordRegistryEvents(_ db: Database, stackId: String, ids: [String], now: Date) throws {
+        var fresh = false
+        for id in ids {
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO registry_event (stack_id, id, seen_at) VALUES (?, ?, ?)")
+                .execute(arguments: [stackId, id, now.column])
+            if db.changesCount > 0 { fresh = true }
+        }
+        if !fresh { throw StoreError.eventAlreadyReceived }
+    }
+
+    /// Deletes event ids older than `registryEventRetention`, through the index on `seen_at`.
+    func pruneRegistryEvents(_ db: Database, now: Date) throws {
+        try db.execute(sql: "DELETE FROM registry_event WHERE seen_at < ?",
+                       arguments: [now.addingTimeInterval(-Self.registryEventRetention).column])
+        // Only once it commits: a transaction that rolls back leaves the next one to prune.
+        db.afterNextTransaction(onCommit: { [self] _ in registryEventsPrunedAt.withLock { $0 = now } })
+    }
+
+    /// `pruneRegistryEvents` at most once per `registryEventPruneInterval`: the writer calls it in
+    /// a transaction that records event ids, the only writes that add rows.
+    func pruneRegistryEventsIfDue(_ db: Database, now: Date) throws {
+        let due = registryEventsPrunedAt.withLock { now.timeIntervalSince($0) >= Self.registryEventPruneInterval }
+        if due { try pruneRegistryEvents(db, now: now) }
+    }
+}
