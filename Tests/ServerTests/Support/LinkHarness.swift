@@ -16,9 +16,13 @@ final class LinkHarness: Sendable {
     let dispatcher: Dispatcher
     let runner: Task<Void, Never>
 
-    init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64) async throws {
+    /// `database`, if given, is called with the database file's path before the store opens it
+    /// (to leave there what an older server wrote).
+    init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64,
+         database: ((String) throws -> Void)? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try database?(directory.appendingPathComponent("wharf.sqlite").path)
         store = try SQLiteStore(path: directory.appendingPathComponent("wharf.sqlite").path)
         keys = AgentKeyRegistry()
         context = try ZMQContext(maxSockets: maxSockets)
