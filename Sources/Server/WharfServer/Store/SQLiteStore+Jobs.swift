@@ -56,7 +56,7 @@ extension SQLiteStore {
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
     static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
     /// The stack columns `enqueue(_:stackRow:…)` reads.
-    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env FROM stack WHERE id = ?"
+    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env, revision FROM stack WHERE id = ?"
 
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
@@ -141,11 +141,12 @@ extension SQLiteStore {
         let claim = try connected?.contains(environmentId) == true && !anyOpenJob()
         let state: JobState = claim ? .dispatched : .queued
         try db.cachedStatement(sql: """
-            INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull,
+                             revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [id, stackId, stackRow["name"], environmentId, request.kind.rawValue, state.rawValue,
                                      JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
-                                     compose, JSONColumn.encode(env), request.pull])
+                                     compose, JSONColumn.encode(env), request.pull, stackRow["revision"]])
         try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
             .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
         // What was just written, as a read would return it (dates at the column's precision).
@@ -323,35 +324,39 @@ extension SQLiteStore {
     /// Stores an agent's result. Returns the job, whether this call ended it (false for a repeat), and
     /// whether its stack has another unfinished job (which may go to the agent now; true for a repeat).
     ///
-    /// A succeeded deploy makes the job's env and compose the stack's; a succeeded remove deletes the
-    /// stack. A failed or rolled-back job leaves the stack's definition as it was.
+    /// A succeeded deploy makes the job's env and compose the stack's, unless the stack was edited
+    /// after the job was queued (the edit is newer; its own job deploys it); a succeeded remove
+    /// deletes the stack. A failed or rolled-back job leaves the stack's definition as it was.
     func finish(_ db: Database, result: JobResult, environmentId: String, at date: Date) throws -> (job: Job, ended: Bool, next: Bool)? {
         let state = JobState(result.state)
         let outcome = JobOutcome(services: result.services)
         try foldJoins(db, joinable.take(jobId: result.jobId))
         // The usual case, an unfinished job of this environment, is ended and read in one statement.
-        guard var record = try Row.readFirst(db.cachedStatement(sql: """
+        guard let ended = try Row.readFirst(db.cachedStatement(sql: """
             UPDATE job SET state = ?, finished_at = ?, started_at = COALESCE(started_at, ?), error = ?, result = ?
-            WHERE id = ? AND environment_id = ? AND state NOT IN \(Self.finalStates) RETURNING \(Self.columnsButOutcome)
+            WHERE id = ? AND environment_id = ? AND state NOT IN \(Self.finalStates) RETURNING \(Self.columnsButOutcome), revision
             """), arguments: [state.rawValue, date.column, date.column, result.error.map { JSONColumn.encode($0) },
-                              JSONColumn.encode(outcome), result.jobId, environmentId], Self.jobRecord(from:)) else {
+                              JSONColumn.encode(outcome), result.jobId, environmentId],
+                          { (record: Self.jobRecord(from: $0), revision: $0["revision"] as Int) }) else {
             // A repeat of a result already stored, or not a job of this environment.
             return try Row.readFirst(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ? AND environment_id = ?"),
                                      arguments: [result.jobId, environmentId]) { (Self.jobRecord(from: $0).job, false, true) }
         }
+        var record = ended.record
         (record.job.error, record.job.result) = (result.error, outcome)  // just written; not read back
-        let next = try self.applyToStack(db, record: record, result: result, at: date)
+        let next = try self.applyToStack(db, record: record, revision: ended.revision, result: result, at: date)
         return (record.job, true, next)
     }
 
-    /// Returns whether the stack has another unfinished job.
-    private func applyToStack(_ db: Database, record: JobRecord, result: JobResult, at date: Date) throws -> Bool {
+    /// Returns whether the stack has another unfinished job. `revision`: the stack's definition
+    /// revision when the job was queued (`stack.revision`, which an edit raises).
+    private func applyToStack(_ db: Database, record: JobRecord, revision: Int, result: JobResult, at date: Date) throws -> Bool {
         let stackId = record.job.stackId
         // The kind of the stack's newest unfinished job, if another is waiting.
         let nextKind = try String.fetchOne(db.cachedStatement(sql: Self.newestOpenJobKindSQL), arguments: [stackId])
-        guard let stack = try Row.readFirst(db.cachedStatement(sql: "SELECT services, compose, env, pins FROM stack WHERE id = ?"),
-                                            arguments: [stackId], { row -> (services: String, compose: String, env: String?, pins: String?) in
-            (row["services"], row["compose"], row["env"], row["pins"])
+        guard let stack = try Row.readFirst(db.cachedStatement(sql: "SELECT services, compose, env, pins, revision FROM stack WHERE id = ?"),
+                                            arguments: [stackId], { row -> (services: String, compose: String, env: String?, pins: String?, revision: Int) in
+            (row["services"], row["compose"], row["env"], row["pins"], row["revision"])
         }) else {
             // Gone (a remove deleted it): nothing of it should be unfinished, but the store says.
             return nextKind != nil
@@ -380,8 +385,11 @@ extension SQLiteStore {
                 pins[planned.name] = planned.image
             }
             let env = JSONColumn.encode(record.env), pinned = JSONColumn.encode(pins)
-            if record.compose == stack.compose, env == stack.env, pinned == stack.pins {
-                // Unchanged: not rewriting them keeps the stack's webhook target cached (`StackRowObserver`).
+            // An edit (PUT) since the job was queued is the newer definition: the job's own would
+            // undo it, and the edit's deploy, queued behind this one, deploys it (jobs queued after
+            // the edit were planned on it). So then, as when nothing changed, only what runs is
+            // written; not rewriting the definition keeps the stack's webhook target cached (`StackRowObserver`).
+            if revision != stack.revision || record.compose == stack.compose && env == stack.env && pinned == stack.pins {
                 try db.cachedStatement(sql: "UPDATE stack SET services = ?, status = ?, updated_at = ? WHERE id = ?")
                     .execute(arguments: [services, status.rawValue, date.column, stackId])
             } else {

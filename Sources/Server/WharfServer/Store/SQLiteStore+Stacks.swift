@@ -67,15 +67,18 @@ extension SQLiteStore {
 extension SQLiteStore {
     /// Replaces a stack's compose file and env and queues its redeploy, in one transaction.
     ///
-    /// Editing the compose file drops pinned images: the user's file says again what runs.
+    /// Editing the compose file drops pinned images: the user's file says again what runs. The edit
+    /// raises the stack's revision, so that jobs queued before it, when they succeed, do not write
+    /// their older definition over it (`applyToStack`).
     public func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job {
         let now = Date()
         return try await db.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE id = ?", arguments: [id]) == true else {
                 throw StoreError.notFound("stack")
             }
-            try db.execute(sql: "UPDATE stack SET compose = ?, env = ?, updated_at = ?\(clearPins ? ", pins = '{}'" : "") WHERE id = ?",
-                           arguments: [compose, JSONColumn.encode(env), now.column, id])
+            try db.execute(sql: """
+                UPDATE stack SET compose = ?, env = ?, updated_at = ?, revision = revision + 1\(clearPins ? ", pins = '{}'" : "") WHERE id = ?
+                """, arguments: [compose, JSONColumn.encode(env), now.column, id])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
             return try self.enqueue(db, stackRow: row, request: request, now: now)
         }

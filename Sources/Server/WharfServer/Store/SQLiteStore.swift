@@ -135,6 +135,15 @@ public final class SQLiteStore: Sendable {
                 CREATE INDEX registry_event_seen_at ON registry_event(seen_at);
                 """)
         }
+        migrator.registerMigration("v5-definition-revision") { db in
+            // How many times the stack was edited (`PUT`), and the count each job was queued at: a
+            // job's success makes its compose file, env and pins the stack's only if no edit came
+            // after it was queued (`applyToStack`).
+            try db.execute(sql: """
+                ALTER TABLE stack ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE job ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }
