@@ -151,4 +151,21 @@ struct PlanAheadTests {
                                                                 "cache": Self.image("cache", "1")])
         }
     }
+
+    // MARK: an edit that drops a variable plans without it.
+
+    @Test func anEditThatDropsAVariablePlansWithTheEnvItGives() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, _) = try await Self.runningStack(setup, client, env: ["FE_TAG": "v1"])
+            #expect(try await Self.config(client, stackId)["fe"] == Self.image("fe", "v1"))
+            let (status, put) = try await Self.call(client, .put, "/api/stacks/\(stackId)", json: ["env": [String: String]()])
+            #expect(status == .ok)
+            let job = try #require(Self.job(put)?["id"] as? String)
+            #expect(Self.plan(Self.job(put)) == ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")])
+            #expect(try await Self.dispatch(setup) == [job])
+            try await Self.finish(setup, job, .succeeded, plan: Self.plan(Self.job(put)))
+            #expect(try await Self.config(client, stackId) == ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")],
+                    "nothing pinned: the env says what runs")
+        }
+    }
 }

@@ -73,11 +73,19 @@ extension API {
     /// `plan(for:…)` with the stack's pins given (ignored when `compose` is not the stack's): no store read.
     static func plan(for stack: Stack, compose: String? = nil, env: [String: String]? = nil, variables: [String: String] = [:],
                      pins: [String: String]) throws -> DeployPlan {
+        let baseEnv = env ?? stack.env
+        return try plan(for: stack, compose: compose, from: baseEnv,
+                        to: variables.isEmpty ? baseEnv : baseEnv.merging(variables) { _, new in new }, pins: pins)
+    }
+
+    /// The deploy of `compose` with the env `newEnv`: a service whose image `newEnv` changes from
+    /// what `baseEnv` gives it runs the new one; any other keeps its pinned image, if any.
+    static func plan(for stack: Stack, compose: String?, from baseEnv: [String: String], to newEnv: [String: String],
+                     pins: [String: String]) throws -> DeployPlan {
         let compose = compose ?? stack.compose
         let pins = compose == stack.compose ? pins : [:]
-        let baseEnv = env ?? stack.env
         let base = try Self.resolve(compose, env: baseEnv)
-        let resolved = variables.isEmpty ? base : try Self.resolve(compose, env: baseEnv.merging(variables) { _, new in new })
+        let resolved = newEnv == baseEnv ? base : try Self.resolve(compose, env: newEnv)
         var images: [String: String] = [:]
         var changed = Set<String>()
         for service in resolved.services {
@@ -129,8 +137,10 @@ extension API {
             let compose = body.compose ?? current.compose
             let env = body.env ?? current.env
             let composeChanged = compose != current.compose
-            let deploy = try await plan(for: current, compose: compose, env: composeChanged ? env : current.env,
-                                        variables: composeChanged ? [:] : env)
+            // The env given replaces the stack's: the deploy runs with it alone. A pinned image stays
+            // unless the new env changes its service's image, or the compose file is new.
+            let pins = composeChanged ? [:] : try await mapped { try await store.pins(stackId: id) }
+            let deploy = try Self.plan(for: current, compose: compose, from: composeChanged ? env : current.env, to: env, pins: pins)
             let job = try await mapped {
                 try await store.updateStack(id: id, compose: compose, env: env, clearPins: composeChanged, request: JobRequest(
                     kind: .deploy, compose: compose, plan: deploy.planned, pull: true,
