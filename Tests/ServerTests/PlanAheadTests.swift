@@ -121,7 +121,65 @@ struct PlanAheadTests {
         try #require(try await call(client, .get, "/api/stacks/\(stackId)").1["stack"] as? [String: Any])
     }
 
-    // MARK: a job's success does not overwrite an edit made after it was queued.
+    // MARK: A deploy queued behind one in flight plans on it, not on the stack as committed.
+
+    @Test func aPushWhileThePreviousDeployIsInFlightKeepsThatDeploysImage() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            let registry = "application/vnd.docker.distribution.events.v1+json"
+            let (fePushed, fe) = try await Self.call(client, .post, path, contentType: registry,
+                                                     body: Self.registryPush("demo/fe", "abc", id: "evt-fe"))
+            #expect(fePushed == .accepted)
+            let j0 = try #require(Self.job(fe)?["id"] as? String)
+            #expect(try await Self.dispatch(setup) == [j0], "the fe push is on its way to the agent")
+
+            let (_, be) = try await Self.call(client, .post, path, contentType: registry, body: Self.registryPush("demo/be", "def", id: "evt-be"))
+            let j1 = try #require(Self.job(be)?["id"] as? String)
+            #expect(j1 != j0, "the job in flight is not joined")
+            #expect(Self.plan(Self.job(be)) == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "def")],
+                    "the be push keeps the fe image the deploy ahead of it deploys")
+
+            try await Self.finish(setup, j0, .succeeded, plan: ["fe": Self.image("fe", "abc"), "be": Self.image("be", "old")])
+            #expect(try await Self.dispatch(setup) == [j1])
+            try await Self.finish(setup, j1, .succeeded, plan: Self.plan(Self.job(be)))
+            #expect(try await Self.config(client, stackId) == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "def")],
+                    "both pushes are deployed and stay")
+        }
+    }
+
+    @Test func variablesAndARedeployBehindADeployInFlightCarryItsVariables() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            let (_, fe) = try await Self.call(client, .post, path + "?FE_TAG=abc")
+            let j0 = try #require(Self.job(fe)?["id"] as? String)
+            #expect(try await Self.dispatch(setup) == [j0])
+
+            let (_, be) = try await Self.call(client, .post, path + "?BE_TAG=def")
+            let j1 = try #require(Self.job(be)?["id"] as? String)
+            #expect(j1 != j0)
+            #expect(Self.plan(Self.job(be)) == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "def")])
+            let record = try await setup.harness.store.job(id: j1)
+            #expect(record.env == ["FE_TAG": "abc", "BE_TAG": "def"], "what the agent runs compose with")
+
+            // The first deploy fails; the one behind it still deploys both, and its success makes both the stack's.
+            try await Self.finish(setup, j0, .rolledBack)
+            #expect(try await Self.dispatch(setup) == [j1])
+            // A redeploy asked for while that one is in flight deploys what it deploys.
+            let (redeployed, again) = try await Self.call(client, .post, "/api/stacks/\(stackId)/redeploy")
+            #expect(redeployed == .accepted)
+            let j2 = try #require(Self.job(again)?["id"] as? String)
+            #expect(Self.plan(Self.job(again)) == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "def")])
+            #expect(try await setup.harness.store.job(id: j2).env == ["FE_TAG": "abc", "BE_TAG": "def"])
+
+            try await Self.finish(setup, j1, .succeeded, plan: Self.plan(Self.job(be)))
+            #expect(try await Self.stack(client, stackId)["env"] as? [String: String] == ["FE_TAG": "abc", "BE_TAG": "def"])
+            #expect(try await Self.dispatch(setup) == [j2])
+            try await Self.finish(setup, j2, .succeeded, plan: Self.plan(Self.job(again)))
+            #expect(try await Self.config(client, stackId) == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "def")])
+        }
+    }
+
+    // MARK: A job's success does not overwrite an edit made after it was queued.
 
     @Test func anEditMadeWhileAnEarlierJobIsInFlightOutlivesThatJobsSuccess() async throws {
         try await Self.withAPI { setup, client in
@@ -152,7 +210,7 @@ struct PlanAheadTests {
         }
     }
 
-    // MARK: an edit that drops a variable plans without it.
+    // MARK: An edit that drops a variable plans without it.
 
     @Test func anEditThatDropsAVariablePlansWithTheEnvItGives() async throws {
         try await Self.withAPI { setup, client in
@@ -167,5 +225,64 @@ struct PlanAheadTests {
             #expect(try await Self.config(client, stackId) == ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")],
                     "nothing pinned: the env says what runs")
         }
+    }
+
+    // MARK: A call joining a queued deploy is planned on that deploy's env.
+
+    @Test func aCallThatJoinsSetsTheImagesItsVariablesGiveUnderTheQueuedJobsEnv() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            // No agent: the job stays queued, and the second call joins it.
+            let (_, development) = try await Self.call(client, .post, path + "?FE_TAG=development")
+            let job = try #require(Self.job(development)?["id"] as? String)
+            #expect(Self.plan(Self.job(development))["fe"] == Self.image("fe", "development"))
+            let (_, back) = try await Self.call(client, .post, path + "?FE_TAG=old")
+            #expect(Self.job(back)?["id"] as? String == job)
+            #expect(Self.job(back)?["coalesced"] as? Int == 1)
+            #expect(Self.plan(Self.job(back)) == ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")],
+                    "the newest value of FE_TAG decides fe's image")
+            #expect(try await setup.harness.store.job(id: job).env == ["FE_TAG": "old"])
+            #expect(try await Self.dispatch(setup) == [job])
+            try await Self.finish(setup, job, .succeeded, plan: Self.plan(Self.job(back)))
+            #expect(try await Self.config(client, stackId)["fe"] == Self.image("fe", "old"))
+        }
+    }
+
+    // MARK: The group commit: calls that arrive together behind a deploy in flight.
+
+    @Test func callsArrivingTogetherBehindADeployInFlightMakeOneJobPlannedOnIt() async throws {
+        let store = try StoreBatchingTests.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let old = ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")]
+        func request(_ images: [String: String], targeted: Set<String>) -> JobRequest {
+            JobRequest(kind: .deploy, plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },
+                       targeted: targeted, trigger: JobTrigger(source: "registry"))
+        }
+        let (stack, first) = try await store.createStack(
+            name: "app", environmentId: environment.id, compose: Self.compose, env: [:],
+            plan: old.keys.sorted().map { PlannedService(name: $0, image: old[$0]!) }, trigger: JobTrigger(source: "api"),
+            publicURL: "http://127.0.0.1")
+        let claim = [DispatchRequest(environmentId: environment.id, skip: [], capacity: 10)]
+        #expect(try await store.claimDispatch(claim).flatMap { $0.jobs.map(\.id) } == [first.id])
+        _ = try await ResultOnStackTests.finish(store, first, .succeeded, on: environment.id)
+        // The fe push, planned on the stack as it is (as `API.prepare` plans it), goes to the agent.
+        var fe = old
+        fe["fe"] = Self.image("fe", "abc")
+        let j0 = try await store.enqueueJob(stackId: stack.id, request: request(fe, targeted: ["fe"]))
+
+        // Dispatched; then pushes of be (each planned on the stack, whose fe is still old) arrive together.
+        #expect(try await store.claimDispatch(claim).flatMap { $0.jobs.map(\.id) } == [j0.id])
+        var be = old
+        be["be"] = Self.image("be", "def")
+        let push = request(be, targeted: ["be"])
+        let jobs = try await withThrowingTaskGroup(of: Job.self) { group in
+            for _ in 0..<16 { group.addTask { try await store.enqueueJob(stackId: stack.id, request: push) } }
+            return try await group.reduce(into: [Job]()) { $0.append($1) }
+        }
+        #expect(Set(jobs.map(\.id)).count == 1 && jobs.first?.id != j0.id, "one new job behind the one in flight")
+        let behind = try await store.job(id: try #require(jobs.first?.id)).job
+        #expect(behind.coalesced == 15)
+        #expect(behind.plan.services == [PlannedService(name: "be", image: Self.image("be", "def")),
+                                         PlannedService(name: "fe", image: Self.image("fe", "abc"))])
     }
 }

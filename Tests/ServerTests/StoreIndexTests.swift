@@ -8,7 +8,7 @@ import WharfProtocol
 /// stack's whole history (a stack triggered by every CI run has thousands of finished jobs).
 @Suite(.timeLimit(.minutes(2)))
 struct StoreIndexTests {
-    @Test(arguments: [SQLiteStore.newestQueuedDeploySQL, SQLiteStore.newestOpenJobKindSQL,
+    @Test(arguments: [SQLiteStore.newestOpenDeploySQL, SQLiteStore.newestOpenJobKindSQL,
                       SQLiteStore.anyOpenJobSQL, SQLiteStore.dispatchHeadsSQL])
     func openJobsOfAStackUseThePartialIndex(_ sql: String) async throws {
         let store = try StoreBatchingTests.store()

@@ -47,8 +47,6 @@ extension API {
     struct DeployPlan {
         var resolved: ResolvedCompose
         var images: [String: String]
-        /// Services whose image the variables changed.
-        var changed: Set<String>
 
         var planned: [PlannedService] { images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) } }
     }
@@ -87,17 +85,15 @@ extension API {
         let base = try Self.resolve(compose, env: baseEnv)
         let resolved = newEnv == baseEnv ? base : try Self.resolve(compose, env: newEnv)
         var images: [String: String] = [:]
-        var changed = Set<String>()
         for service in resolved.services {
             let before = base.services.first { $0.name == service.name }?.image
             if before != service.image {
-                changed.insert(service.name)
                 images[service.name] = service.image
             } else {
                 images[service.name] = pins[service.name] ?? service.image
             }
         }
-        return DeployPlan(resolved: resolved, images: images, changed: changed)
+        return DeployPlan(resolved: resolved, images: images)
     }
 
     func addStackRoutes(to router: Router<WharfRequestContext>) {
@@ -141,11 +137,13 @@ extension API {
             // unless the new env changes its service's image, or the compose file is new.
             let pins = composeChanged ? [:] : try await mapped { try await store.pins(stackId: id) }
             let deploy = try Self.plan(for: current, compose: compose, from: composeChanged ? env : current.env, to: env, pins: pins)
+            // An edit is the stack's new definition, written at once: its deploy is planned on it, not
+            // on the deploys still open ahead of it, whose success then leaves the edit in place.
             let job = try await mapped {
                 try await store.updateStack(id: id, compose: compose, env: env, clearPins: composeChanged, request: JobRequest(
                     kind: .deploy, compose: compose, plan: deploy.planned, pull: true,
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
-                    coalesce: false))
+                    coalesce: false, followsOpenDeploys: false))
             }
             dispatcher.notifyQueued(environmentId: current.environmentId)
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }

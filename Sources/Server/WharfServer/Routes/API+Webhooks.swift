@@ -164,7 +164,9 @@ extension API {
         if let reason = trigger.ignored { return .ignored(reason) }
         let deploy = try plan(for: stack, variables: trigger.variables, pins: pins)
         var images = deploy.images
-        var targeted = deploy.changed
+        // Only the services a tag or a push names: behind a deploy that is still open, the store
+        // plans the variables again on that deploy's env (`JobRequest.apply(to:env:compose:)`).
+        var targeted = Set<String>()
         if !trigger.targets.isEmpty {
             var matched = false
             for target in trigger.targets {

@@ -86,6 +86,9 @@ public struct API: Sendable {
             case "unauthorized": return APIError(status: .unauthorized, code: "unauthorized", message: error.message)
             default: return APIError(status: .internalServerError, code: "internal", message: "The server could not complete the request.")
             }
+        case let error as ComposeError:
+            // A plan made on the deploy ahead (`JobRequest.apply(to:env:compose:)`) that compose refuses.
+            return APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
         default:
             return error
         }

@@ -125,8 +125,10 @@ final class JoinableDeploys: Sendable {
 
 extension JobRequest {
     /// Whether joining would leave a queued deploy as it is: no compose file of its own, every
-    /// image `merge` would set is the one the job has, and so is every variable and trigger
-    /// parameter; no pull the job does not do. Checked without building the merged job.
+    /// image this request targets is the one the job has, every variable has the value the job's
+    /// env gives it (so they change no image either: `apply(to:env:compose:)`), and so does every
+    /// trigger parameter; no service the job lacks; no pull the job does not do. Checked without
+    /// building the merged job.
     func changesNothing(of job: Job, env: [String: String], pull jobPulls: Bool) -> Bool {
         guard compose == nil, pull == false || jobPulls else { return false }
         for service in plan {
@@ -139,18 +141,31 @@ extension JobRequest {
         return true
     }
 
-    /// Merges this request into a queued deploy's fields: per service the newest requested image
-    /// wins (a service this request does not target keeps the image it has), per variable and
-    /// per trigger parameter the newest value wins, and the job pulls if either asked to.
-    func merge(plan: inout JobPlan, env: inout [String: String], params: inout [String: String], pull: inout Bool) {
+    /// Applies this request to the deploy ahead of it — the queued deploy it joins, or the newest
+    /// open deploy of its stack, which a new job follows — as if that deploy had succeeded first.
+    ///
+    /// The variables merge into the deploy's env, the newest value winning, and a service takes
+    /// the image they give it under the deploy's compose file only where they change it (compared
+    /// with the deploy's env, not the stack's: a value set by the deploy ahead is the value now);
+    /// every other service keeps the deploy's image, pinned or pushed ones included. A service
+    /// this request targets (a tag, a push) then takes the requested image, and a service the
+    /// deploy does not have takes this request's. Resolves the compose file only when the
+    /// variables change the env (`ComposeCache`, memoised).
+    func apply(to plan: inout JobPlan, env: inout [String: String], compose: String) throws(ComposeError) {
         var images = Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
+        let merged = env.merging(variables) { _, new in new }
+        if merged != env {
+            let before = try ComposeCache.shared.resolve(compose, environment: env).services
+            for service in try ComposeCache.shared.resolve(compose, environment: merged).services
+            where before.first(where: { $0.name == service.name })?.image != service.image {
+                images[service.name] = service.image
+            }
+        }
         for service in self.plan where targeted.contains(service.name) || images[service.name] == nil {
             images[service.name] = service.image
         }
         plan.services = images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) }
-        env.merge(variables) { _, new in new }
-        params.merge(trigger.params) { _, new in new }
-        pull = pull || self.pull
+        env = merged
     }
 }
 

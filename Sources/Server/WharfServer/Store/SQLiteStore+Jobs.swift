@@ -9,9 +9,12 @@ public struct JobRequest: Sendable {
     public var compose: String?
     /// Variables to set on top of the stack's env.
     public var variables: [String: String]
-    /// Every service's image for this request.
+    /// Every service's image for this request, planned on the stack's definition: what a new job
+    /// deploys when no other deploy of the stack is open.
     public var plan: [PlannedService]
-    /// Services whose image this request asks for; when joining a queued job, only these override it.
+    /// Services whose image this request asks for by name (a tag, a push); on a deploy ahead of it
+    /// (`JobRequest.apply(to:env:compose:)`), only these take the image `plan` gives them, while the
+    /// variables decide the others' again on that deploy's env.
     public var targeted: Set<String>
     public var pull: Bool
     public var trigger: JobTrigger
@@ -22,11 +25,15 @@ public struct JobRequest: Sendable {
     /// leaves them unseen, and the registry's retry runs); a request whose events the stack has
     /// all seen fails with `event_already_received` and writes nothing.
     public var eventIds: [String]
+    /// Whether a new job is planned on the stack's newest open deploy, as if that had succeeded,
+    /// rather than on the stack's definition alone. False for an edit (`PUT`), which gives the
+    /// definition itself.
+    public var followsOpenDeploys: Bool
 
     /// Makes a request.
     public init(kind: JobKind, compose: String? = nil, variables: [String: String] = [:], plan: [PlannedService],
                 targeted: Set<String>? = nil, pull: Bool = true, trigger: JobTrigger, coalesce: Bool = true,
-                eventIds: [String] = []) {
+                eventIds: [String] = [], followsOpenDeploys: Bool = true) {
         self.kind = kind
         self.compose = compose
         self.variables = variables
@@ -36,6 +43,7 @@ public struct JobRequest: Sendable {
         self.trigger = trigger
         self.coalesce = coalesce
         self.eventIds = eventIds
+        self.followsOpenDeploys = followsOpenDeploys
     }
 }
 
@@ -49,9 +57,8 @@ extension SQLiteStore {
 
     // A stack's open jobs, through the partial index `job_open_stack` (`StoreIndexTests`): each
     // says `state NOT IN` final so that SQLite may use it, instead of the stack's whole history.
-    static let newestQueuedDeploySQL = """
-        SELECT * FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) AND state = 'queued' AND kind = 'deploy'
-        ORDER BY seq DESC LIMIT 1
+    static let newestOpenDeploySQL = """
+        SELECT * FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) AND kind = 'deploy' ORDER BY seq DESC LIMIT 1
         """
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
     static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
@@ -82,8 +89,10 @@ extension SQLiteStore {
     /// Queues a job for a stack, or joins the stack's queued deploy when the request may coalesce.
     ///
     /// Joining merges per service (the newest requested image wins) and per variable (the newest
-    /// value wins), and counts the call in `coalesced`. Runs in one transaction with the caller's
-    /// own checks so that nothing is half-done.
+    /// value wins), and counts the call in `coalesced`. A new deploy behind others of its stack
+    /// that are still open (queued, dispatched or running) is planned on the newest of them, as if
+    /// it had succeeded, so that it does not undo what that one deploys (`JobRequest.followsOpenDeploys`).
+    /// Runs in one transaction with the caller's own checks so that nothing is half-done.
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date) throws -> Job {
         var queued = QueuedDeploys()
         let job = try enqueue(db, stackRow: stackRow, request: request, now: now, queued: &queued).job
@@ -117,15 +126,21 @@ extension SQLiteStore {
             openJob = open
             return open
         }
-        if request.kind == .deploy, request.coalesce,
-           var record = try queued.byStack[stackId]
-               ?? (anyOpenJob() ? Row.readFirst(db.cachedStatement(sql: Self.newestQueuedDeploySQL), arguments: [stackId],
-                                                Self.jobRecord(from:)) : nil) {
+        // The stack's newest open deploy: the queued one as this transaction left it, else the newest
+        // on disk (read only when the stack has an open job). Nil for a stack with none.
+        let ahead = request.kind == .deploy
+            ? try queued.byStack[stackId]
+                ?? (anyOpenJob() ? Row.readFirst(db.cachedStatement(sql: Self.newestOpenDeploySQL), arguments: [stackId],
+                                                 Self.jobRecord(from:)) : nil)
+            : nil
+        if request.coalesce, var record = ahead, record.job.state == .queued {
             // Most joins repeat the call before (a retried CI job, calls piled up behind a write):
             // nothing to merge then, only the count.
             if !request.changesNothing(of: record.job, env: record.env, pull: record.pull) {
-                request.merge(plan: &record.job.plan, env: &record.env, params: &record.job.trigger.params, pull: &record.pull)
                 if let compose = request.compose { record.compose = compose }
+                try request.apply(to: &record.job.plan, env: &record.env, compose: record.compose)
+                record.job.trigger.params.merge(request.trigger.params) { _, new in new }
+                record.pull = record.pull || request.pull
             }
             record.job.coalesced += 1
             queued.byStack[stackId] = record
@@ -133,10 +148,20 @@ extension SQLiteStore {
             return Enqueued(job: record.job)
         }
         let id = Identifier.make("job")
-        let env = (JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]).merging(request.variables) { _, new in new }
-        let plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
+        var env: [String: String], plan: JobPlan, compose: String
+        if let ahead, request.followsOpenDeploys {
+            // Planned on the deploy ahead, as a call joining it would be: the stack's definition
+            // does not have what that one deploys until it succeeds, and this job runs after it. Were
+            // it planned on the definition, its success would undo the one ahead (its images, its
+            // variables); if the one ahead fails, this one still deploys what it asked for.
+            (env, plan, compose) = (ahead.env, ahead.job.plan, request.compose ?? ahead.compose)
+            try request.apply(to: &plan, env: &env, compose: compose)
+        } else {
+            env = (JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]).merging(request.variables) { _, new in new }
+            plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
+            compose = request.compose ?? stackRow["compose"]
+        }
         let environmentId: String = stackRow["environment_id"]
-        let compose: String = request.compose ?? stackRow["compose"]
         // Claimed at once only as the stack's head: a job behind another waits for its round.
         let claim = try connected?.contains(environmentId) == true && !anyOpenJob()
         let state: JobState = claim ? .dispatched : .queued
