@@ -248,6 +248,25 @@ struct PlanAheadTests {
         }
     }
 
+    @Test func aCallThatMakesTheQueuedJobsComposeInvalidIsRefusedWith422() async throws {
+        try await Self.withAPI { setup, client in
+            let compose = "services:\n  web:\n    image: 127.0.0.1:5000/demo/web:${A:-a}${B:-b}\n"
+            let (_, created) = try await Self.call(client, .post, "/api/stacks",
+                                                   json: ["name": "app", "environmentId": setup.environmentId, "compose": compose])
+            let stackId = try #require((created["stack"] as? [String: Any])?["id"] as? String)
+            let (_, hook) = try await Self.call(client, .post, "/api/stacks/\(stackId)/webhook")
+            let path = String(try #require(hook["url"] as? String).dropFirst("http://wharf.test".count))
+            // Each tag alone is valid (101 characters); with both variables it is 200, over Docker's 128.
+            let (first, joined) = try await Self.call(client, .post, path + "?A=" + String(repeating: "a", count: 100))
+            #expect(first == .accepted)
+            let (second, refused) = try await Self.call(client, .post, path + "?B=" + String(repeating: "b", count: 100))
+            #expect(second == .unprocessableContent, "\(refused)")
+            #expect(["invalid_image", "invalid_tag"].contains((refused["error"] as? [String: Any])?["code"] as? String ?? ""), "\(refused)")
+            let job = try await setup.harness.store.job(id: try #require(Self.job(joined)?["id"] as? String))
+            #expect(job.env["B"] == nil && job.job.coalesced == 1, "the queued job is as the first call left it")
+        }
+    }
+
     // MARK: The group commit: calls that arrive together behind a deploy in flight.
 
     @Test func callsArrivingTogetherBehindADeployInFlightMakeOneJobPlannedOnIt() async throws {
