@@ -123,6 +123,41 @@ struct PlanAheadTests {
 
     // MARK: A deploy queued behind one in flight plans on it, not on the stack as committed.
 
+    @Test func aStackBeingRemovedTakesNoNewDeployAndIsGoneWhenItsRemoveSucceeds() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            let (deleted, removal) = try await Self.call(client, .delete, "/api/stacks/\(stackId)")
+            #expect(deleted == .accepted)
+            let removeId = try #require(Self.job(removal)?["id"] as? String)
+
+            // A webhook, a redeploy and an edit would each queue a deploy behind the remove.
+            let (hooked, hookBody) = try await Self.call(client, .post, path + "?FE_TAG=new")
+            #expect(hooked == .conflict)
+            #expect((hookBody["error"] as? [String: Any])?["code"] as? String == "stack_removing", "\(hookBody)")
+            #expect(try await Self.call(client, .post, "/api/stacks/\(stackId)/redeploy").0 == .conflict)
+            let (edited, _) = try await Self.call(client, .put, "/api/stacks/\(stackId)", json: ["compose": Self.compose, "env": ["FE_TAG": "x"]])
+            #expect(edited == .conflict)
+            #expect(try await Self.stack(client, stackId)["env"] as? [String: String] ?? [:] == [:], "the refused edit changed nothing")
+            let (_, jobs) = try await Self.call(client, .get, "/api/jobs?stackId=\(stackId)")
+            #expect((jobs["jobs"] as? [[String: Any]])?.count == 2, "the first deploy and the remove, nothing behind it")
+
+            #expect(try await Self.dispatch(setup) == [removeId])
+            try await Self.finish(setup, removeId, .succeeded)
+            #expect(try await Self.call(client, .get, "/api/stacks/\(stackId)").0 == .notFound)
+        }
+    }
+
+    @Test func aStackWhoseRemoveFailedDeploysAgain() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            let (_, removal) = try await Self.call(client, .delete, "/api/stacks/\(stackId)")
+            let removeId = try #require(Self.job(removal)?["id"] as? String)
+            #expect(try await Self.dispatch(setup) == [removeId])
+            try await Self.finish(setup, removeId, .failed)
+            #expect(try await Self.call(client, .post, path + "?FE_TAG=new").0 == .accepted)
+        }
+    }
+
     @Test func aPushWhileThePreviousDeployIsInFlightKeepsThatDeploysImage() async throws {
         try await Self.withAPI { setup, client in
             let (stackId, path) = try await Self.runningStack(setup, client)

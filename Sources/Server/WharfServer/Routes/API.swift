@@ -81,7 +81,7 @@ public struct API: Sendable {
         case let error as StoreError:
             switch error.code {
             case "not_found": return APIError(status: .notFound, code: "not_found", message: error.message.prefix(1).uppercased() + error.message.dropFirst() + ".")
-            case "name_taken", "environment_in_use", "conflict", "edge_environment":
+            case "name_taken", "environment_in_use", "conflict", "edge_environment", "stack_removing":
                 return APIError(status: .conflict, code: error.code, message: error.message)
             case "unauthorized": return APIError(status: .unauthorized, code: "unauthorized", message: error.message)
             default: return APIError(status: .internalServerError, code: "internal", message: "The server could not complete the request.")

@@ -63,7 +63,7 @@ extension SQLiteStore {
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
     static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
     /// The stack columns `enqueue(_:stackRow:…)` reads.
-    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env, revision FROM stack WHERE id = ?"
+    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env, revision, status FROM stack WHERE id = ?"
 
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
@@ -110,6 +110,11 @@ extension SQLiteStore {
     func enqueue(_ db: Database, stackRow: Row, request: JobRequest, now: Date, queued: inout QueuedDeploys,
                  claimingFor connected: ConnectedAgents? = nil) throws -> Enqueued {
         let stackId: String = stackRow["id"]
+        // A stack whose remove is queued or running takes no new deploy: queued behind the remove, it
+        // would bring the containers back and keep the stack the remove was asked to delete.
+        if request.kind == .deploy, (stackRow["status"] as String?) == StackStatus.removing.rawValue {
+            throw StoreError.stackRemoving
+        }
         // First, so that a repeated event is refused before anything is written or taken from memory.
         if !request.eventIds.isEmpty { try recordRegistryEvents(db, stackId: stackId, ids: request.eventIds, now: now) }
         if queued.byStack[stackId] == nil, request.kind == .deploy {

@@ -1,6 +1,6 @@
 /// A store failure with a stable code the HTTP edge maps to the contract's errors.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict`, `database`, or
+    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict`, `stack_removing`, `database`, or
     /// `event_already_received` (a job request whose registry events its stack has all seen).
     public var code: String
     public var message: String
@@ -9,4 +9,5 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
     static func notFound(_ what: String) -> StoreError { StoreError(code: "not_found", message: "\(what) not found") }
     static let eventAlreadyReceived = StoreError(code: "event_already_received", message: "event already received")
+    static let stackRemoving = StoreError(code: "stack_removing", message: "the stack is being removed: no deploy can be queued behind its remove")
 }
