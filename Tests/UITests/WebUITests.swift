@@ -65,7 +65,7 @@ struct WebUITests {
         let origin = String(match.output[1].substring ?? "")
         let join = String(match.output[2].substring ?? "")
         #expect(origin == ui.baseURL)
-        #expect(install == "curl -fsSL \(ui.baseURL)/install-agent.sh | sh -s -- --join \(join)")
+        #expect(install == "curl -fsSL \(ui.baseURL)/install-agent.sh | sudo sh -s -- --join \(join) --binary /path/to/wharf-agent")
 
         // The command's token really enrols an agent.
         _ = try ui.startAgent(name: "prod-1", join: join)

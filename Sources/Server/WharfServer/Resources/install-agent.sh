@@ -368,7 +368,7 @@ if [ -n "$JOIN" ]; then
             sleep 1
             waited=$((waited + 1))
         done
-        # A join token works once: an agent restarted with it would try to enrol again and fail.
+        # The join token is spent (it works once); the agent ignores it now that identity.json exists.
         sed '/^WHARF_JOIN=/d' "$DEFAULTS_PATH" | write_file "$DEFAULTS_PATH" 0600
         systemctl restart wharf-agent.service
         say "enrolled with $SERVER (environment $(sed -n 's/.*"environmentId" *: *"\([^"]*\)".*/\1/p' "$DATA_DIR/identity.json"))"

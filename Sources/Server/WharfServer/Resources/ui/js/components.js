@@ -9,7 +9,7 @@ export function agentCommandText(env, token, origin) {
   const edge = env.type === "edge" ? " --edge" : "";
   return {
     binary: `wharf-agent --server ${origin} --join ${token} --data-dir /var/lib/wharf-agent${edge}`,
-    script: `curl -fsSL ${origin}/install-agent.sh | sh -s -- --join ${token}${edge}`,
+    script: `curl -fsSL ${origin}/install-agent.sh | sudo sh -s -- --join ${token}${edge} --binary /path/to/wharf-agent`,
   };
 }
 
@@ -25,7 +25,7 @@ export function agentCommands(env, token, serverURL) {
         ", not the address this page came from (", h("code", {}, location.origin), ").")
       : null,
     codeBlock("Run the agent", text.binary, { testId: "agent-command", note: "wharf-agent already installed" }),
-    codeBlock("Or install and start it", text.script, { testId: "install-command", note: "as root" }));
+    codeBlock("Or install and start it", text.script, { testId: "install-command", note: "with your wharf-agent binary, or --binary-url" }));
 }
 
 // ---------- Compose editor ----------
