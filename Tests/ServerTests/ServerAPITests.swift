@@ -72,6 +72,9 @@ struct ServerAPITests {
         let (nul, nulBody) = try await api.call("POST", "/api/compose/render", json: [
             "compose": "services:\n  web:\n    image: nginx\n", "env": ["A": "x\u{0}y"]])
         #expect(nul == 400 && Self.errorCode(nulBody) == "invalid_variable")
+        let (reserved, reservedBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx\n", "env": ["LD_PRELOAD": "/tmp/x.so"]])
+        #expect(reserved == 400 && Self.errorCode(reservedBody) == "invalid_variable", "\(reservedBody)")
         let (noServices, _) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": "version: '3'\n"])
         #expect(noServices == 422)
         let (_, stacksAfterErrors) = try await api.call("GET", "/api/stacks", expect: 200)

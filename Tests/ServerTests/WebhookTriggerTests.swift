@@ -95,6 +95,17 @@ struct WebhookTriggerTests {
         self.expectError("invalid_variable", [(name, "x")], messageContains: "'\(name)'")
     }
 
+    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "COMPOSE_FILE", "COMPOSE_PROFILES", "DOCKER_HOST",
+                      "DOCKER_API_VERSION", "PATH", "BUILDKIT_HOST", "GCONV_PATH"])
+    func variablesThatWouldChangeHowComposeRunsAreRefused(_ name: String) {
+        self.expectError("invalid_variable", [(name, "x")], messageContains: "is reserved")
+    }
+
+    @Test(arguments: ["DOCKER_REGISTRY", "COMPOSE", "LD", "HOME", "path", "MY_LD_PRELOAD", "ld_preload"])
+    func namesThatOnlyLookLikeReservedOnesAreVariables(_ name: String) throws {
+        #expect(try self.parse([(name, "x")]).variables == [name: "x"])
+    }
+
     @Test func variableValuesAreKeptAsGivenButNoNUL() throws {
         let trigger = try self.parse([("MSG", "hello world: ${X} & \"quotes\"\nnext"), ("EMPTY", "")])
         #expect(trigger.variables == ["MSG": "hello world: ${X} & \"quotes\"\nnext", "EMPTY": ""])

@@ -382,7 +382,7 @@ struct ComposeCLIEngineTests {
                 scenario.deployment(
                     compose: compose,
                     images: ["web": scenario.image("v1")],
-                    environment: ["TRICKY": tricky, "DOCKER_HOST": "tcp://203.0.113.1:2375"]
+                    environment: ["TRICKY": tricky, "DOCKER_HOST": "tcp://203.0.113.1:2375", "COMPOSE_PROFILES": "none", "LD_PRELOAD": "/nonexistent.so"]
                 )
             )
             #expect(outcome.state == .succeeded, "\(outcome.errorMessage ?? "")\n\(log.text)")
@@ -390,7 +390,9 @@ struct ComposeCLIEngineTests {
             let env = try await scenario.docker.inspect(container).config.env ?? []
             #expect(env.contains("TRICKY=\(tricky)"), "\(env)")
             #expect(env.contains("AGENT_HOME=not passed"), "the agent's own environment leaked: \(env)")
-            #expect(log.lines.contains { $0.hasPrefix("ignoring stack variable DOCKER_HOST") })
+            for name in ["COMPOSE_PROFILES", "DOCKER_HOST", "LD_PRELOAD"] {
+                #expect(log.lines.contains { $0.hasPrefix("ignoring stack variable \(name)") }, "\(name)")
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Logging
 import Synchronization
+import WharfProtocol
 
 /// Runs stack jobs with the compose CLI (`docker compose` or `docker-compose`) on one Docker engine.
 ///
@@ -218,9 +219,9 @@ public struct ComposeCLIEngine: ContainerEngine {
             log.step("using \(compose.displayName) on \(configuration.dockerHost)")
 
             var stackEnvironment = environment
-            for key in environment.keys.sorted() where Self.reservedVariables.contains(key) {
+            for key in environment.keys.sorted() where Self.isReservedVariable(key) {
                 stackEnvironment[key] = nil
-                log.step("ignoring stack variable \(key): it would change which engine or tools compose uses")
+                log.step("ignoring stack variable \(key): it would change which engine or tools compose uses, or how they run")
             }
             let base = baseEnvironment(scope)
             var childEnvironment = stackEnvironment
@@ -272,10 +273,11 @@ public struct ComposeCLIEngine: ContainerEngine {
         return nil
     }
 
-    /// Variables a stack cannot set for compose: they choose the engine, its credentials or the tools.
-    static let reservedVariables: Set<String> = [
-        "PATH", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
-    ]
+    /// Whether a stack cannot set `name` for compose (`StackVariables`): it chooses the engine, its
+    /// credentials, the tools or how they load.
+    static func isReservedVariable(_ name: String) -> Bool {
+        StackVariables.isReserved(name)
+    }
 
     private func makeScope(credentials: [RegistryCredential]) throws -> JobDockerConfig {
         try JobDockerConfig.create(

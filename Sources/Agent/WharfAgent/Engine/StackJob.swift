@@ -21,7 +21,7 @@ struct StackJob: Sendable {
     /// This job, with compose run with other stack variables (a rollback's, from ``StackFiles/LastGood``).
     func with(stackEnvironment environment: [String: String]) -> StackJob {
         var copy = self
-        var child = environment.filter { !ComposeCLIEngine.reservedVariables.contains($0.key) }
+        var child = environment.filter { !ComposeCLIEngine.isReservedVariable($0.key) }
         copy.stackEnvironment = child
         for (key, value) in baseEnvironment { child[key] = value }
         copy.composeRunner = CommandRunner(environment: child, workingDirectory: files.directory.path)

@@ -21,6 +21,14 @@ extension API {
         return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
     }
 
+    /// 400 `invalid_variable` for a variable a stack cannot have (`StackVariables`). Checked on what
+    /// a caller sends, not on a stack's stored env, which a server before this check may have taken.
+    static func refuseReservedVariables(_ env: [String: String]) throws {
+        if let name = env.keys.sorted().first(where: { StackVariables.isReserved($0) }) {
+            throw APIError(status: .badRequest, code: "invalid_variable", message: StackVariables.reservedMessage(name))
+        }
+    }
+
     /// Resolves a compose file, answering 422 with compose's problem and place.
     static func resolve(_ compose: String, env: [String: String]) throws -> ResolvedCompose {
         for name in env.keys where !Interpolation.isValidVariableName(name) {
@@ -104,6 +112,7 @@ extension API {
                                message: "A stack name is 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter or digit.")
             }
             let env = body.env ?? [:]
+            try Self.refuseReservedVariables(env)
             let resolved = try Self.resolve(body.compose, env: env)
             let (stack, job) = try await mapped {
                 try await store.createStack(name: body.name, environmentId: body.environmentId, compose: body.compose, env: env,
@@ -131,6 +140,7 @@ extension API {
             let body = try await request.decodeJSON(UpdateStack.self, context: context)
             let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             let compose = body.compose ?? current.compose
+            if let given = body.env { try Self.refuseReservedVariables(given) }
             let env = body.env ?? current.env
             let composeChanged = compose != current.compose
             // The env given replaces the stack's: the deploy runs with it alone. A pinned image stays

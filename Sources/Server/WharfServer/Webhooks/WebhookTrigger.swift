@@ -1,4 +1,5 @@
 import Hummingbird
+import WharfProtocol
 
 /// Where a job's trigger came from; the raw values are the contract's `trigger.source`.
 public enum TriggerSource: String, Sendable, Hashable, Codable, CaseIterable {
@@ -215,6 +216,9 @@ extension WebhookTrigger {
             default:
                 guard Self.isValidVariableName(name) else {
                     throw .invalidVariable(name: name)
+                }
+                guard !StackVariables.isReserved(name) else {
+                    throw .invalidVariable(name: name, reason: StackVariables.reservedMessage(name))
                 }
                 variables[name] = value
             }
