@@ -87,7 +87,7 @@ struct WebUITests {
         try await ui.click("#create-environment")
         let edgeCommand = try await ui.waitForText("[data-example=agent-command] pre", "the edge command") { !$0.isEmpty }
         #expect(edgeCommand.hasSuffix(" --data-dir /var/lib/wharf-agent --edge"))
-        #expect(try await ui.text("[data-example=install-command] pre").hasSuffix(" --edge"))
+        #expect(try await ui.text("[data-example=install-command] pre").hasSuffix(" --edge --binary /path/to/wharf-agent"))
 
         try await ui.open("/environments")
         try await ui.waitForText("[data-env-name='edge-1']", "pending") { $0.contains("pending") }
