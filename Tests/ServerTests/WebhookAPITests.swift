@@ -35,6 +35,9 @@ struct WebhookAPITests {
         let url = hook["url"] as! String
         #expect(url.hasPrefix(server.url + "/api/stacks/webhooks/"))
         #expect(url.split(separator: "/").last!.count == 36)
+        // Enabling again answers the same URL: the one pasted into a registry or CI keeps working.
+        let (again, sameHook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook")
+        #expect(again == 200 && sameHook["url"] as? String == url, "\(sameHook)")
 
         // No agent: these calls join the queued first deploy. A browser form post, then ?SERVICE_TAG, then ?tag for db only via a registry push.
         let (formStatus, formBody, formResponse) = try await Self.post(url, contentType: "application/x-www-form-urlencoded", body: Data())

@@ -24,7 +24,7 @@ private func printURL(_ url: String, data: Data?, json: Bool) throws {
 struct WebhookEnableCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enable",
-        abstract: "Give a stack a webhook URL and print it alone on stdout.",
+        abstract: "Give a stack a webhook URL (or keep the one it has) and print it alone on stdout.",
         discussion: """
             POST to the URL redeploys the stack (query tag=T, pullimage=false, wait=N, KEY=VALUE). When the \
             stack already has a webhook, its URL is printed unchanged; `wharf webhook rotate` makes a new one. \

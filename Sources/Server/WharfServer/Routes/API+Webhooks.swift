@@ -12,25 +12,29 @@ extension API {
     func addWebhookRoutes(to router: Router<WharfRequestContext>) -> @Sendable (Request, WharfRequestContext) async throws -> Response {
         let limiters = webhookLimiters
 
-        @Sendable func enable(_ stackId: String) async throws -> JSONBody<WebhookURL> {
+        /// A new token for the stack (201); with `keepExisting`, a stack that has one answers it (200).
+        @Sendable func enable(_ stackId: String, keepExisting: Bool) async throws -> JSONBody<WebhookURL> {
             let token = WebhookToken.generate().rawValue
             do {
-                let stack = try await store.setWebhookToken(stackId: stackId, token: token, publicURL: settings.publicURL)
-                return JSONBody(WebhookURL(url: stack.webhook!.url), status: .created)
+                let (stack, changed) = try await store.setWebhookToken(stackId: stackId, token: token, keepExisting: keepExisting,
+                                                                       publicURL: settings.publicURL)
+                return JSONBody(WebhookURL(url: stack.webhook!.url), status: changed ? .created : .ok)
             } catch let error as StoreError where error.code == "edge_environment" {
                 throw APIError.edgeEnvironment
             } catch {
                 throw Self.apiError(error)
             }
         }
-        router.post("/api/stacks/{id}/webhook") { _, context in try await enable(try context.parameters.require("id")) }
+        // Enabling is idempotent: the URL already pasted into a registry or CI job keeps working
+        // (a new one is what `rotate` is for).
+        router.post("/api/stacks/{id}/webhook") { _, context in try await enable(try context.parameters.require("id"), keepExisting: true) }
         router.post("/api/stacks/{id}/webhook/rotate") { _, context in
             let id = try context.parameters.require("id")
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             guard stack.webhook != nil else {
                 throw APIError(status: .notFound, code: "not_found", message: "This stack has no webhook to rotate; enable one first.")
             }
-            return try await enable(id)
+            return try await enable(id, keepExisting: false)
         }
         router.delete("/api/stacks/{id}/webhook") { _, context in
             let id = try context.parameters.require("id")

@@ -86,8 +86,13 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
-    /// Sets (or with nil clears) a stack's webhook token; an edge environment refuses.
+    /// Sets (or with nil clears) a stack's webhook token; an edge environment refuses. With
+    /// `keepExisting`, a stack that has a token keeps it (and `changed` is false).
     public func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack {
+        try await setWebhookToken(stackId: stackId, token: token, keepExisting: false, publicURL: publicURL).stack
+    }
+
+    public func setWebhookToken(stackId: String, token: String?, keepExisting: Bool, publicURL: String) async throws -> (stack: Stack, changed: Bool) {
         let now = Date()
         return try await db.write { db in
             guard let row = try Row.fetchOne(db, sql: """
@@ -98,9 +103,12 @@ extension SQLiteStore {
             if token != nil, (row["environment_type"] as String?) == EnvironmentType.edge.rawValue {
                 throw StoreError(code: "edge_environment", message: "edge")
             }
+            if keepExisting, (row["webhook_token"] as String?) != nil {
+                return (Self.stack(from: row, publicURL: publicURL), false)
+            }
             try db.execute(sql: "UPDATE stack SET webhook_token = ?, webhook_created_at = ? WHERE id = ?",
                            arguments: [token, token == nil ? nil : now.column, stackId])
-            return Self.stack(from: try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId])!, publicURL: publicURL)
+            return (Self.stack(from: try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [stackId])!, publicURL: publicURL), true)
         }
     }
 

@@ -27,6 +27,8 @@ public protocol WharfStore: Sendable {
     func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job
     func pins(stackId: String) async throws -> [String: String]
     func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
+    /// `setWebhookToken`, except that with `keepExisting` a stack that has a token keeps it.
+    func setWebhookToken(stackId: String, token: String?, keepExisting: Bool, publicURL: String) async throws -> (stack: Stack, changed: Bool)
     func stack(webhookToken: String, publicURL: String) async throws -> (stack: Stack, pins: [String: String])?
     /// The stack behind a webhook token and its pins, only if known without reading the store.
     func cachedStack(webhookToken: String, publicURL: String) -> (stack: Stack, pins: [String: String])?
