@@ -30,15 +30,7 @@ struct PlanAheadTests {
 
     static func withAPI(_ body: @Sendable @escaping (Setup, any TestClientProtocol) async throws -> Void) async throws {
         let harness = try await LinkHarness()
-        var configuration = ServerConfiguration(dataDirectory: harness.directory)
-        configuration.publicURL = "http://wharf.test"
-        configuration.webhookRateLimit = nil
-        let settings = ServerSettings(configuration: configuration, zmqEndpoint: harness.dispatcher.endpoint,
-                                      serverPublicKey: harness.serverKeys.publicKey.z85)
-        var logger = Logger(label: "plan-test")
-        logger.logLevel = .warning
-        let api = API(store: harness.store, dispatcher: harness.dispatcher, keys: harness.keys, settings: settings,
-                      adminToken: adminToken, logger: logger, metrics: WharfMetrics(), webhookRateLimit: nil)
+        let api = harness.makeAPI(publicURL: "http://wharf.test", adminToken: adminToken, label: "plan-test", logLevel: .warning)
         let (environment, _) = try await harness.store.createEnvironment(name: "node", type: .agent)
         let setup = Setup(harness: harness, api: api, environmentId: environment.id)
         do {

@@ -30,15 +30,8 @@ struct RegistryEventTests {
 
     static func setUp(database: ((String) throws -> Void)? = nil) async throws -> Setup {
         let harness = try await LinkHarness(database: database)
-        var configuration = ServerConfiguration(dataDirectory: harness.directory)
-        configuration.publicURL = publicURL
-        configuration.webhookRateLimit = nil
-        let settings = ServerSettings(configuration: configuration, zmqEndpoint: harness.dispatcher.endpoint,
-                                      serverPublicKey: harness.serverKeys.publicKey.z85)
-        var logger = Logger(label: "registry-event-test")
-        logger.logLevel = .info  // above debug: the server has its webhook lane
-        let api = API(store: harness.store, dispatcher: harness.dispatcher, keys: harness.keys, settings: settings,
-                      adminToken: "admin-token", logger: logger, metrics: WharfMetrics(), webhookRateLimit: nil)
+        // At info, above debug: the server has its webhook lane.
+        let api = harness.makeAPI(publicURL: publicURL, label: "registry-event-test")
         let lane = try #require(api.makeWebhookLane(serverName: "wharf"))
         // No agent connects: each stack's first deploy stays queued, and pushes join it.
         let (environment, _) = try await harness.enrolledEnvironment()

@@ -28,15 +28,7 @@ struct WebhookLaneTests {
 
     static func setUp(rateLimit: Double? = nil) async throws -> Setup {
         let harness = try await LinkHarness()
-        var configuration = ServerConfiguration(dataDirectory: harness.directory)
-        configuration.publicURL = publicURL
-        configuration.webhookRateLimit = rateLimit
-        let settings = ServerSettings(configuration: configuration, zmqEndpoint: harness.dispatcher.endpoint,
-                                      serverPublicKey: harness.serverKeys.publicKey.z85)
-        var logger = Logger(label: "lane-test")
-        logger.logLevel = .info
-        let api = API(store: harness.store, dispatcher: harness.dispatcher, keys: harness.keys, settings: settings,
-                      adminToken: "admin-token", logger: logger, metrics: WharfMetrics(), webhookRateLimit: rateLimit)
+        let api = harness.makeAPI(publicURL: publicURL, rateLimit: rateLimit, label: "lane-test")
         let lane = try #require(api.makeWebhookLane(serverName: "wharf"))
         // No agent connects: the stack's first deploy stays queued, and calls join it.
         let (environment, _) = try await harness.enrolledEnvironment()
