@@ -110,6 +110,37 @@ struct CrashRecoveryTests {
         try? FileManager.default.removeItem(at: work)
     }
 
+    @Test func sigtermAnswersACallThatWaitsForItsJobAtOnce() async throws {
+        let work = try Self.workDirectory()
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "away"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": Self.compose], expect: 201)
+        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
+        let jobId = (stackBody["job"] as! [String: Any])["id"] as! String
+        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        // No agent: the call joins the queued first deploy and waits up to 50 s for it to end.
+        let url = (hook["url"] as! String) + "?wait=50"
+        let waiting = Task { () async throws -> (Int, String?) in
+            let (status, body, _) = try await WebhookAPITests.post(url)
+            return (status, (body["job"] as? [String: Any])?["state"] as? String)
+        }
+        #expect(await eventually(timeout: .seconds(20)) {
+            let (_, body) = try! await api.call("GET", "/api/jobs/\(jobId)", expect: 200)
+            return (body["job"] as? [String: Any])?["coalesced"] as? Int == 1
+        })
+        let stopped = ContinuousClock.now
+        server.child?.kill(SIGTERM)
+        // The stop ends the wait: the call gets its 202 with the job as it stands, and the server exits.
+        let (status, state) = try await waiting.value
+        #expect(ContinuousClock.now - stopped < .seconds(25), "the call was held until its wait ran out")
+        #expect(status == 202 && state == "queued", "\(status) \(state ?? "-")")
+        #expect(await server.child?.wait(timeout: .seconds(20)) == 0)
+        try? FileManager.default.removeItem(at: work)
+    }
+
     @Test func sigtermStopsTheServerCleanlyAndKeepsItsData() async throws {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))

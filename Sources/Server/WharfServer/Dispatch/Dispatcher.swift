@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import WharfProtocol
 import ZeroMQ
@@ -213,14 +214,18 @@ public actor Dispatcher {
         }
     }
 
-    /// Waits until a job ends, or `timeout` passes; returns the job as it is then.
+    /// Waits until a job ends, or `timeout` passes, or the server begins to stop; returns the job
+    /// as it is then.
     ///
     /// Polls the store, so it works for jobs ended by any path and needs no bookkeeping to cancel.
+    /// A stop (SIGTERM) ends the wait at the next poll: a `wait=300` call then gets its 202 with the
+    /// job as it stands instead of holding the server's graceful shutdown for minutes (the job
+    /// itself is on disk and goes on after the restart).
     public nonisolated func waitForFinish(jobId: String, timeout: Duration) async throws -> Job {
         let deadline = ContinuousClock.now + timeout
         while true {
             let job = try await store.job(id: jobId).job
-            if job.state.isFinal || ContinuousClock.now >= deadline { return job }
+            if job.state.isFinal || ContinuousClock.now >= deadline || Task.isShuttingDownGracefully { return job }
             try await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
         }
     }
