@@ -71,7 +71,10 @@ struct ServerAPITests {
         #expect(((requiredBody["error"] as? [String: Any])?["message"] as? String)?.contains("TAG") == true)
         let (nul, nulBody) = try await api.call("POST", "/api/compose/render", json: [
             "compose": "services:\n  web:\n    image: nginx\n", "env": ["A": "x\u{0}y"]])
-        #expect(nul == 400 && Self.errorCode(nulBody) == "invalid_variable")
+        #expect(nul == 422 && Self.errorCode(nulBody) == "invalid_variable", "render answers 422 on any error (contract)")
+        let (renderBadName, renderBadNameBody) = try await api.call("POST", "/api/compose/render", json: [
+            "compose": "services:\n  web:\n    image: nginx\n", "env": ["A-B": "x"]])
+        #expect(renderBadName == 422 && Self.errorCode(renderBadNameBody) == "invalid_variable")
         let (reserved, reservedBody) = try await api.call("POST", "/api/stacks", json: [
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx\n", "env": ["LD_PRELOAD": "/tmp/x.so"]])
         #expect(reserved == 400 && Self.errorCode(reservedBody) == "invalid_variable", "\(reservedBody)")

@@ -124,6 +124,9 @@ struct WebhookAPITests {
         let error = refusal["error"] as? [String: Any]
         #expect(error?["code"] as? String == "edge_environment")
         #expect((error?["message"] as? String)?.contains("permanent") == true)
+        let (rotateRefused, rotateRefusal) = try await api.call("POST", "/api/stacks/\(edgeStackId)/webhook/rotate")
+        #expect(rotateRefused == 409 && (rotateRefusal["error"] as? [String: Any])?["code"] as? String == "edge_environment",
+                "rotate on an edge stack says why, as enable does")
 
         // Management routes need the token.
         #expect(try await APIClient(base: server.url).call("GET", "/api/stacks").0 == 401)

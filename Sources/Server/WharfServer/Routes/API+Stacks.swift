@@ -206,7 +206,14 @@ extension API {
         }
         router.post("/api/compose/render") { request, context in
             let body = try await request.decodeJSON(RenderRequest.self, context: context)
-            let resolved = try Self.resolve(body.compose, env: body.env ?? [:])
+            // The contract: 422 on any error of the compose file and its env, a bad variable name too.
+            let resolved: ResolvedCompose
+            do {
+                resolved = try Self.resolve(body.compose, env: body.env ?? [:])
+            } catch var error as APIError where error.status == .badRequest {
+                error.status = .unprocessableContent
+                throw error
+            }
             return JSONBody(Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) }))
         }
     }

@@ -32,6 +32,8 @@ extension API {
             let id = try context.parameters.require("id")
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             guard stack.webhook != nil else {
+                // An edge stack never has one: say why, as enabling would.
+                if try await mapped({ try await store.environment(id: stack.environmentId) }).type == .edge { throw APIError.edgeEnvironment }
                 throw APIError(status: .notFound, code: "not_found", message: "This stack has no webhook to rotate; enable one first.")
             }
             return try await enable(id, keepExisting: false)
