@@ -116,7 +116,7 @@ export function renderNewStack(main, ctx) {
     } catch (error) {
       if (error.name === "AbortError") return false;
       preview.hide();
-      if (error.status === 422) compose.show(error);
+      if (error.status === 422 && error.code !== "invalid_variable") compose.show(error);
       else formError.replaceChildren(alertBox("err", error.message));
       return false;
     }

@@ -245,7 +245,7 @@ function edit(body, ctx, stack, env, onStack) {
     } catch (error) {
       if (error.name === "AbortError") return false;
       preview.hide();
-      if (error.status === 422) compose.show(error); else formError.replaceChildren(alertBox("err", error.message));
+      if (error.status === 422 && error.code !== "invalid_variable") compose.show(error); else formError.replaceChildren(alertBox("err", error.message));
       return false;
     }
   }
