@@ -205,12 +205,33 @@ struct CLIEndToEndTests {
             let inUse = try await world.wharf(["env", "rm", "prod-1"])
             #expect(inUse.status != 0 && inUse.stderr.contains("(environment_in_use)"), "\(inUse)")
 
+            #expect(try await world.wharf(["stack", "rm", "app", "--forget", "--wait"]).status != 0, "--forget has no job to wait for")
             let remove = try await world.wharf(["stack", "rm", "app", "--wait"])
             #expect(remove.status == 0 && remove.stdout.contains("Stack app removed."), "\(remove)")
             let gone = try await world.wharf(["stack", "ls", "--json"])
             #expect((try gone.json()["stacks"] as? [Any])?.isEmpty == true, "\(gone)")
             let removedJobs = try await world.wharf(["jobs", "ls", "--stack", stackId, "--json"])
             #expect((try removedJobs.json()["jobs"] as? [Any])?.count == 4, "\(removedJobs)")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aStackOfANodeThatIsGoneIsForgottenAndItsEnvironmentRemoved() async throws {
+        try await World.run { world in
+            // The node never comes: the stack's first deploy stays queued.
+            let added = try await world.wharf(["env", "add", "gone"])
+            #expect(added.status == 0, "\(added)")
+            let composeFile = try world.write("compose.yml", compose)
+            let deploy = try await world.wharf(["stack", "deploy", "app", "--env-name", "gone", "-f", composeFile])
+            #expect(deploy.status == 0, "\(deploy)")
+            #expect(try await world.wharf(["env", "rm", "gone"]).status != 0, "an environment with a stack cannot go")
+
+            let forgotten = try await world.wharf(["stack", "rm", "app", "--forget"])
+            #expect(forgotten.status == 0 && forgotten.stdout.contains("Stack app forgotten (1 unfinished job ended failed)"), "\(forgotten)")
+            let stacks = try await world.wharf(["stack", "ls", "--json"])
+            #expect((try stacks.json()["stacks"] as? [Any])?.isEmpty == true, "\(stacks)")
+            let removed = try await world.wharf(["env", "rm", "gone"])
+            #expect(removed.status == 0, "\(removed)")
         }
     }
 

@@ -139,6 +139,35 @@ struct PlanAheadTests {
         }
     }
 
+    @Test func aStackOfANodeThatIsGoneCanBeForgotten() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            // The node is gone: a deploy and then a remove are queued, and neither can ever run.
+            let (_, queued) = try await Self.call(client, .post, path + "?FE_TAG=new")
+            let deployId = try #require(Self.job(queued)?["id"] as? String)
+            #expect(try await Self.call(client, .post, path).0 == .accepted, "joins the queued deploy in memory")
+            let (_, removal) = try await Self.call(client, .delete, "/api/stacks/\(stackId)")
+            let removeId = try #require(Self.job(removal)?["id"] as? String)
+
+            #expect(try await Self.call(client, .delete, "/api/stacks/\(stackId)?forget=maybe").0 == .badRequest)
+            let (status, forgotten) = try await Self.call(client, .delete, "/api/stacks/\(stackId)?forget=true")
+            #expect(status == .ok)
+            #expect(forgotten["endedJobs"] as? [String] == [deployId, removeId].sorted(), "\(forgotten)")
+            #expect(try await Self.call(client, .get, "/api/stacks/\(stackId)").0 == .notFound)
+            #expect(try await Self.call(client, .post, path).0 == .notFound, "its webhook is gone")
+            for id in [deployId, removeId] {
+                let (_, body) = try await Self.call(client, .get, "/api/jobs/\(id)")
+                let job = try #require(Self.job(body))
+                #expect(job["state"] as? String == "failed")
+                #expect((job["error"] as? [String: Any])?["code"] as? String == "stack_forgotten")
+                if id == deployId { #expect(job["coalesced"] as? Int == 1, "the call joined in memory is counted") }
+            }
+            // With its only stack forgotten, the environment can be deleted.
+            #expect(try await Self.call(client, .delete, "/api/environments/\(setup.environmentId)").0 == .noContent)
+            #expect(try await Self.call(client, .delete, "/api/stacks/\(stackId)?forget=true").0 == .notFound)
+        }
+    }
+
     @Test func aStackWhoseRemoveFailedDeploysAgain() async throws {
         try await Self.withAPI { setup, client in
             let (stackId, path) = try await Self.runningStack(setup, client)

@@ -89,6 +89,7 @@ struct JobInfo: Decodable, Sendable {
 }
 
 struct JobBody: Decodable, Sendable { var job: JobInfo }
+struct ForgottenBody: Decodable, Sendable { var forgotten: String; var endedJobs: [String] }
 struct JobList: Decodable, Sendable { var jobs: [JobInfo] }
 
 struct ComposeConfig: Decodable, Sendable {

@@ -229,16 +229,34 @@ struct StackRemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rm",
         abstract: "Remove a stack: its agent runs compose down, then the stack disappears.",
+        discussion: """
+            --forget deletes the stack at once without its agent, for a node that is gone for good: its \
+            unfinished jobs end failed (stack_forgotten) and its containers, if the node comes back, are left \
+            as they are.
+            """,
         aliases: ["remove"]
     )
 
     @OptionGroup var selector: StackSelector
+    @Flag(help: "Delete the stack without its agent (a node that is gone); its containers are not touched.")
+    var forget = false
     @OptionGroup var waiting: WaitOptions
     @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        if forget && waiting.wait { throw ValidationError("--forget ends at once: there is no job to --wait for") }
+    }
 
     func run() async throws {
         let client = try global.client()
         let stack = try await selector.resolve(client)
+        if forget {
+            let (body, data) = try await client.call(ForgottenBody.self, "DELETE", "/api/stacks/\(Path.escape(stack.id))?forget=true")
+            if global.json { return Console.json(data) }
+            let ended = body.endedJobs.isEmpty ? "" : " (\(body.endedJobs.count) unfinished job\(body.endedJobs.count == 1 ? "" : "s") ended failed)"
+            Console.out("Stack \(stack.name) forgotten\(ended); its containers were not touched.")
+            return
+        }
         let (body, data) = try await client.call(JobBody.self, "DELETE", "/api/stacks/\(Path.escape(stack.id))")
         if !global.json { Console.out("Removal of \(stack.name) queued: job \(body.job.id).") }
         guard waiting.wait else {

@@ -10,6 +10,7 @@ extension API {
     struct StackBody: Encodable, Sendable { var stack: Stack }
     struct StackList: Encodable, Sendable { var stacks: [Stack] }
     struct JobOnly: Encodable, Sendable { var job: Job }
+    struct Forgotten: Encodable, Sendable { var forgotten: String; var endedJobs: [String] }
     struct RenderRequest: Decodable { var compose: String; var env: [String: String]? }
     struct RenderedService: Encodable, Sendable { var name: String; var image: String }
     struct Rendered: Encodable, Sendable { var config: String; var services: [RenderedService] }
@@ -161,6 +162,16 @@ extension API {
         }
         router.delete("/api/stacks/{id}") { request, context in
             let id = try context.parameters.require("id")
+            switch request.uri.queryParameters["forget"].map(String.init) {
+            case nil, "false": break
+            case "true":
+                // For a node that is gone: no remove job, containers left alone (`forgetStack`).
+                let ended = try await mapped { try await store.forgetStack(id: id) }
+                context.logger.notice("stack forgotten", metadata: ["stack.id": "\(id)", "jobs.ended": "\(ended.count)"])
+                return try JSONBody(Forgotten(forgotten: id, endedJobs: ended)).response(from: request, context: context)
+            case let value?:
+                throw APIError(status: .badRequest, code: "invalid_query", message: "forget must be true or false, not '\(value.prefix(32))'.")
+            }
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             let job = try await mapped {
                 try await store.enqueueJob(stackId: id, request: JobRequest(
@@ -169,7 +180,7 @@ extension API {
                     coalesce: false))
             }
             dispatcher.notifyQueued(environmentId: stack.environmentId)
-            return JSONBody(JobOnly(job: job), status: .accepted)
+            return try JSONBody(JobOnly(job: job), status: .accepted).response(from: request, context: context)
         }
         router.post("/api/stacks/{id}/redeploy") { request, context in
             let id = try context.parameters.require("id")

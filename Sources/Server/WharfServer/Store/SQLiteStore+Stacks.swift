@@ -86,6 +86,31 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
+    /// Deletes a stack without asking its agent — for a node that is gone for good, whose remove
+    /// job could never run. Its unfinished jobs end `failed` with `stack_forgotten` (none stays
+    /// queued or dispatched forever), the calls joined in memory are counted first, and the row
+    /// goes, with its webhook and registry event ids; its containers, if the node comes back, are
+    /// left as they are. One transaction. Returns the ids of the jobs it ended.
+    public func forgetStack(id: String) async throws -> [String] {
+        let now = Date()
+        return try await db.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE id = ?", arguments: [id]) == true else {
+                throw StoreError.notFound("stack")
+            }
+            try self.foldJoins(db, self.joinable.take(stackId: id))
+            let error = JobError(code: "stack_forgotten",
+                                 message: "The stack was deleted without its agent (forget); this job was not run.")
+            let ended = try String.fetchAll(db, sql: """
+                UPDATE job SET state = 'failed', finished_at = ?, error = ?
+                WHERE stack_id = ? AND state NOT IN \(Self.finalStates) RETURNING id
+                """, arguments: [now.column, JSONColumn.encode(error), id])
+            try db.execute(sql: "DELETE FROM stack WHERE id = ?", arguments: [id])
+            return ended.sorted()
+        }
+    }
+}
+
+extension SQLiteStore {
     /// Sets (or with nil clears) a stack's webhook token; an edge environment refuses. With
     /// `keepExisting`, a stack that has a token keeps it (and `changed` is false).
     public func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack {

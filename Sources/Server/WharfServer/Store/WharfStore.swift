@@ -26,6 +26,9 @@ public protocol WharfStore: Sendable {
     func stacks(environmentId: String?, publicURL: String) async throws -> [Stack]
     func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job
     func pins(stackId: String) async throws -> [String: String]
+    /// Deletes a stack without its agent: its unfinished jobs end `failed` (`stack_forgotten`) and
+    /// its row goes, containers untouched. Returns the ids of the jobs it ended.
+    func forgetStack(id: String) async throws -> [String]
     func setWebhookToken(stackId: String, token: String?, publicURL: String) async throws -> Stack
     /// `setWebhookToken`, except that with `keepExisting` a stack that has a token keeps it.
     func setWebhookToken(stackId: String, token: String?, keepExisting: Bool, publicURL: String) async throws -> (stack: Stack, changed: Bool)
