@@ -69,6 +69,30 @@ struct ComposeDetectionTests {
         }
     }
 
+    @Test("a --compose-command that does not work fails jobs with compose_failed, saying so, not invalid_stack", .timeLimit(.minutes(1)))
+    func explicitCommandThatDoesNotWork() async throws {
+        let engine = try TestEngine.fromEnvironment()
+        try await withSandbox { sandbox async throws in
+            // What `--compose-command "docker compose"` meets on a node without the plugin: docker
+            // answers that the subcommand is not one of its commands.
+            var configuration = ComposeCLIEngine.Configuration(
+                stacksDirectory: sandbox.stacks,
+                dockerHost: engine.dockerHost,
+                composeCommand: ["docker", "no-such-plugin"]
+            )
+            configuration.scratchDirectory = sandbox.scratch
+            let driver = ComposeCLIEngine(configuration: configuration, logger: .init(label: "test"))
+            let recorder = LogRecorder()
+            let outcome = await driver.deploy(StackDeployment(
+                stackId: "bad-command", projectName: "bad-command", compose: "services:\n  web:\n    image: busybox\n",
+                environment: [:], images: [:], pull: false, credentials: [], healthTimeout: .seconds(5)
+            ), log: recorder.sink)
+            #expect(outcome.state == .failed)
+            #expect(outcome.errorCode == .composeFailed, "\(outcome.errorCode?.rawValue ?? "-")")
+            #expect(outcome.errorMessage?.contains("\"docker no-such-plugin\" does not work on this node") == true, "\(outcome.errorMessage ?? "")")
+        }
+    }
+
     @Test("an unreachable engine: info throws, jobs fail with engine_unreachable", .timeLimit(.minutes(1)), arguments: ComposeFlavour.allCases)
     func unreachableEngine(flavour: ComposeFlavour) async throws {
         let engine = try TestEngine.fromEnvironment()

@@ -328,6 +328,18 @@ public struct ComposeCLIEngine: ContainerEngine {
                     "the compose command \"\(words.joined(separator: " "))\" was not found on PATH"
                 )
             }
+            // Checked once, like a detected one: `--compose-command "docker compose"` on a node without
+            // the plugin would otherwise fail every job as if its compose file were invalid.
+            if let cached = detected.value.withLock({ $0 }) { return cached }
+            do {
+                _ = try await version(of: command, scope: scope)
+            } catch let error as ContainerEngineError {
+                throw ContainerEngineError(
+                    .composeFailed,
+                    "the compose command \"\(words.joined(separator: " "))\" does not work on this node: \(error.message)"
+                )
+            }
+            detected.value.withLock { $0 = command }
             return command
         }
         if let cached = detected.value.withLock({ $0 }) { return cached }
