@@ -83,6 +83,8 @@ struct CLIEndToEndTests {
             #expect(dryRun.status == 0 && dryRun.stderr.contains("dry run: nothing was changed"), "\(dryRun)")
             #expect(dryRun.stdout.contains("+ install -D -m 0755 \(agentBinary) /usr/local/bin/wharf-agent"), "\(dryRun)")
             #expect(dryRun.stdout.contains("WHARF_DATA_DIR=/var/lib/wharf-agent"), "\(dryRun)")
+            // Found as the service user will find it (the test machine has it in a system plugin directory).
+            #expect(dryRun.stderr.contains("compose: docker compose"), "\(dryRun)")
 
             // The printed command, run as printed (plus the simulator), joins the environment.
             let agent = try world.startAgent(printedBy: added.stdout)

@@ -199,13 +199,26 @@ else
     die "Docker is not installed. On Debian/Ubuntu: apt-get install docker.io (or Docker's docker-ce packages), then run this again"
 fi
 
+# The agent runs as wharf-agent, which does not see root's ~/.docker/cli-plugins: look for the
+# compose plugin as it will, with a docker config directory of no one's.
+compose_plugin_for_service() {
+    scratch=$(mktemp -d) || return 1
+    DOCKER_CONFIG="$scratch" docker compose version >/dev/null 2>&1
+    found=$?
+    rmdir "$scratch"
+    return $found
+}
+
 COMPOSE_FOUND=''
 if [ -n "$COMPOSE_COMMAND" ]; then
     COMPOSE_FOUND="$COMPOSE_COMMAND"
-elif command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+elif command -v docker >/dev/null 2>&1 && compose_plugin_for_service; then
     COMPOSE_FOUND='docker compose'
 elif command -v docker-compose >/dev/null 2>&1; then
     COMPOSE_FOUND='docker-compose'
+elif command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    ROOT_ONLY="the docker compose plugin is installed for root only (~/.docker/cli-plugins), where the agent, which runs as wharf-agent, does not look; install it as /usr/local/lib/docker/cli-plugins/docker-compose"
+    if [ "$DRY_RUN" -eq 1 ]; then say "$ROOT_ONLY (a real run would stop here)"; else die "$ROOT_ONLY, then run this again"; fi
 fi
 if [ -z "$COMPOSE_FOUND" ]; then
     if [ "$DRY_RUN" -eq 1 ]; then
