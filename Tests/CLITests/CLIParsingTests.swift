@@ -96,6 +96,20 @@ struct CLIParsingTests {
         #expect(try ServerURL.normalize(text) == expected)
     }
 
+    @Test(arguments: [
+        ("http://wharf.example.com:9000", true),
+        ("http://10.0.0.5:9000", true),
+        ("http://127.0.0.1:9000", false),
+        ("http://127.1.2.3", false),
+        ("http://localhost:9000", false),
+        ("http://[::1]:9000", false),
+        ("https://wharf.example.com", false),
+        ("http://127.0.0.1.example.com", true),
+    ])
+    func plainHTTPToAnotherMachineIsFlagged(url: String, inClear: Bool) {
+        #expect(ServerURL.sendsTokenInClear(url) == inClear, "\(url)")
+    }
+
     @Test(arguments: ["ftp://x", "http://", "http://x?y=1"])
     func nonServerURLsAreRefused(text: String) {
         #expect(throws: CLIError.self) { try ServerURL.normalize(text) }

@@ -23,6 +23,9 @@ struct LoginCommand: AsyncParsableCommand {
             throw CLIError.usage("login needs --server URL, such as --server http://wharf.example.com:9000")
         }
         let server = try ServerURL.normalize(serverText)
+        if ServerURL.sendsTokenInClear(server) {
+            Console.err("warning: \(server) is plain http: the admin token travels unencrypted with every command; use https:// (a TLS reverse proxy, docs/production.md)")
+        }
         let token: String
         if let tokenFile {
             token = try readUserFile(tokenFile, what: "the token file").trimmingCharacters(in: .whitespacesAndNewlines)

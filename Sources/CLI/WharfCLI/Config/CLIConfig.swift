@@ -117,6 +117,16 @@ public struct Connection: Sendable, Equatable {
 
 /// Server URL checks shared by every command.
 public enum ServerURL {
+    /// Whether the token would cross a network unencrypted: `http://` to a host other than this
+    /// machine (`localhost`, `127.0.0.0/8`, `::1`).
+    public static func sendsTokenInClear(_ normalized: String) -> Bool {
+        guard let components = URLComponents(string: normalized), components.scheme?.lowercased() == "http",
+              let host = components.host?.lowercased() else { return false }
+        let loopback = host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host == "[::1]"
+            || host.split(separator: ".").count == 4 && host.hasPrefix("127.") && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        return !loopback
+    }
+
     /// `http://host:port` form of `text`: adds `http://` when no scheme is given, drops trailing slashes.
     public static func normalize(_ text: String) throws -> String {
         var text = text.trimmingCharacters(in: .whitespacesAndNewlines)
