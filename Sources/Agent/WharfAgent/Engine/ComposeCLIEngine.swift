@@ -219,22 +219,16 @@ public struct ComposeCLIEngine: ContainerEngine {
             log.step("using \(compose.displayName) on \(configuration.dockerHost)")
 
             var stackEnvironment = environment
-            for key in environment.keys.sorted() where Self.isReservedVariable(key) {
+            for key in environment.keys.sorted() where StackVariables.isReserved(key) {
                 stackEnvironment[key] = nil
                 log.step("ignoring stack variable \(key): it would change which engine or tools compose uses, or how they run")
             }
-            let base = baseEnvironment(scope)
-            var childEnvironment = stackEnvironment
-            for (key, value) in base { childEnvironment[key] = value }
-            let files = StackFiles(stacksDirectory: configuration.stacksDirectory, stackId: stackId)
-            let runner = CommandRunner(environment: childEnvironment, workingDirectory: files.directory.path)
             let job = StackJob(
                 project: projectName,
-                files: files,
+                files: StackFiles(stacksDirectory: configuration.stacksDirectory, stackId: stackId),
                 compose: compose,
-                composeRunner: runner,
                 stackEnvironment: stackEnvironment,
-                baseEnvironment: base,
+                baseEnvironment: baseEnvironment(scope),
                 docker: docker,
                 log: log,
                 logger: logger,
@@ -273,11 +267,6 @@ public struct ComposeCLIEngine: ContainerEngine {
         return nil
     }
 
-    /// Whether a stack cannot set `name` for compose (`StackVariables`): it chooses the engine, its
-    /// credentials, the tools or how they load.
-    static func isReservedVariable(_ name: String) -> Bool {
-        StackVariables.isReserved(name)
-    }
 
     private func makeScope(credentials: [RegistryCredential]) throws -> JobDockerConfig {
         try JobDockerConfig.create(

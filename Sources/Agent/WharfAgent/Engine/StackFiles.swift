@@ -17,7 +17,6 @@ struct StackFiles: Sendable {
     struct LastGood: Codable, Sendable, Equatable {
         var compose: String
         var images: [String: String]
-        var version: String?
         var environment: [String: String]
         var services: [String]
     }

@@ -63,7 +63,6 @@ extension StackJob {
             let record = StackFiles.LastGood(
                 compose: deployment.compose,
                 images: pinned,
-                version: version,
                 environment: stackEnvironment,
                 services: services.sorted()
             )
@@ -162,12 +161,14 @@ extension StackJob {
         var job = self
         var images: [String: String]
         let services: Set<String>
+        var version = rollback.version
         if let lastGood = rollback.lastGood {
             log.step("returning to the compose file and variables of the last deploy that succeeded")
             try files.writeCompose(lastGood.compose)
             job = with(stackEnvironment: lastGood.environment)
             images = lastGood.images
             services = Set(lastGood.services)
+            version = StackFiles.topLevelVersion(of: lastGood.compose)
         } else {
             images = rollback.pinned
             services = rollback.services
@@ -184,7 +185,7 @@ extension StackJob {
         for service in restore {
             images[service] = StackFiles.rollbackTag(project: project, service: service)
         }
-        try files.writeOverride(images: images.filter { services.contains($0.key) }, version: rollback.lastGood?.version ?? rollback.version)
+        try files.writeOverride(images: images.filter { services.contains($0.key) }, version: version)
 
         if !restore.isEmpty {
             log.step("rolling back to previous images")

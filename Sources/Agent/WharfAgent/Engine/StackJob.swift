@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WharfProtocol
 
 /// One job on one stack: its files, the compose command, and the job's log and environment.
 struct StackJob: Sendable {
@@ -7,8 +8,6 @@ struct StackJob: Sendable {
     let project: String
     let files: StackFiles
     let compose: ComposeCommand
-    /// Runs compose in the stack directory with the job's environment.
-    private(set) var composeRunner: CommandRunner
     /// The stack's variables compose runs with (without the reserved ones).
     private(set) var stackEnvironment: [String: String]
     /// What compose needs besides the stack's variables: `PATH`, `DOCKER_HOST`, the job's `DOCKER_CONFIG`.
@@ -18,13 +17,16 @@ struct StackJob: Sendable {
     let logger: Logger
     let configuration: ComposeCLIEngine.Configuration
 
+    /// Runs compose in the stack directory with the stack's variables and what compose needs.
+    var composeRunner: CommandRunner {
+        CommandRunner(environment: stackEnvironment.merging(baseEnvironment) { _, base in base },
+                      workingDirectory: files.directory.path)
+    }
+
     /// This job, with compose run with other stack variables (a rollback's, from ``StackFiles/LastGood``).
     func with(stackEnvironment environment: [String: String]) -> StackJob {
         var copy = self
-        var child = environment.filter { !ComposeCLIEngine.isReservedVariable($0.key) }
-        copy.stackEnvironment = child
-        for (key, value) in baseEnvironment { child[key] = value }
-        copy.composeRunner = CommandRunner(environment: child, workingDirectory: files.directory.path)
+        copy.stackEnvironment = environment.filter { !StackVariables.isReserved($0.key) }
         return copy
     }
 
