@@ -16,6 +16,18 @@ struct CrashRecoveryTests {
         return url
     }
 
+    /// An environment no agent serves, a stack on it (its first deploy stays queued) and its
+    /// webhook URL: the stack's id, its first job's id, the URL.
+    static func stackWithWebhook(_ api: APIClient, environment name: String) async throws -> (stackId: String, jobId: String, url: String) {
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": name], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": Self.compose], expect: 201)
+        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
+        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        return (stackId, (stackBody["job"] as! [String: Any])["id"] as! String, hook["url"] as! String)
+    }
+
     static func jobs(_ api: APIClient, stackId: String) async throws -> [[String: Any]] {
         let (_, body) = try await api.call("GET", "/api/jobs?stackId=\(stackId)&limit=1000", expect: 200)
         return body["jobs"] as? [[String: Any]] ?? []
@@ -114,15 +126,9 @@ struct CrashRecoveryTests {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         let api = try await server.start()
-        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "away"], expect: 201)
-        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
-        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
-            "name": "app", "environmentId": environmentId, "compose": Self.compose], expect: 201)
-        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
-        let jobId = (stackBody["job"] as! [String: Any])["id"] as! String
-        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        let (_, jobId, hook) = try await Self.stackWithWebhook(api, environment: "away")
         // No agent: the call joins the queued first deploy and waits up to 50 s for it to end.
-        let url = (hook["url"] as! String) + "?wait=50"
+        let url = hook + "?wait=50"
         let waiting = Task { () async throws -> (Int, String?) in
             let (status, body, _) = try await WebhookAPITests.post(url)
             return (status, (body["job"] as? [String: Any])?["state"] as? String)
@@ -145,15 +151,10 @@ struct CrashRecoveryTests {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         var api = try await server.start()
-        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "kept"], expect: 201)
-        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let (stackId, _, hook) = try await Self.stackWithWebhook(api, environment: "kept")
         // Calls that only add to a queued job's count are counted in memory; a clean stop writes them.
-        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
-            "name": "app", "environmentId": environmentId, "compose": Self.compose], expect: 201)
-        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
-        let (_, hook) = try await api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
         for call in 1...3 {
-            let (status, body, _) = try await WebhookAPITests.post(hook["url"] as! String)
+            let (status, body, _) = try await WebhookAPITests.post(hook)
             #expect(status == 202 && (body["job"] as? [String: Any])?["coalesced"] as? Int == call)
         }
         let firstToken = api.token
