@@ -316,6 +316,43 @@ struct ComposeCLIEngineTests {
         }
     }
 
+    @Test("a service that crashes once and runs on its restart is a good deploy; one that keeps crashing is not", .timeLimit(.minutes(4)), arguments: flavours)
+    func restartThatHeals(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "heals") { scenario in
+            try await scenario.images.build(scenario.image("v1"), content: "v1")
+            func compose(_ script: String, restart: String) -> String {
+                TestStacks.web(image: scenario.image("v1")) + """
+                      app:
+                        image: \(scenario.image("v1"))
+                        network_mode: host
+                        command: ["/bin/sh", "-c", "\(script)"]
+                        restart: "\(restart)"
+
+                    """
+            }
+            // Like an app whose database is not ready at its first start: it exits 1, then runs.
+            // The marker lives in the container's own file system, which a restart keeps.
+            let once = "if [ -e /tmp/started ]; then exec sleep 600; fi; touch /tmp/started; echo database not ready; exit 1"
+            let (healed, healedLog) = await scenario.deploy(scenario.deployment(compose: compose(once, restart: "unless-stopped"), images: ["web": scenario.image("v1")]))
+            #expect(healed.state == .succeeded, "\(healed.errorMessage ?? "")\n\(healedLog.text)")
+            #expect(healedLog.lines.contains { $0.contains("app") && $0.contains("restarted by its restart policy (restart 1 of at most 3)") }, "\(healedLog.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+
+            // A crash loop still fails within seconds, and the deploy is rolled back.
+            let (looping, loopingLog) = await scenario.deploy(scenario.deployment(compose: compose("echo broken config; exit 2", restart: "unless-stopped"), images: ["web": scenario.image("v1")]))
+            #expect(looping.state == .rolledBack, "\(looping.errorMessage ?? "")\n\(loopingLog.text)")
+            #expect(looping.errorMessage?.contains("keeps restarting (exited with code 2") == true, "\(looping.errorMessage ?? "")")
+            #expect(loopingLog.lines.contains { $0.contains("broken config") }, "the container's last output is in the log")
+
+            // `on-failure:1` gives up after one restart: the container stays exited, and that fails
+            // at once rather than at the timeout.
+            let (gaveUp, gaveUpLog) = await scenario.deploy(scenario.deployment(compose: compose("exit 4", restart: "on-failure:1"), images: ["web": scenario.image("v1")]))
+            #expect(gaveUp.state == .rolledBack, "\(gaveUp.errorMessage ?? "")\n\(gaveUpLog.text)")
+            #expect(gaveUp.errorMessage?.contains("exited with code 4") == true, "\(gaveUp.errorMessage ?? "")")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
+        }
+    }
+
     @Test("a first deploy that fails ends failed and is not taken down", .timeLimit(.minutes(3)), arguments: flavours)
     func failedFirstDeployIsNotDown(flavour: ComposeFlavour) async throws {
         try await Scenario.run(flavour, "first") { scenario in

@@ -41,6 +41,13 @@ public struct ComposeCLIEngine: ContainerEngine {
         public var settleTime: Duration
         /// How often container states are read while waiting for health.
         public var pollInterval: Duration
+        /// How many times Docker may restart a container (by its restart policy) while the agent
+        /// waits for health before the deploy fails.
+        ///
+        /// An app that starts before its database is ready often crashes once and comes up on
+        /// its restart; that deploy is good. A crash loop goes past the limit within seconds
+        /// (Docker waits 0.1, 0.2, 0.4, 0.8 s between restarts), so it still fails fast.
+        public var maxRestarts: Int
         /// The cap on compose output logged per job.
         public var maxLogBytes: Int
 
@@ -69,6 +76,7 @@ public struct ComposeCLIEngine: ContainerEngine {
             self.queryTimeout = .seconds(60)
             self.settleTime = .seconds(1)
             self.pollInterval = .milliseconds(250)
+            self.maxRestarts = 3
             self.maxLogBytes = JobLog.defaultTotalLimit
         }
     }

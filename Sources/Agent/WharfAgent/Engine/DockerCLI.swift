@@ -183,7 +183,9 @@ struct ContainerDetails: Decodable, Sendable {
 
         struct RestartPolicy: Decodable, Sendable {
             var name: String
-            enum CodingKeys: String, CodingKey { case name = "Name" }
+            /// `on-failure:N`'s N; 0 when there is no limit.
+            var maximumRetryCount: Int?
+            enum CodingKeys: String, CodingKey { case name = "Name", maximumRetryCount = "MaximumRetryCount" }
         }
 
         enum CodingKeys: String, CodingKey { case restartPolicy = "RestartPolicy" }
@@ -205,6 +207,22 @@ struct ContainerDetails: Decodable, Sendable {
         guard state.status == "exited", state.exitCode == 0, !state.restarting else { return false }
         let policy = hostConfig?.restartPolicy?.name ?? ""
         return policy == "" || policy == "no" || policy == "on-failure"
+    }
+
+    /// Whether it has exited and Docker will start it again by its restart policy (it may not
+    /// show `Restarting` yet).
+    var willRestart: Bool {
+        if state.restarting { return true }
+        guard !state.running, state.status == "exited", let policy = hostConfig?.restartPolicy else { return false }
+        switch policy.name {
+        case "always", "unless-stopped":
+            return true
+        case "on-failure":
+            let limit = policy.maximumRetryCount ?? 0
+            return state.exitCode != 0 && (limit == 0 || restartCount < limit)
+        default:
+            return false
+        }
     }
 
     /// The container name without the leading slash.

@@ -5,15 +5,18 @@ extension StackJob {
     enum HealthResult: Sendable {
         /// Every container ran (and was healthy, where it has a healthcheck) for the settle time.
         case healthy([ContainerDetails])
-        /// `unhealthy` (an unhealthy, exited or restarting container) or `timeout`.
+        /// `unhealthy` (an unhealthy or exited container, or one restarted too often) or `timeout`.
         case failed(ContainerEngineError)
     }
 
     /// Waits until every container of the project (or of `services`) is running and, where it has
     /// a healthcheck, healthy — and still is after the settle time.
     ///
-    /// An unhealthy container, one that exited, or one that restarted fails at once (`unhealthy`);
-    /// containers still starting when `timeout` passes fail with `timeout`. A container that exited
+    /// An unhealthy container, or one that exited and that Docker will not restart, fails at once
+    /// (`unhealthy`). One that Docker restarts by its policy is waited for, up to
+    /// `configuration.maxRestarts` restarts (then `unhealthy`): an app that crashed once because its
+    /// database was not ready yet, and runs on its restart, is a good deploy. Containers still
+    /// starting or restarting when `timeout` passes fail with `timeout`. A container that exited
     /// with code 0 and that Docker will not restart (restart policy `no` or `on-failure`) is a
     /// one-shot service that finished — a migration, a seed — and counts as done.
     func waitUntilHealthy(services: Set<String>?, timeout: Duration) async throws -> HealthResult {
@@ -21,6 +24,7 @@ extension StackJob {
         let deadline = clock.now + timeout
         var readySince: ContinuousClock.Instant?
         var restartBaseline: [String: Int] = [:]
+        var restartsSeen: [String: Int] = [:]
         var completed: Set<String> = []
         while true {
             let containers = try await containers(includeStopped: true, services: services)
@@ -30,14 +34,31 @@ extension StackJob {
                 let service = container.service ?? container.displayName
                 let baseline = restartBaseline[container.id] ?? container.restartCount
                 restartBaseline[container.id] = baseline
-                if container.state.restarting || container.restartCount > baseline {
+                let willRestart = container.willRestart
+                // A restart Docker has not counted yet (the container is waiting for it) counts.
+                let restarts = container.restartCount - baseline + (willRestart ? 1 : 0)
+                if restarts > configuration.maxRestarts {
                     await logContainerOutput(container)
                     return .failed(
                         ContainerEngineError(
                             .unhealthy,
-                            "service \(service): container \(container.displayName) is restarting (exited with code \(container.state.exitCode))"
+                            "service \(service): container \(container.displayName) keeps restarting (exited with code \(container.state.exitCode); \(restarts) restarts)"
                         )
                     )
+                }
+                if restarts > restartsSeen[container.id] ?? 0 {
+                    restartsSeen[container.id] = restarts
+                    log.step(
+                        "service \(service): container \(container.displayName) exited with code \(container.state.exitCode) and is restarted by its restart policy (restart \(restarts) of at most \(configuration.maxRestarts))"
+                    )
+                    // Between two polls it may have restarted and be running again: it has to run
+                    // for the whole settle time from now on.
+                    waitingFor.append("\(service) (restarting)")
+                    continue
+                }
+                if willRestart {
+                    waitingFor.append("\(service) (restarting)")
+                    continue
                 }
                 if !container.state.running {
                     if container.state.status == "created" {
