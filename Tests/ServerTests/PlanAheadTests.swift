@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Synchronization
 import Testing
 import WharfProtocol
 @testable import WharfServer
@@ -136,6 +137,74 @@ struct PlanAheadTests {
             #expect(try await Self.dispatch(setup) == [removeId])
             try await Self.finish(setup, removeId, .succeeded)
             #expect(try await Self.call(client, .get, "/api/stacks/\(stackId)").0 == .notFound)
+        }
+    }
+
+    @Test func aDeployQueuedBeforeARemoveTakesNoMoreCallsInMemory() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            // No agent: the deploy stays queued, and the same call again joins it in memory.
+            let (_, queued) = try await Self.call(client, .post, path + "?FE_TAG=new")
+            let deployId = try #require(Self.job(queued)?["id"] as? String)
+            let (joined, joinedBody) = try await Self.call(client, .post, path + "?FE_TAG=new")
+            #expect(joined == .accepted && Self.job(joinedBody)?["id"] as? String == deployId)
+            #expect(try await Self.call(client, .delete, "/api/stacks/\(stackId)").0 == .accepted)
+
+            // Joining the deploy ahead of the remove would still be answered with a 202 for a stack
+            // about to be deleted.
+            let (again, body) = try await Self.call(client, .post, path + "?FE_TAG=new")
+            #expect(again == .conflict, "\(body)")
+            #expect((body["error"] as? [String: Any])?["code"] as? String == "stack_removing", "\(body)")
+            #expect(try await Self.call(client, .post, "/api/stacks/\(stackId)/redeploy").0 == .conflict)
+            let (_, job) = try await Self.call(client, .get, "/api/jobs/\(deployId)")
+            #expect(Self.job(job)?["coalesced"] as? Int == 1, "only the call before the remove joined")
+        }
+    }
+
+    @Test func aDeployInTheSameGroupCommitAsARemoveOfItsStackIsRefused() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, _) = try await Self.runningStack(setup, client)
+            let (other, _) = try await Self.call(client, .post, "/api/stacks",
+                                                 json: ["name": "other", "environmentId": setup.environmentId, "compose": Self.compose])
+            #expect(other == .created)
+            let otherId = try #require(try await Self.call(client, .get, "/api/stacks").1["stacks"] as? [[String: Any]])
+                .compactMap { $0["name"] as? String == "other" ? $0["id"] as? String : nil }.first
+            let store = setup.harness.store
+            func deploy(_ tag: String) -> JobRequest {
+                JobRequest(kind: .deploy, variables: ["FE_TAG": tag], plan: [PlannedService(name: "fe", image: "127.0.0.1:5000/demo/fe:\(tag)")],
+                           trigger: JobTrigger(source: "webhook"))
+            }
+            // Hold the writer; a first request takes the next batch and waits; the remove and then a
+            // deploy of its stack pile up behind it and go together in the batch after.
+            let released = Atomic<Bool>(false)
+            let holding = Atomic<Bool>(false)
+            let blocker = Task {
+                try await store.db.write { _ in
+                    holding.store(true, ordering: .releasing)
+                    while !released.load(ordering: .acquiring) { usleep(1_000) }
+                }
+            }
+            while !holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+            let first = Task { try await store.enqueueJob(stackId: try #require(otherId), request: deploy("first"), claimingFor: nil) }
+            while store.enqueues.withLock({ !$0.writing || !$0.waiting.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
+            let remove = Task {
+                try await store.enqueueJob(stackId: stackId, request: JobRequest(kind: .remove, plan: [], pull: false,
+                                                                                 trigger: JobTrigger(source: "api"), coalesce: false),
+                                           claimingFor: nil)
+            }
+            while store.enqueues.withLock({ $0.waiting.count < 1 }) { try await Task.sleep(for: .milliseconds(1)) }
+            let late = Task { try await store.enqueueJob(stackId: stackId, request: deploy("late"), claimingFor: nil) }
+            while store.enqueues.withLock({ $0.waiting.count < 2 }) { try await Task.sleep(for: .milliseconds(1)) }
+            released.store(true, ordering: .releasing)
+            try await blocker.value
+            _ = try await first.value
+
+            let removeId = try await remove.value.job.id
+            await #expect(throws: StoreError.stackRemoving) { try await late.value }
+            #expect(try await Self.stack(client, stackId)["status"] as? String == "removing")
+            #expect(try await Self.dispatch(setup).contains(removeId))
+            try await Self.finish(setup, removeId, .succeeded)
+            #expect(try await Self.call(client, .get, "/api/stacks/\(stackId)").0 == .notFound, "nothing queued behind the remove")
         }
     }
 

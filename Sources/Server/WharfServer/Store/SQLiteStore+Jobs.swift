@@ -112,14 +112,18 @@ extension SQLiteStore {
         let stackId: String = stackRow["id"]
         // A stack whose remove is queued or running takes no new deploy: queued behind the remove, it
         // would bring the containers back and keep the stack the remove was asked to delete.
-        if request.kind == .deploy, (stackRow["status"] as String?) == StackStatus.removing.rawValue {
+        // (`queued.removing`: a remove queued earlier in this transaction, which the batch's copy of
+        // the stack row does not show.)
+        if request.kind == .deploy,
+           (stackRow["status"] as String?) == StackStatus.removing.rawValue || queued.removing.contains(stackId) {
             throw StoreError.stackRemoving
         }
         // First, so that a repeated event is refused before anything is written or taken from memory.
         if !request.eventIds.isEmpty { try recordRegistryEvents(db, stackId: stackId, ids: request.eventIds, now: now) }
-        if queued.byStack[stackId] == nil, request.kind == .deploy {
-            // This transaction may change the stack's queued deploy, or queue a newer one: the calls
-            // that joined it in memory are written first (`JoinableDeploys`).
+        if queued.byStack[stackId] == nil {
+            // This transaction may change the stack's queued deploy, or queue a newer one (a deploy,
+            // or a remove after which no call may join it): the calls that joined it in memory are
+            // written first (`JoinableDeploys`).
             try foldJoins(db, joinable.take(stackId: stackId))
         }
         // Whether the stack has an unfinished job, asked once: most webhook calls for a stack that is
@@ -180,6 +184,12 @@ extension SQLiteStore {
         try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
             .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
         // What was just written, as a read would return it (dates at the column's precision).
+        if request.kind == .remove {
+            // The deploy queued before it is no longer joinable, in this transaction or, once it has
+            // committed, in memory (`writeJoined` publishes `byStack`).
+            queued.byStack[stackId] = nil
+            queued.removing.insert(stackId)
+        }
         let job = Job(id: id, stackId: stackId, environmentId: environmentId, kind: request.kind, state: state,
                       trigger: request.trigger, coalesced: 0, createdAt: Date(column: now.column)!, startedAt: nil,
                       finishedAt: nil, plan: plan, error: nil, result: nil)
@@ -466,6 +476,8 @@ struct QueuedDeploys {
     var joined: [String: JobRecord] = [:]
     /// The registries' credentials, read once per transaction for the jobs it claims.
     var registries: [RegistryAuth]?
+    /// Stacks whose remove this transaction queued: they take no new deploy.
+    var removing: Set<String> = []
 }
 
 /// Job requests waiting for the store's next group commit.
