@@ -281,6 +281,46 @@ struct WebUITests {
         #expect(try await ui.scriptErrors() == [])
     }
 
+    @Test("Update on the Edit page says what a webhook changed while the page was open before it replaces it",
+          .timeLimit(.minutes(3)))
+    func editSeesWhatChangedWhileOpen() async throws {
+        let ui = try ui
+        let stackId = try await createStack(ui, name: "tagged", environmentId: ui.dockEnvironmentId,
+                                            compose: "services:\n  api:\n    image: ghcr.io/acme/api:${API_TAG:-stable}\n",
+                                            env: ["API_TAG": "v4"])
+        func env() async throws -> [String: String]? {
+            let (_, body) = try await ui.api.call("GET", "/api/stacks/\(stackId)", expect: 200)
+            return (body["stack"] as? [String: Any])?["env"] as? [String: String]
+        }
+        try await ui.open("/stacks/\(stackId)/edit")
+        try await ui.element("#update-stack")
+
+        // While the page is open, CI deploys v5 through the webhook; its success sets API_TAG.
+        let (_, hook) = try await ui.api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
+        let url = try #require(hook["url"] as? String)
+        var request = URLRequest(url: try #require(URL(string: url + "?API_TAG=v5&wait=30")))
+        request.httpMethod = "POST"
+        let (_, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200, "the webhook's job ended")
+        #expect(try await env() == ["API_TAG": "v5"])
+        let (_, before) = try await ui.api.call("GET", "/api/jobs?stackId=\(stackId)", expect: 200)
+        let jobCount = (before["jobs"] as? [Any])?.count
+
+        // The form still says v4. The first click updates nothing and says what changed.
+        try await ui.click("#update-stack")
+        let warning = try await ui.waitForText("#stack-form-error", "the warning") { $0.contains("changed since") }
+        #expect(warning.contains("API_TAG=v5"), "\(warning)")
+        #expect(try await env() == ["API_TAG": "v5"], "nothing was replaced")
+        let (_, after) = try await ui.api.call("GET", "/api/jobs?stackId=\(stackId)", expect: 200)
+        #expect((after["jobs"] as? [Any])?.count == jobCount, "no job was queued")
+
+        // A second click is the user's choice: the form's variables replace the stack's.
+        try await ui.click("#update-stack")
+        try await ui.waitUntil("the update to replace API_TAG") { try await env() == ["API_TAG": "v4"] }
+        #expect(try await ui.text("#stack-form-error").isEmpty)
+        #expect(try await ui.scriptErrors() == [])
+    }
+
     @Test("The job page follows a running job's log live and stops when the job ends", .timeLimit(.minutes(2)))
     func jobLogFollowsLive() async throws {
         let ui = try ui
@@ -401,9 +441,9 @@ struct WebUITests {
 
     /// Creates a stack through the API; waits for its first deploy to end unless told not to.
     private func createStack(_ ui: UIHarness, name: String, environmentId: String, compose: String,
-                             waitForJob: Bool = true) async throws -> String {
+                             env: [String: String] = [:], waitForJob: Bool = true) async throws -> String {
         let (_, body) = try await ui.api.call("POST", "/api/stacks",
-                                               json: ["name": name, "environmentId": environmentId, "compose": compose, "env": [String: String]()],
+                                               json: ["name": name, "environmentId": environmentId, "compose": compose, "env": env],
                                                expect: 201)
         let stackId = try #require((body["stack"] as? [String: Any])?["id"] as? String)
         let jobId = try #require((body["job"] as? [String: Any])?["id"] as? String)

@@ -260,6 +260,22 @@ function edit(body, ctx, stack, env, onStack) {
     formError,
     h("div", { class: "form-actions" }, previewButton, save));
 
+  // The definition this form was filled from. A webhook (`?SERVICE_TAG=v5`) or another user may
+  // change it while the form is open; an update replaces the whole compose file and env, so it
+  // would undo that change without a word. The first click then says what changed instead.
+  let loaded = { compose: stack.compose, env: { ...stack.env } };
+  let overwriteConfirmed = null;
+  function changedSinceLoaded(current) {
+    const changes = [];
+    if (current.compose !== loaded.compose) changes.push("the compose file");
+    const names = [...new Set([...Object.keys(loaded.env), ...Object.keys(current.env || {})])].sort();
+    for (const name of names) {
+      const now = (current.env || {})[name];
+      if (now !== loaded.env[name]) changes.push(now === undefined ? `${name} (removed)` : `${name}=${now}`);
+    }
+    return changes;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     formError.replaceChildren();
@@ -267,11 +283,24 @@ function edit(body, ctx, stack, env, onStack) {
     if (!env) return;
     save.disabled = true;
     try {
+      const { stack: current } = await get(`/api/stacks/${enc(stack.id)}`, { signal: ctx.signal });
+      const changes = changedSinceLoaded(current);
+      const key = JSON.stringify([current.compose, current.env]);
+      if (changes.length && overwriteConfirmed !== key) {
+        overwriteConfirmed = key;
+        formError.replaceChildren(alertBox("warn", h("strong", {}, "The stack changed since this form was opened"),
+          h("span", { class: "changed-since" }, `Now: ${changes.join(", ")} (a webhook call or another user). `,
+            "Updating replaces the compose file and all variables with this form's. Click “Update the stack” again to do that, or reload the page to start from the stack as it is now.")));
+        return;
+      }
       const { stack: fresh, job } = await put(`/api/stacks/${enc(stack.id)}`, { compose: compose.editor.value, env });
+      loaded = { compose: fresh.compose, env: { ...fresh.env } };
+      overwriteConfirmed = null;
       onStack(fresh);
       compose.clear();
       toast(`Update of ${fresh.name} queued.`, { link: { href: `#/jobs/${enc(job.id)}`, label: "View job" } });
     } catch (error) {
+      if (error.name === "AbortError") return;
       if (error.status === 422) { preview.hide(); compose.show(error); } else formError.replaceChildren(alertBox("err", error.message));
     } finally {
       save.disabled = false;
