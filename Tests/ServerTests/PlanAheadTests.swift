@@ -272,6 +272,42 @@ struct PlanAheadTests {
         }
     }
 
+    @Test func thePreviewOfAnEditShowsWhatThePutDeploysPinsIncluded() async throws {
+        try await Self.withAPI { setup, client in
+            let (stackId, path) = try await Self.runningStack(setup, client)
+            // A push pins fe to abc.
+            let (_, pushed) = try await Self.call(client, .post, path, contentType: "application/vnd.docker.distribution.events.v1+json",
+                                                  body: Self.registryPush("demo/fe", "abc", id: "evt-pin"))
+            let pin = try #require(Self.job(pushed)?["id"] as? String)
+            #expect(try await Self.dispatch(setup) == [pin])
+            try await Self.finish(setup, pin, .succeeded, plan: Self.plan(Self.job(pushed)))
+
+            func preview(_ body: [String: Any]) async throws -> (HTTPResponse.Status, [String: String]) {
+                let (status, rendered) = try await Self.call(client, .post, "/api/stacks/\(stackId)/config", json: body)
+                let services = rendered["services"] as? [[String: String]] ?? []
+                return (status, Dictionary(services.map { ($0["name"] ?? "", $0["image"] ?? "") }, uniquingKeysWith: { $1 }))
+            }
+            // An edit of an unrelated variable keeps the pin; one that moves be shows be moved.
+            let (shown, images) = try await preview(["compose": Self.compose, "env": ["OTHER": "1", "BE_TAG": "new"]])
+            #expect(shown == .ok)
+            #expect(images == ["fe": Self.image("fe", "abc"), "be": Self.image("be", "new")])
+            // A new compose file drops the pins.
+            let (_, fresh) = try await preview(["compose": Self.compose + "\n", "env": [String: String]()])
+            #expect(fresh == ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")])
+            // A variable the server refuses, and a broken file: 422, like /api/compose/render.
+            #expect(try await preview(["compose": Self.compose, "env": ["COMPOSE_FILE": "x"]]).0 == .unprocessableContent)
+            #expect(try await preview(["compose": "services: [", "env": [String: String]()]).0 == .unprocessableContent)
+            #expect(try await Self.call(client, .post, "/api/stacks/stk_nope/config", json: ["compose": Self.compose]).0 == .notFound)
+
+            // Nothing was written; the update itself deploys what the preview showed.
+            let (_, jobs) = try await Self.call(client, .get, "/api/jobs?stackId=\(stackId)")
+            #expect((jobs["jobs"] as? [[String: Any]])?.count == 2)
+            let (updated, body) = try await Self.call(client, .put, "/api/stacks/\(stackId)", json: ["compose": Self.compose, "env": ["OTHER": "1", "BE_TAG": "new"]])
+            #expect(updated == .ok)
+            #expect(Self.plan(Self.job(body)) == images)
+        }
+    }
+
     @Test func variablesAndARedeployBehindADeployInFlightCarryItsVariables() async throws {
         try await Self.withAPI { setup, client in
             let (stackId, path) = try await Self.runningStack(setup, client)

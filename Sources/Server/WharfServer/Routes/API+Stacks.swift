@@ -105,6 +105,37 @@ extension API {
         return DeployPlan(resolved: resolved, images: images)
     }
 
+    /// What an edit (`PUT`) of `current` with `body` deploys. The env given replaces the stack's:
+    /// the deploy runs with it alone. A pinned image stays unless the new env changes its service's
+    /// image, or the compose file is new.
+    func edit(_ current: Stack, _ body: UpdateStack) async throws
+        -> (compose: String, env: [String: String], composeChanged: Bool, deploy: DeployPlan) {
+        let compose = body.compose ?? current.compose
+        if let given = body.env { try Self.refuseReservedVariables(given) }
+        let env = body.env ?? current.env
+        let composeChanged = compose != current.compose
+        let pins = composeChanged ? [:] : try await mapped { try await store.pins(stackId: current.id) }
+        let deploy = try Self.plan(for: current, compose: compose, from: composeChanged ? env : current.env, to: env, pins: pins)
+        return (compose, env, composeChanged, deploy)
+    }
+
+    /// A deploy's resolved config with its images, pinned ones included.
+    static func rendered(_ deploy: DeployPlan) throws -> Rendered {
+        var resolved = deploy.resolved
+        let pinned = deploy.resolved.services.compactMap { service -> ResolvedService? in
+            guard let image = deploy.images[service.name], image != service.image else { return nil }
+            return try? ResolvedService(name: service.name, image: image)
+        }
+        if !pinned.isEmpty {
+            do throws(ComposeError) {
+                resolved = try resolved.applying(pinned)
+            } catch {
+                throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
+            }
+        }
+        return Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) })
+    }
+
     func addStackRoutes(to router: Router<WharfRequestContext>) {
         router.post("/api/stacks") { request, context in
             let body = try await request.decodeJSON(CreateStack.self, context: context)
@@ -140,14 +171,7 @@ extension API {
             let id = try context.parameters.require("id")
             let body = try await request.decodeJSON(UpdateStack.self, context: context)
             let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
-            let compose = body.compose ?? current.compose
-            if let given = body.env { try Self.refuseReservedVariables(given) }
-            let env = body.env ?? current.env
-            let composeChanged = compose != current.compose
-            // The env given replaces the stack's: the deploy runs with it alone. A pinned image stays
-            // unless the new env changes its service's image, or the compose file is new.
-            let pins = composeChanged ? [:] : try await mapped { try await store.pins(stackId: id) }
-            let deploy = try Self.plan(for: current, compose: compose, from: composeChanged ? env : current.env, to: env, pins: pins)
+            let (compose, env, composeChanged, deploy) = try await edit(current, body)
             // An edit is the stack's new definition, written at once: its deploy is planned on it, not
             // on the deploys still open ahead of it, whose success then leaves the edit in place.
             let job = try await mapped {
@@ -200,20 +224,20 @@ extension API {
         router.get("/api/stacks/{id}/config") { _, context in
             let id = try context.parameters.require("id")
             let stack = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
-            let deploy = try await plan(for: stack)
-            var resolved = deploy.resolved
-            let pinned = deploy.resolved.services.compactMap { service -> ResolvedService? in
-                guard let image = deploy.images[service.name], image != service.image else { return nil }
-                return try? ResolvedService(name: service.name, image: image)
+            return JSONBody(try Self.rendered(try await plan(for: stack)))
+        }
+        // What `PUT` with this body would deploy, written nowhere: the Edit page's preview. Unlike
+        // `/api/compose/render`, it keeps the images a webhook pinned, as the update would.
+        router.post("/api/stacks/{id}/config") { request, context in
+            let id = try context.parameters.require("id")
+            let body = try await request.decodeJSON(UpdateStack.self, context: context)
+            let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
+            do {
+                return JSONBody(try Self.rendered(try await edit(current, body).deploy))
+            } catch var error as APIError where error.status == .badRequest {
+                error.status = .unprocessableContent  // As `/api/compose/render`: 422 for any error of the file and its env.
+                throw error
             }
-            if !pinned.isEmpty {
-                do throws(ComposeError) {
-                    resolved = try resolved.applying(pinned)
-                } catch {
-                    throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
-                }
-            }
-            return JSONBody(Rendered(config: resolved.yaml, services: resolved.services.map { RenderedService(name: $0.name, image: $0.image) }))
         }
         router.post("/api/compose/render") { request, context in
             let body = try await request.decodeJSON(RenderRequest.self, context: context)

@@ -1,4 +1,4 @@
-// The resolved compose config (POST /api/compose/render or GET /api/stacks/{id}/config).
+// The resolved compose config (POST /api/compose/render, GET or POST /api/stacks/{id}/config).
 
 import { h } from "../dom.js";
 

@@ -237,7 +237,8 @@ function edit(body, ctx, stack, env, onStack) {
     const text = compose.editor.value;
     preview.loading();
     try {
-      const rendered = await post("/api/compose/render", { compose: text, env }, { signal: ctx.signal });
+      // What the update would deploy: the stack's pinned images (`?tag=`) included.
+      const rendered = await post(`/api/stacks/${enc(stack.id)}/config`, { compose: text, env }, { signal: ctx.signal });
       if (text !== compose.editor.value) return false;
       compose.clear();
       preview.show(rendered);
