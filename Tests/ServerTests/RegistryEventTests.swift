@@ -151,6 +151,27 @@ struct RegistryEventTests {
         await setup.harness.stop()
     }
 
+    @Test func anEventReceivedBeforeIsLeftOutOfAnEnvelopeThatAlsoHasANewOne() async throws {
+        let setup = try await Self.setUp()
+        let (stack, path) = try await Self.stack(setup, "app")
+        try await Self.application(setup).test(.live) { client in
+            #expect(try await Self.post(client, path, id: "evt-old", tag: "v2").status == .accepted)
+            // The registry sends the new push together with the old event again. Run again, the old
+            // event would come last and move web back to v2.
+            let events = [("evt-new", "v3"), ("evt-old", "v2")].map { id, tag in
+                String(buffer: Self.envelope(id: id, tag: tag)).dropFirst(#"{"events":["#.count).dropLast(2)
+            }
+            let mixed = try await client.execute(uri: path, method: .post, headers: [.contentType: Self.contentType],
+                                                 body: ByteBuffer(string: #"{"events":["# + events.joined(separator: ",") + "]}"))
+            #expect(mixed.status == .accepted, "\(String(buffer: mixed.body))")
+            #expect(Self.webImage(try Self.job(mixed)) == "127.0.0.1:5000/demo/web:v3", "only the new event is run")
+            #expect(try await Self.post(client, path, id: "evt-new", tag: "v3").status == .ok, "and it is remembered")
+        }
+        let jobs = try await setup.harness.store.jobs(stackId: stack.id, state: nil, limit: 10)
+        #expect(jobs.first?.plan.services.first?.image == "127.0.0.1:5000/demo/web:v3")
+        await setup.harness.stop()
+    }
+
     @Test func anEnvelopeWhoseJobIsNotWrittenIsRunWhenTheRegistryRetries() async throws {
         let setup = try await Self.setUp()
         let (stack, path) = try await Self.stack(setup, "app")

@@ -266,7 +266,8 @@ struct WebhookTriggerTests {
         #expect(
             trigger
                 == WebhookTrigger(
-                    source: .registry, targets: [target], eventIds: ["2e8928ae-2afe-40b8-b628-89fdca507a67"]
+                    source: .registry, targets: [target], eventIds: ["2e8928ae-2afe-40b8-b628-89fdca507a67"],
+                    registryEvents: [RegistryEvent(id: "2e8928ae-2afe-40b8-b628-89fdca507a67", target: target)]
                 )
         )
     }

@@ -79,7 +79,13 @@ extension API {
                 throw APIError.rateLimited(retryAfter: retryAfter)
             }
             let body = try await request.body.collect(upTo: context.maxUploadSize)
-            let trigger = try WebhookTrigger.parse(request: request, body: body)
+            var trigger = try WebhookTrigger.parse(request: request, body: body)
+            if trigger.source == .registry, !trigger.eventIds.isEmpty {
+                // Events this stack has had are not run again, also when they come with new ones.
+                // (Two deliveries at once are told apart by the job's transaction, which records the ids.)
+                let received = try await mapped { try await store.receivedRegistryEvents(stackId: stack.id, ids: trigger.eventIds) }
+                trigger.leaveOut(received: received)
+            }
             let jobRequest: JobRequest
             switch try Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]) {
             case .ignored(let reason):

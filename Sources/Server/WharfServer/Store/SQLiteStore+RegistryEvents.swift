@@ -24,6 +24,22 @@ extension SQLiteStore {
         if !fresh { throw StoreError.eventAlreadyReceived }
     }
 
+    /// Which of `ids` the stack has received (and not yet pruned).
+    public func receivedRegistryEvents(stackId: String, ids: [String]) async throws -> Set<String> {
+        try await db.read { db in
+            var received = Set<String>()
+            // In chunks: an envelope of up to 1 MiB can name more ids than a statement takes.
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(start + 500, ids.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                received.formUnion(try String.fetchAll(
+                    db, sql: "SELECT id FROM registry_event WHERE stack_id = ? AND id IN (\(marks))",
+                    arguments: StatementArguments([stackId] + chunk)))
+            }
+            return received
+        }
+    }
+
     /// Deletes event ids older than `registryEventRetention`, through the index on `seen_at`.
     func pruneRegistryEvents(_ db: Database, now: Date) throws {
         try db.execute(sql: "DELETE FROM registry_event WHERE seen_at < ?",

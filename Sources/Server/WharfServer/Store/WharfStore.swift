@@ -43,6 +43,8 @@ public protocol WharfStore: Sendable {
     /// in the same transaction; if the stack has seen them all, it throws `event_already_received`
     /// and writes nothing (`JobRequest.eventIds`).
     func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued
+    /// Which of a registry's event `ids` the stack has received before.
+    func receivedRegistryEvents(stackId: String, ids: [String]) async throws -> Set<String>
     /// Joins the stack's queued deploy in memory when that changes nothing but its count (what
     /// `enqueueJob` would do first); nil when the request needs the writer.
     func joinQueuedDeploy(stackId: String, request: JobRequest) -> Job?

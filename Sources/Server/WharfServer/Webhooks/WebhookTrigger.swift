@@ -14,6 +14,17 @@ public enum TriggerSource: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// An image a webhook payload asks to deploy: a repository and the tag to run from it.
+/// One push event of a registry notification: its `id` (when it has one) and what it pushed.
+public struct RegistryEvent: Sendable, Hashable {
+    public var id: String?
+    public var target: ImageTarget
+
+    public init(id: String?, target: ImageTarget) {
+        self.id = id
+        self.target = target
+    }
+}
+
 public struct ImageTarget: Sendable, Hashable, CustomStringConvertible {
     /// The repository the payload names.
     public var repository: RepositoryHint
@@ -63,6 +74,9 @@ public struct WebhookTrigger: Sendable, Equatable {
     public var targets: [ImageTarget]
     /// The registry events acted on, for "a repeated event id is not run twice".
     public var eventIds: [String]
+    /// The registry events behind `targets`, in order, each with its target as the payload named
+    /// it (`leaveOut(received:)` works `targets` out again from them).
+    public var registryEvents: [RegistryEvent]
     /// Set when the payload must be answered 200 and otherwise ignored: why.
     public var ignored: String?
 
@@ -75,8 +89,10 @@ public struct WebhookTrigger: Sendable, Equatable {
         variables: [String: String] = [:],
         targets: [ImageTarget] = [],
         eventIds: [String] = [],
+        registryEvents: [RegistryEvent] = [],
         ignored: String? = nil
     ) {
+        self.registryEvents = registryEvents
         self.source = source
         self.tag = tag
         self.pull = pull
@@ -345,8 +361,11 @@ extension WebhookTrigger {
                 throw .invalidTag(tag)
             }
             let host = Self.registryHost(of: event)
-            targets.append(ImageTarget(repository: RepositoryHint(host: host, path: repository), tag: tag))
-            if let id = event["id"]?.string, !id.isEmpty, !eventIds.contains(id) {
+            let imageTarget = ImageTarget(repository: RepositoryHint(host: host, path: repository), tag: tag)
+            targets.append(imageTarget)
+            let id = event["id"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+            registryEvents.append(RegistryEvent(id: id, target: imageTarget))
+            if let id, !eventIds.contains(id) {
                 eventIds.append(id)
             }
         }
@@ -389,6 +408,20 @@ extension WebhookTrigger {
         let type = contentType.prefix { $0 != ";" }
         return String(type.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
             .lowercased()
+    }
+
+    /// Leaves out the registry events whose ids a stack has `received` before, so that an event a
+    /// registry resends together with a new one is not deployed again (it could move a service
+    /// back to an older tag). With no event left, the call is `ignored`.
+    mutating func leaveOut(received: Set<String>) {
+        guard eventIds.contains(where: received.contains) else { return }
+        eventIds.removeAll(where: received.contains)
+        var kept = registryEvents.filter { event in event.id.map { !received.contains($0) } ?? true }.map(\.target)
+        if let tag {
+            for index in kept.indices { kept[index].tag = tag }
+        }
+        targets = Self.unique(kept)
+        if targets.isEmpty { ignored = "event already received" }
     }
 
     private static func unique(_ targets: [ImageTarget]) -> [ImageTarget] {
