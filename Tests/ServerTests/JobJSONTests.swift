@@ -49,6 +49,13 @@ struct JobJSONTests {
                 && back.job.error == job.error && back.job.result == job.result && back.statusUrl == "/api/jobs/\(job.id)")
         #expect(back.job.createdAt == Date(timeIntervalSince1970: job.createdAt.timeIntervalSince1970.rounded(.down)))
     }
+
+    @Test func mergedImagesKeepEveryPushedRepositoryOnceWithItsNewestTag() {
+        #expect(JobTrigger.mergedImages("127.0.0.1:5000/demo/db:2", "docker.io/myorg/app:2") == "127.0.0.1:5000/demo/db:2, docker.io/myorg/app:2")
+        #expect(JobTrigger.mergedImages("127.0.0.1:5000/demo/db:2, docker.io/myorg/app:2", "127.0.0.1:5000/demo/db:3")
+                == "docker.io/myorg/app:2, 127.0.0.1:5000/demo/db:3")
+        #expect(JobTrigger.mergedImages("127.0.0.1:5000/demo/db", "127.0.0.1:5000/demo/db") == "127.0.0.1:5000/demo/db")
+    }
 }
 
 /// Ids are the prefix, `_` and 20 lower-case hex digits from the system's CSPRNG.

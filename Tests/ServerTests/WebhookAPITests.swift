@@ -61,7 +61,15 @@ struct WebhookAPITests {
         let hubPlan = ((hubBody["job"] as? [String: Any])?["plan"] as? [String: Any])?["services"] as? [[String: String]]
         #expect(hubPlan?.first { $0["name"] == "app" }?["image"] == "myorg/app:2", "a Docker Hub push retags only its repository")
         #expect(hubPlan?.first { $0["name"] == "db" }?["image"] == "127.0.0.1:5000/demo/db:2")
-        #expect(((hubBody["job"] as? [String: Any])?["trigger"] as? [String: Any])?["params"] as? [String: String] != nil)
+        let hubParams = ((hubBody["job"] as? [String: Any])?["trigger"] as? [String: Any])?["params"] as? [String: String]
+        #expect(hubParams?["image"]?.contains("demo/db:2") == true && hubParams?["image"]?.contains("myorg/app:2") == true,
+                "the job's parameters name both pushes it deploys: \(String(describing: hubParams))")
+        // A call without a pull joins a job that pulls (the calls before asked for one): the job's
+        // parameters must not say it skips the pull.
+        let (noPullStatus, noPullBody, _) = try await Self.post(url + "?pullimage=false")
+        #expect(noPullStatus == 202)
+        let noPullParams = ((noPullBody["job"] as? [String: Any])?["trigger"] as? [String: Any])?["params"] as? [String: String]
+        #expect(noPullParams?["pullimage"] == nil, "\(String(describing: noPullParams))")
         let (repeatStatus, repeatBody, _) = try await Self.post(url, contentType: "application/vnd.docker.distribution.events.v1+json", body: Data(envelope.utf8))
         #expect(repeatStatus == 200)
         #expect(repeatBody["ignored"] != nil)

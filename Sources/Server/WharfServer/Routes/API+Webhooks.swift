@@ -202,7 +202,9 @@ extension API {
         var params = trigger.variables
         if let tag = trigger.tag { params["tag"] = tag }
         if !trigger.pull { params["pullimage"] = "false" }
-        for target in trigger.targets { params["image"] = "\(target.repository):\(target.tag)" }
+        if !trigger.targets.isEmpty {
+            params["image"] = trigger.targets.map { "\($0.repository):\($0.tag)" }.joined(separator: ", ")
+        }
         return .deploy(JobRequest(
             kind: .deploy, variables: trigger.variables,
             plan: images.keys.sorted().map { PlannedService(name: $0, image: images[$0]!) },

@@ -99,6 +99,22 @@ public struct JobTrigger: Codable, Sendable, Equatable {
     public var userAgent: String?
     public var params: [String: String]
 
+    /// `params["image"]` of a job that a call with `new` joined: the images a push or a Docker Hub
+    /// call named (`repo:tag`, comma-separated), oldest first, with an older tag of a repository
+    /// the newer list names left out — as the job deploys them.
+    static func mergedImages(_ old: String, _ new: String) -> String {
+        func list(_ text: String) -> [String] {
+            text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        func repository(_ image: String) -> String {
+            guard let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") else { return image }
+            return String(image[..<colon])
+        }
+        let newer = list(new)
+        let replaced = Set(newer.map(repository))
+        return (list(old).filter { !replaced.contains(repository($0)) } + newer).joined(separator: ", ")
+    }
+
     /// Makes a trigger record.
     public init(source: String, remoteAddr: String? = nil, userAgent: String? = nil, params: [String: String] = [:]) {
         self.source = source

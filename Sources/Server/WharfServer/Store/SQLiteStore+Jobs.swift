@@ -148,8 +148,14 @@ extension SQLiteStore {
             if !request.changesNothing(of: record.job, env: record.env, pull: record.pull) {
                 if let compose = request.compose { record.compose = compose }
                 try request.apply(to: &record.job.plan, env: &record.env, compose: record.compose)
+                let images = record.job.trigger.params["image"]
                 record.job.trigger.params.merge(request.trigger.params) { _, new in new }
+                if let images, let new = request.trigger.params["image"] {
+                    record.job.trigger.params["image"] = JobTrigger.mergedImages(images, new)
+                }
                 record.pull = record.pull || request.pull
+                // What the job does: it pulls when any call that joined it asked for a pull.
+                record.job.trigger.params["pullimage"] = record.pull ? nil : "false"
             }
             record.job.coalesced += 1
             queued.byStack[stackId] = record
