@@ -221,6 +221,15 @@ struct WebUITests {
         #expect(try await ui.text("[data-example=curl] pre") == "curl -X POST \"\(url)\"")
         #expect(try await ui.text("[data-example=tag] pre") == "curl -X POST \"\(url)?tag=v2\"")
         #expect(try await ui.text("[data-example=variable] pre") == "curl -X POST \"\(url)?SHOP_TAG=development\"")
+        // The example never names a `$$` literal or a variable the server would refuse.
+        let picked = try await ui.browser.executeAsync("""
+            const done = arguments[arguments.length - 1];
+            import(new URL('js/views/webhook.js', document.baseURI).href).then((m) => done([
+              m.firstVariable('command: echo $$HOME\\nimage: app:${PATH}-${COMPOSE_PROFILES}-${tag}-${APP_TAG:-1}'),
+              m.firstVariable('image: app:1'),
+            ]), (e) => done(['error ' + e]));
+            """) as? [String]
+        #expect(picked == ["APP_TAG", "SERVICE_TAG"], "\(String(describing: picked))")
         #expect(try await ui.text("[data-example=form] pre") == "<form method=\"post\" action=\"\(url)\"><button>Redeploy</button></form>")
         #expect(try await ui.text("[data-example=form-tag] pre") == "<form method=\"post\" action=\"\(url)?tag=v2\"><button>Deploy v2</button></form>")
 

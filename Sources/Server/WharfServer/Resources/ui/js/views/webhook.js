@@ -4,10 +4,20 @@
 import { post, del, enc } from "../api.js";
 import { h, icon, alertBox, codeBlock, copyButton, confirmDialog, toast } from "../dom.js";
 
-/** The first variable the compose file uses, for the `?VAR=value` example. */
-function firstVariable(compose) {
-  const match = /\$\{?([A-Za-z_][A-Za-z0-9_]*)/.exec(compose || "");
-  return match ? match[1] : "SERVICE_TAG";
+/**
+ * Names a webhook call cannot set: the server refuses them (`invalid_variable`; StackVariables in
+ * the server has the exact list), or they are the call's own parameters.
+ */
+const UNSETTABLE = /^(PATH|GCONV_PATH|GLIBC_TUNABLES|DOCKER_\w+|COMPOSE_\w*|LD_\w*|DYLD_\w*|PYTHON\w*|BUILDKIT_\w*|tag|pullimage|wait)$/;
+
+/** The first variable the compose file uses that a call can set, for the `?VAR=value` example. */
+export function firstVariable(compose) {
+  // `$$` is a literal `$` in compose, not a variable.
+  const text = (compose || "").replace(/\$\$/g, "");
+  for (const match of text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    if (!UNSETTABLE.test(match[1])) return match[1];
+  }
+  return "SERVICE_TAG";
 }
 
 export function webhookExamples(url, compose) {
