@@ -78,6 +78,10 @@ struct ServerAPITests {
         let (reserved, reservedBody) = try await api.call("POST", "/api/stacks", json: [
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx\n", "env": ["LD_PRELOAD": "/tmp/x.so"]])
         #expect(reserved == 400 && Self.errorCode(reservedBody) == "invalid_variable", "\(reservedBody)")
+        let (renderReserved, renderReservedBody) = try await api.call("POST", "/api/compose/render", json: [
+            "compose": "services:\n  web:\n    image: nginx\n", "env": ["COMPOSE_FILE": "/etc/other.yml"]])
+        #expect(renderReserved == 422 && Self.errorCode(renderReservedBody) == "invalid_variable",
+                "render refuses what a stack refuses: \(renderReservedBody)")
         let (noServices, _) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": "version: '3'\n"])
         #expect(noServices == 422)
         let (_, stacksAfterErrors) = try await api.call("GET", "/api/stacks", expect: 200)
