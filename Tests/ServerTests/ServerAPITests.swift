@@ -190,4 +190,35 @@ struct ServerAPITests {
         await server.child?.stop()
         try? FileManager.default.removeItem(at: work)
     }
+
+    /// The health check Docker and load balancers ask answers 503 when the store cannot be used:
+    /// here its database file is moved away under the running server (a volume removed, a restore).
+    @Test func healthIsDegradedWhenTheDatabaseFileIsGone() async throws {
+        let work = try temporaryDirectory("wharf-health")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let data = work.appendingPathComponent("server")
+        let server = ServerProcess(dataDirectory: data)
+        _ = try await server.start()
+        let anonymous = APIClient(base: server.url)
+        let (okStatus, ok) = try await anonymous.call("GET", "/api/health")
+        #expect(okStatus == 200 && ok["status"] as? String == "ok" && ok["reason"] == nil)
+
+        let aside = work.appendingPathComponent("moved")
+        try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
+        for name in ["wharf.sqlite", "wharf.sqlite-wal", "wharf.sqlite-shm"]
+        where FileManager.default.fileExists(atPath: data.appendingPathComponent(name).path) {
+            try FileManager.default.moveItem(at: data.appendingPathComponent(name), to: aside.appendingPathComponent(name))
+        }
+        let (status, body) = try await anonymous.call("GET", "/api/health")
+        #expect(status == 503, "\(body)")
+        #expect(body["status"] as? String == "degraded")
+        #expect((body["reason"] as? String)?.contains("database") == true, "\(body)")
+        #expect(body["version"] is String)
+
+        // A new file in its place (a restore under the running server) is not the file the server writes to either.
+        try FileManager.default.copyItem(at: aside.appendingPathComponent("wharf.sqlite"), to: data.appendingPathComponent("wharf.sqlite"))
+        #expect(try await anonymous.call("GET", "/api/health").0 == 503)
+        await server.child?.stop()
+        #expect(server.child?.output.contains("health check: the store cannot be used") == true)
+    }
 }
