@@ -3,9 +3,9 @@
 #
 #   scripts/install-deps.sh [test|run]     (default: test)
 #
-#   run   libzmq3-dev pkg-config docker.io + the Docker Compose v2 CLI plugin
+#   run   libzmq3-dev pkg-config docker.io curl python3 + the Docker Compose v2 CLI plugin
 #   test  everything in `run`, plus docker-compose (v1), docker-registry,
-#         busybox-static, apache2-utils (htpasswd -B), curl, python3-pip,
+#         busybox-static, apache2-utils (htpasswd -B), python3-pip,
 #         chromium chromium-driver (the web UI tests)
 #
 # Idempotent: `apt-get update` runs at most once, and only if a Debian package
@@ -57,13 +57,15 @@ present() {
         chromium-driver) have chromedriver ;;
         curl)            have curl ;;
         python3-pip)     have python3 && python3 -m pip --version >/dev/null 2>&1 ;;
+        python3)         have python3 ;;
         *)               return 1 ;;
     esac
 }
 
-PKGS=(libzmq3-dev pkg-config docker.io)
+# scripts/run.sh talks to the server with curl and reads its JSON with python3.
+PKGS=(libzmq3-dev pkg-config docker.io curl python3)
 if [ "$SET" = test ]; then
-    PKGS+=(docker-compose docker-registry busybox-static apache2-utils curl python3-pip chromium chromium-driver)
+    PKGS+=(docker-compose docker-registry busybox-static apache2-utils python3-pip chromium chromium-driver)
 fi
 # The compose plugin is fetched with pip, so `run` needs pip too when the plugin is missing.
 if [ ! -x "$COMPOSE_PLUGIN" ] && [ "$SET" = run ]; then

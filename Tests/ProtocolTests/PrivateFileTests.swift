@@ -28,4 +28,26 @@ struct PrivateFileTests {
         let path = "/nonexistent-\(UUID().uuidString)/agent.key"
         #expect(throws: PrivateFile.WriteError.self) { try PrivateFile.write([1, 2, 3], to: path) }
     }
+
+    /// Only a missing file reads as absent: anything else that stops a read is an error, so that a
+    /// caller never makes a new secret over one that is there.
+    @Test func onlyAMissingFileReadsAsAbsent() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-private-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("server.key").path
+        #expect(try PrivateFile.readTextIfPresent(path) == nil)
+
+        try PrivateFile.write(Array("secret\n".utf8), to: path)
+        #expect(try PrivateFile.readTextIfPresent(path) == "secret\n")
+
+        try FileManager.default.removeItem(atPath: path)
+        FileManager.default.createFile(atPath: path, contents: Data([0x41, 0xff, 0xfe]))
+        #expect(throws: PrivateFile.ReadError.self) { try PrivateFile.readTextIfPresent(path) }
+
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let error = #expect(throws: PrivateFile.ReadError.self) { try PrivateFile.readTextIfPresent(path) }
+        #expect(error?.description.contains(path) == true)
+    }
 }

@@ -121,6 +121,8 @@ struct WebhookIgnoredBody: Codable, Equatable, ResponseEncodable {
 enum EdgeTestApp {
     static let adminToken = "wharf-admin-3c9f1e0a7b2d4e6f"
     static let webhookToken = "8f14e45f-ceea-467a-9af3-8a4d1e2b3c4d"
+    /// A webhook token whose call fails inside with an error that is not an `APIError`.
+    static let failingWebhookToken = "5d41402a-bc4b-4a76-b971-9d911017c592"
 
     /// Something failing deep inside, whose description must never reach a client.
     struct DiskFailure: Error, CustomStringConvertible {
@@ -173,6 +175,7 @@ enum EdgeTestApp {
             throw DiskFailure()
         }
         router.post("/api/stacks/webhooks/:token") { request, context -> Response in
+            if context.parameters.get("token") == Self.failingWebhookToken { throw DiskFailure() }
             // Cheap shape check first, then the "store", then the rate limit, then the body.
             guard let token = context.parameters.get("token").flatMap({ WebhookToken($0) }),
                 token.rawValue == Self.webhookToken

@@ -87,6 +87,24 @@ struct HTTPEdgeTests {
         #expect(errors.first?.fullText.contains("disk I/O error") == true)
     }
 
+    /// A webhook call that fails inside is logged without its token, the webhook's secret.
+    @Test(arguments: ["/api/stacks/webhooks/", "//api/stacks//webhooks/"])
+    func aFailedWebhookCallIsLoggedWithoutItsToken(prefix: String) async throws {
+        let capture = EdgeLogCapture()
+        let app = EdgeTestApp.makeApplication(logger: capture.logger())
+        try await app.test(.live) { client in
+            try await client.execute(uri: prefix + EdgeTestApp.failingWebhookToken + "?tag=v1", method: .post) { response in
+                #expect(response.status == .internalServerError)
+            }
+        }
+        let errors = capture.entries.filter { $0.level == .error }
+        #expect(errors.count == 1)
+        #expect(errors.first?.metadata["http.path"] == "/api/stacks/webhooks/<redacted>")
+        let token = EdgeTestApp.failingWebhookToken
+        #expect(!capture.entries.contains { $0.fullText.contains(token) || $0.fullText.contains(token.prefix(8)) },
+                "\(capture.entries.map(\.fullText))")
+    }
+
     @Test func rateLimitedCarriesRetryAfter() async throws {
         let clock = EdgeTestClock()
         let limiter = RateLimiter(.init(rate: 1, burst: 2))

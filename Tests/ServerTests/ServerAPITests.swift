@@ -78,6 +78,10 @@ struct ServerAPITests {
         let (reserved, reservedBody) = try await api.call("POST", "/api/stacks", json: [
             "name": "app", "environmentId": environmentId, "compose": "services:\n  web:\n    image: nginx\n", "env": ["LD_PRELOAD": "/tmp/x.so"]])
         #expect(reserved == 400 && Self.errorCode(reservedBody) == "invalid_variable", "\(reservedBody)")
+        let (renderReserved, renderReservedBody) = try await api.call("POST", "/api/compose/render", json: [
+            "compose": "services:\n  web:\n    image: nginx\n", "env": ["COMPOSE_FILE": "/etc/other.yml"]])
+        #expect(renderReserved == 422 && Self.errorCode(renderReservedBody) == "invalid_variable",
+                "render refuses what a stack refuses: \(renderReservedBody)")
         let (noServices, _) = try await api.call("POST", "/api/stacks", json: ["name": "app", "environmentId": environmentId, "compose": "version: '3'\n"])
         #expect(noServices == 422)
         let (_, stacksAfterErrors) = try await api.call("GET", "/api/stacks", expect: 200)
@@ -185,5 +189,36 @@ struct ServerAPITests {
         #expect(ContinuousClock.now - killed < .seconds(15))
         await server.child?.stop()
         try? FileManager.default.removeItem(at: work)
+    }
+
+    /// The health check Docker and load balancers ask answers 503 when the store cannot be used:
+    /// here its database file is moved away under the running server (a volume removed, a restore).
+    @Test func healthIsDegradedWhenTheDatabaseFileIsGone() async throws {
+        let work = try temporaryDirectory("wharf-health")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let data = work.appendingPathComponent("server")
+        let server = ServerProcess(dataDirectory: data)
+        _ = try await server.start()
+        let anonymous = APIClient(base: server.url)
+        let (okStatus, ok) = try await anonymous.call("GET", "/api/health")
+        #expect(okStatus == 200 && ok["status"] as? String == "ok" && ok["reason"] == nil)
+
+        let aside = work.appendingPathComponent("moved")
+        try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
+        for name in ["wharf.sqlite", "wharf.sqlite-wal", "wharf.sqlite-shm"]
+        where FileManager.default.fileExists(atPath: data.appendingPathComponent(name).path) {
+            try FileManager.default.moveItem(at: data.appendingPathComponent(name), to: aside.appendingPathComponent(name))
+        }
+        let (status, body) = try await anonymous.call("GET", "/api/health")
+        #expect(status == 503, "\(body)")
+        #expect(body["status"] as? String == "degraded")
+        #expect((body["reason"] as? String)?.contains("database") == true, "\(body)")
+        #expect(body["version"] is String)
+
+        // A new file in its place (a restore under the running server) is not the file the server writes to either.
+        try FileManager.default.copyItem(at: aside.appendingPathComponent("wharf.sqlite"), to: data.appendingPathComponent("wharf.sqlite"))
+        #expect(try await anonymous.call("GET", "/api/health").0 == 503)
+        await server.child?.stop()
+        #expect(server.child?.output.contains("health check: the store cannot be used") == true)
     }
 }

@@ -21,6 +21,41 @@ public enum PrivateFile {
         public var description: String
     }
 
+    /// Why a file that is there could not be read: it names the file and the cause.
+    public struct ReadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads a secret's text, or `nil` when there is no file at `path`.
+    ///
+    /// Only a missing file is `nil`: one that cannot be read (EACCES, EIO, a directory in its place)
+    /// or is not UTF-8 text is an error, so that a caller never takes it for absent and makes a new
+    /// secret over the old one.
+    public static func readTextIfPresent(_ path: String) throws(ReadError) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0, errno == ENOENT { return nil }
+        func failure() -> ReadError {
+            ReadError(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        guard fd >= 0 else { throw failure() }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw failure() }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+            // A key or token is a few dozen bytes; anything this large is not one.
+            guard bytes.count <= 1 << 20 else { throw ReadError(description: "cannot read \(path): over 1 MiB, not a key or token") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ReadError(description: "cannot read \(path): not UTF-8 text")
+        }
+        return text
+    }
+
     /// Writes `bytes` to `path` (0600), replacing what is there.
     public static func write(_ bytes: [UInt8], to path: String) throws(WriteError) {
         let temporary = path + ".tmp"

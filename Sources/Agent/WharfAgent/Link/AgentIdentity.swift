@@ -36,9 +36,24 @@ public struct AgentDataDirectory: Sendable {
     var identityURL: URL { url.appendingPathComponent("identity.json") }
 
     /// The agent's key pair, made on first use; the secret key file is 0600.
+    ///
+    /// A key file that is there but cannot be read or holds no valid key is an error, never replaced:
+    /// a new key would cut the agent off from the server, which knows only the enrolled one.
     public func keyPair() throws -> CurveKeyPair {
-        if let text = try? String(contentsOf: keyURL, encoding: .utf8) {
-            return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingWhitespace()))
+        let existing: String?
+        do {
+            existing = try PrivateFile.readTextIfPresent(keyURL.path)
+        } catch {
+            throw AgentSetupError(message: "\(error.description); the agent key is left as it is: fix or restore the file "
+                                  + "(remove it only to enrol this agent again with a new join token)")
+        }
+        if let text = existing {
+            do {
+                return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingWhitespace()))
+            } catch {
+                throw AgentSetupError(message: "\(keyURL.path) holds no valid CURVE secret key (\(error)); the agent key is "
+                                      + "left as it is: fix or restore the file (remove it only to enrol this agent again with a new join token)")
+            }
         }
         let pair = try CurveKeyPair.generate()
         try writePrivate(Array((pair.secretKey.z85 + "\n").utf8), to: keyURL)

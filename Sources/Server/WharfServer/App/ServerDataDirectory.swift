@@ -27,21 +27,45 @@ public struct ServerDataDirectory: Sendable {
         }
     }
 
-    /// The server's CURVE key pair, made on first start.
+    /// The text of an existing secret, or `nil` when its file does not exist.
+    ///
+    /// Any other failure stops start-up: making a new key or token over a file that is there but
+    /// cannot be read (a restore with the wrong owner, a disk error) would cut off every enrolled
+    /// agent, or lock the admin out, for good.
+    private func existingSecret(at url: URL, what: String) throws -> String? {
+        do {
+            return try PrivateFile.readTextIfPresent(url.path)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw StoreError(code: "data_directory", message: "\(error.description); the \(what) is left as it is: "
+                             + "fix or restore the file (remove it only to start over with a new \(what))")
+        }
+    }
+
+    /// The server's CURVE key pair, made on first start; a key file that is there but unusable is an error.
     public func serverKeys() throws -> CurveKeyPair {
-        if let text = try? String(contentsOf: serverKeyURL, encoding: .utf8) {
-            return try CurveKeyPair(secretKey: CurveKey(z85: text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        if let text = try existingSecret(at: serverKeyURL, what: "server key") {
+            do {
+                return try CurveKeyPair(secretKey: CurveKey(z85: text))
+            } catch {
+                throw StoreError(code: "data_directory", message: "\(serverKeyURL.path) holds no valid CURVE secret key "
+                                 + "(\(error)); the server key is left as it is: fix or restore the file "
+                                 + "(remove it only to start over with a new server key, which every agent must enrol again for)")
+            }
         }
         let pair = try CurveKeyPair.generate()
         try writeSecret(pair.secretKey.z85, to: serverKeyURL)
         return pair
     }
 
-    /// The admin API token, made on first start (mode 0600).
+    /// The admin API token, made on first start (mode 0600); a token file that is there but
+    /// unreadable or empty is an error.
     public func adminToken() throws -> String {
-        if let text = try? String(contentsOf: adminTokenURL, encoding: .utf8) {
-            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if !token.isEmpty { return token }
+        if let token = try existingSecret(at: adminTokenURL, what: "admin token") {
+            guard !token.isEmpty else {
+                throw StoreError(code: "data_directory", message: "\(adminTokenURL.path) is empty; the admin token is left as it is: "
+                                 + "restore the file (remove it only to start over with a new admin token)")
+            }
+            return token
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()

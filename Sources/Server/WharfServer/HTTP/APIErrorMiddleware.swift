@@ -13,7 +13,8 @@ import NIOCore
 /// - `DecodingError` (a route decoding JSON itself) becomes 400 `invalid_json` with a message
 ///   naming the field; `NIOTooManyBytesError` (from `collect(upTo:)`) becomes 413 `payload_too_large`.
 /// - Anything else is logged at error level with its full description and answered as
-///   500 `internal`, whose message never carries the cause.
+///   500 `internal`, whose message never carries the cause. The logged path has a webhook
+///   token replaced by `<redacted>` (`loggablePath(_:)`): the token is the webhook's secret.
 ///
 /// Add it to the router before any other Wharf middleware and before the routes, so it also
 /// wraps the router's not-found responder:
@@ -45,13 +46,26 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                     "Request failed",
                     metadata: [
                         "http.method": "\(request.method)",
-                        "http.path": "\(request.uri.path)",
+                        "http.path": "\(Self.loggablePath(request.uri.path))",
                         "error": "\(String(reflecting: error))",
                     ]
                 )
             }
             throw mapped
         }
+    }
+
+    /// `path` as it may be logged: for `/api/stacks/webhooks/<token>` everything after `webhooks/`
+    /// is `<redacted>`, since the token is all a caller needs to redeploy the stack.
+    ///
+    /// Components are compared as the router splits them (empty ones dropped, so `//api//stacks`
+    /// routes, and is redacted, like `/api/stacks`).
+    static func loggablePath(_ path: String) -> String {
+        let components = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard components.count > 3, components[0] == "api", components[1] == "stacks", components[2] == "webhooks" else {
+            return path
+        }
+        return "/api/stacks/webhooks/<redacted>"
     }
 
     /// Maps an error that is not an `APIError` to the `APIError` answered for it.

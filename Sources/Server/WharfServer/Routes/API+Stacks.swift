@@ -241,9 +241,11 @@ extension API {
         }
         router.post("/api/compose/render") { request, context in
             let body = try await request.decodeJSON(RenderRequest.self, context: context)
-            // The contract: 422 on any error of the compose file and its env, a bad variable name too.
+            // The contract: 422 on any error of the compose file and its env, a bad or reserved
+            // variable name too (POST/PUT of a stack refuse those with 400).
             let resolved: ResolvedCompose
             do {
+                try Self.refuseReservedVariables(body.env ?? [:])
                 resolved = try Self.resolve(body.compose, env: body.env ?? [:])
             } catch var error as APIError where error.status == .badRequest {
                 error.status = .unprocessableContent

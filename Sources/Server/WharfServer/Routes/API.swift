@@ -63,8 +63,18 @@ public struct API: Sendable {
         router.add(middleware: APIErrorMiddleware())
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: BearerAuthMiddleware(adminToken: adminToken))
-        router.get("/api/health") { _, _ in
-            HealthResponse(status: "ok", version: WharfVersion.current, publicUrl: settings.publicURL)
+        router.get("/api/health") { request, context -> Response in
+            // Docker's HEALTHCHECK and load balancers ask this: a server whose store cannot be used
+            // is up but cannot take a single job, so it answers 503.
+            guard let problem = await store.healthProblem() else {
+                return try HealthResponse(status: "ok", version: WharfVersion.current, publicUrl: settings.publicURL)
+                    .response(from: request, context: context)
+            }
+            logger.error("health check: the store cannot be used", metadata: ["reason": "\(problem.reason)", "error": "\(problem.cause)"])
+            var response = try HealthResponse(status: "degraded", version: WharfVersion.current, publicUrl: settings.publicURL,
+                                              reason: problem.reason).response(from: request, context: context)
+            response.status = .serviceUnavailable
+            return response
         }
         addEnvironmentRoutes(to: router)
         addStackRoutes(to: router)
@@ -121,6 +131,8 @@ struct HealthResponse: ResponseEncodable {
     var version: String
     /// The URL webhooks and agents should use (the server's `--public-url`).
     var publicUrl: String
+    /// Why the status is `degraded`; left out when it is `ok`.
+    var reason: String?
 }
 
 /// Encodes JSON responses with RFC 3339 dates, as the contract says.

@@ -15,12 +15,15 @@ public final class SQLiteStore: Sendable {
     /// When registry event ids were last pruned (see `pruneRegistryEventsIfDue`).
     let registryEventsPrunedAt = Mutex(Date.distantPast)
     private let stackRowObserver: StackRowObserver
+    /// The database file as opened (`healthProblem()` checks that the path still names it).
+    let openedFile: DatabaseFileIdentity?
 
     /// Opens (and migrates) the database at `path`.
     public init(path: String) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         db = try DatabasePool(path: path, configuration: config)
+        openedFile = DatabaseFileIdentity.of(path)
         // "A job is on disk before it is acknowledged" (CONTRACT.md): each commit syncs the
         // write-ahead log. GRDB sets NORMAL on the pool's one writer connection once it is in WAL
         // mode, which leaves the last commits in the OS cache, lost on a power cut or a kernel

@@ -1,7 +1,8 @@
 /// A store failure with a stable code the HTTP edge maps to the contract's errors.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict`, `stack_removing`, `database`, or
-    /// `event_already_received` (a job request whose registry events its stack has all seen).
+    /// `not_found`, `name_taken`, `environment_in_use`, `unauthorized`, `conflict`, `stack_removing`, `database`,
+    /// `event_already_received` (a job request whose registry events its stack has all seen), or
+    /// `data_directory` (a key or token file of the data dir that is there but unusable; start-up stops).
     public var code: String
     public var message: String
 

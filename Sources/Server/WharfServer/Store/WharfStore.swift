@@ -62,6 +62,10 @@ public protocol WharfStore: Sendable {
     func addRegistry(url: String, username: String, password: String) async throws -> Registry
     func registries() async throws -> [Registry]
     func deleteRegistry(id: String) async throws
+
+    // Health
+    /// Why the store cannot be used now, or `nil` when it can; cheap (no write).
+    func healthProblem() async -> StoreHealthProblem?
 }
 
 extension WharfStore {
