@@ -144,6 +144,16 @@ public final class SQLiteStore: Sendable {
                 ALTER TABLE job ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v6-job-log-size") { db in
+            // Bytes stored per job log, for the server's cap (`appendLog`), so that the log's
+            // chunks are not read to count them.
+            try db.execute(sql: """
+                CREATE TABLE job_log_size (
+                    job_id TEXT PRIMARY KEY,
+                    bytes INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }
