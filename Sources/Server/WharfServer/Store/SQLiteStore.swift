@@ -154,6 +154,12 @@ public final class SQLiteStore: Sendable {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v7-jobs-by-state") { db in
+            // Jobs by state and end: the prune finds final jobs finished before the retention
+            // (`pruneJobs`), the agent-lost check finds dispatched and running ones, and `jobCounts`
+            // (every `/metrics` scrape) counts over this index instead of reading every job row.
+            try db.execute(sql: "CREATE INDEX job_state_finished ON job(state, finished_at)")
+        }
         return migrator
     }
 }
