@@ -27,9 +27,9 @@ struct StoreIndexTests {
         #expect(!plan.contains { $0.contains("INDEX job_stack") || $0.hasPrefix("SCAN") }, "\(plan)")
     }
 
-    /// The prune and the `/metrics` job counts read the index on
+    /// The prune, the agent-lost check and the `/metrics` job counts read the index on
     /// (state, finished_at), not every job row with its compose file and env.
-    @Test(arguments: [(SQLiteStore.prunableJobsSQL, [1, 10]), (SQLiteStore.jobCountsSQL, [])])
+    @Test(arguments: [(SQLiteStore.prunableJobsSQL, [1, 10]), (SQLiteStore.jobsWithAgentSQL, [1]), (SQLiteStore.jobCountsSQL, [])])
     func retentionAndCountsUseTheStateIndex(_ sql: String, _ arguments: [Int]) async throws {
         let store = try StoreBatchingTests.store()
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)

@@ -5,7 +5,7 @@ import Testing
 import WharfProtocol
 @testable import WharfServer
 
-/// Job retention and the per-job log cap, on a real SQLite file.
+/// Job retention, the per-job log cap and lost agents, on a real SQLite file.
 @Suite(.timeLimit(.minutes(2)))
 struct StoreRetentionTests {
     static let day: TimeInterval = 86_400
@@ -55,9 +55,9 @@ struct StoreRetentionTests {
         try await Self.end(store, lastJob, environmentId: environment.id, .succeeded, at: old)
 
         // Through the service's batching, 2 jobs a transaction.
-        var settings = Housekeeping.Settings(jobRetention: 30 * Self.day)
+        var settings = Housekeeping.Settings(jobRetention: 30 * Self.day, agentLostAfter: nil)
         settings.pruneBatch = 2
-        await Housekeeping(store: store, settings: settings, logger: Logger(label: "test")).prune()
+        await Housekeeping(store: store, dispatcher: harness.dispatcher, settings: settings, logger: Logger(label: "test")).prune()
 
         for job in expired {
             await #expect(throws: StoreError.self) { try await store.job(id: job.id) }
@@ -104,5 +104,43 @@ struct StoreRetentionTests {
         #expect(text.hasPrefix("first\nlast words\n"))
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.dropLast(2).allSatisfy { $0 == "first" || $0 == "last words" || $0 == line }, "only whole lines")
+    }
+
+    @Test func lostAgentsRunningJobsFailAndItsLateResultIsIgnored() async throws {
+        let store = try StoreBatchingTests.store()
+        let (away, _) = try await store.createEnvironment(name: "away", type: .agent)
+        let (here, _) = try await store.createEnvironment(name: "here", type: .agent)
+        let (stack, running) = try await StoreBatchingTests.stack(store, "app", on: away.id)
+        let queued = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v2", coalesce: false))
+        let (otherStack, connectedJob) = try await StoreBatchingTests.stack(store, "app", on: here.id)
+        var batch = AgentBatch()
+        batch.started = [.init(jobId: running.id, environmentId: away.id), .init(jobId: connectedJob.id, environmentId: here.id)]
+        _ = try await store.applyAgentBatch(batch, at: Date())
+        let lastSeen = Date().addingTimeInterval(-2 * Self.day)
+        try await store.touchEnvironments(ids: [away.id, here.id], at: lastSeen)
+
+        // Seen recently enough: nothing ends.
+        #expect(try await store.failJobsOfLostAgents(lastSeenBefore: lastSeen.addingTimeInterval(-60), connected: [], at: Date()).isEmpty)
+        let ended = try await store.failJobsOfLostAgents(lastSeenBefore: Date().addingTimeInterval(-Self.day), connected: [here.id], at: Date())
+        #expect(ended.map(\.id) == [running.id])
+        let failed = try await store.job(id: running.id).job
+        #expect(failed.state == .failed && failed.error?.code == "agent_lost" && failed.finishedAt != nil)
+        #expect(failed.error?.message.contains(lastSeen.formatted(.iso8601)) == true, "\(failed.error?.message ?? "")")
+        #expect(try await store.job(id: queued.id).job.state == .queued, "a queued job waits for the agent")
+        #expect(try await store.job(id: connectedJob.id).job.state == .running, "a connected agent's job is left alone")
+        #expect(try await store.stack(id: otherStack.id, publicURL: "http://x").status == .deploying)
+
+        // The agent comes back and reports the job: acknowledged as a repeat, nothing changes.
+        var late = AgentBatch()
+        late.results = [.init(result: JobResult(jobId: running.id, state: .succeeded, services: [
+            ServiceResult(name: "web", image: "demo/web:v1", imageId: "sha256:1", containers: 1)]), environmentId: away.id)]
+        let outcome = try await store.applyAgentBatch(late, at: Date())
+        guard case .stored(_, let didEnd) = try #require(outcome.results.first) else {
+            Issue.record("late result: \(outcome.results)")
+            return
+        }
+        #expect(!didEnd)
+        #expect(try await store.job(id: running.id).job == failed)
+        #expect(try await store.stack(id: stack.id, publicURL: "http://x").services.isEmpty, "the late success is not applied")
     }
 }

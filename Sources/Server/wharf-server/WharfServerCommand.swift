@@ -35,6 +35,9 @@ struct WharfServerCommand: AsyncParsableCommand {
     @Option(help: "How long finished jobs and their logs are kept (30d, 12h, ...), or off to keep them forever; a stack's last job is always kept. Env: WHARF_JOB_RETENTION.")
     var jobRetention: String = ProcessInfo.processInfo.environment["WHARF_JOB_RETENTION"] ?? "30d"
 
+    @Option(help: "How long an agent may stay disconnected before its dispatched and running jobs fail with agent_lost (24h, 90m, ...), or off. Env: WHARF_AGENT_LOST_AFTER.")
+    var agentLostAfter: String = ProcessInfo.processInfo.environment["WHARF_AGENT_LOST_AFTER"] ?? "24h"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Env: WHARF_LOG_LEVEL.")
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
@@ -47,6 +50,9 @@ struct WharfServerCommand: AsyncParsableCommand {
         }
         guard ServerDuration.parseOrOff(jobRetention) != nil else {
             throw ValidationError("--job-retention must look like 30d, 12h or 90m, or be off")
+        }
+        guard ServerDuration.parseOrOff(agentLostAfter) != nil else {
+            throw ValidationError("--agent-lost-after must look like 24h, 90m or 30s, or be off")
         }
         if let publicURL = nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]), URL(string: publicURL)?.host == nil {
             throw ValidationError("--public-url must be an absolute URL such as https://wharf.example.com")
@@ -65,6 +71,7 @@ struct WharfServerCommand: AsyncParsableCommand {
         )
         configuration.webhookRateLimit = webhookRateLimit == "off" ? nil : Double(webhookRateLimit)
         configuration.jobRetention = ServerDuration.parseOrOff(jobRetention) ?? nil
+        configuration.agentLostAfter = ServerDuration.parseOrOff(agentLostAfter) ?? nil
         let app = WharfServerApp(configuration: configuration, logger: logger)
         try await app.run()
     }

@@ -30,3 +30,42 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// Dispatched and running jobs with their environment's last-seen time, through the index
+    /// `job_state_finished`.
+    static let jobsWithAgentSQL = """
+        SELECT j.id, j.environment_id, e.last_seen_at FROM job j JOIN environment e ON e.id = j.environment_id
+        WHERE j.state IN ('dispatched','running') AND (e.last_seen_at IS NULL OR e.last_seen_at < ?)
+        """
+
+    /// Ends `failed` (`agent_lost`) the dispatched and running jobs of environments whose agent was
+    /// last seen before `cutoff` and is not among `connected`; returns the jobs it ended.
+    ///
+    /// Each ends as an agent's failed result would (`finish`): the stack's status follows, and a
+    /// stack whose remove was lost takes deploys again. Queued jobs stay queued for the agent's
+    /// return. If the agent comes back and reports such a job, its result is a repeat for a final
+    /// job: acknowledged and not stored. An agent's hello writes its last-seen time in the
+    /// dispatcher's batch transaction, so a reconnect committed before this one keeps its jobs.
+    public func failJobsOfLostAgents(lastSeenBefore cutoff: Date, connected: Set<String>, at now: Date) async throws -> [Job] {
+        try await db.write { db in
+            let lost = try Row.fetchAll(db.cachedStatement(sql: Self.jobsWithAgentSQL), arguments: [cutoff.column]).compactMap {
+                row -> (jobId: String, environmentId: String, lastSeen: Date?)? in
+                let environmentId: String = row["environment_id"]
+                return connected.contains(environmentId) ? nil : (row["id"], environmentId, Date(column: row["last_seen_at"]))
+            }
+            var ended: [Job] = []
+            for job in lost {
+                let seen = job.lastSeen.map { "was last seen at \($0.formatted(.iso8601))" } ?? "was never seen"
+                let error = JobError(code: "agent_lost", message: """
+                    The environment's agent \(seen) and did not come back in time; this job's outcome on the node is unknown.
+                    """)
+                let result = JobResult(jobId: job.jobId, state: .failed, error: error)
+                if let (record, didEnd, _) = try self.finish(db, result: result, environmentId: job.environmentId, at: now), didEnd {
+                    ended.append(record)
+                }
+            }
+            return ended
+        }
+    }
+}
