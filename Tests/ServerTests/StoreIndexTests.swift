@@ -26,4 +26,23 @@ struct StoreIndexTests {
         #expect(plan.contains { $0.contains("job_open_stack") || $0.contains("job_open ") }, "\(plan)")
         #expect(!plan.contains { $0.contains("INDEX job_stack") || $0.hasPrefix("SCAN") }, "\(plan)")
     }
+
+    /// The prune, the agent-lost check and the `/metrics` job counts read the index on
+    /// (state, finished_at), not every job row with its compose file and env.
+    @Test(arguments: [(SQLiteStore.prunableJobsSQL, [1, 10]), (SQLiteStore.jobsWithAgentSQL, [1]), (SQLiteStore.jobCountsSQL, [])])
+    func retentionAndCountsUseTheStateIndex(_ sql: String, _ arguments: [Int]) async throws {
+        let store = try StoreBatchingTests.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
+        try await WebhookTargetCacheTests.succeed(store, first, environmentId: environment.id)
+        for index in 0..<20 {
+            let job = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v\(index)"))
+            try await WebhookTargetCacheTests.succeed(store, job, environmentId: environment.id)
+        }
+        let plan = try await store.db.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(arguments)).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("job_state_finished") }, "\(plan)")
+        #expect(!plan.contains { $0 == "SCAN job" || $0 == "SCAN j" }, "\(plan)")
+    }
 }

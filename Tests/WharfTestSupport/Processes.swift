@@ -117,6 +117,8 @@ public final class ServerProcess: @unchecked Sendable {
     public let httpPort = freePort()
     public let zmqPort = freePort()
     public private(set) var child: ChildProcess?
+    /// Variables set for the server on top of the test's (`WHARF_*` settings).
+    public var environment: [String: String] = [:]
     private var starts = 0
 
     public init(dataDirectory: URL) {
@@ -130,7 +132,7 @@ public final class ServerProcess: @unchecked Sendable {
         child = try ChildProcess("wharf-server", [
             "--data-dir", dataDirectory.path, "--http-host", "127.0.0.1", "--http-port", "\(httpPort)",
             "--zmq-bind", "tcp://127.0.0.1:\(zmqPort)", "--public-url", url,
-        ], log: dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(starts).log"))
+        ], log: dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(starts).log"), environment: environment)
         let token = dataDirectory.appendingPathComponent("admin-token")
         let ready = await eventually(timeout: .seconds(30)) {
             guard FileManager.default.fileExists(atPath: token.path) else { return false }

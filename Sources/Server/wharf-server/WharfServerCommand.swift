@@ -32,6 +32,12 @@ struct WharfServerCommand: AsyncParsableCommand {
     @Option(help: "Webhook calls per second per token (bursts of twice that; 2.5x per client address), or off. Env: WHARF_WEBHOOK_RATE_LIMIT.")
     var webhookRateLimit: String = ProcessInfo.processInfo.environment["WHARF_WEBHOOK_RATE_LIMIT"] ?? "20"
 
+    @Option(help: "How long finished jobs and their logs are kept (30d, 12h, ...), or off to keep them forever; a stack's last job is always kept. Env: WHARF_JOB_RETENTION.")
+    var jobRetention: String = ProcessInfo.processInfo.environment["WHARF_JOB_RETENTION"] ?? "30d"
+
+    @Option(help: "How long an agent may stay disconnected before its dispatched and running jobs fail with agent_lost (24h, 90m, ...), or off. Env: WHARF_AGENT_LOST_AFTER.")
+    var agentLostAfter: String = ProcessInfo.processInfo.environment["WHARF_AGENT_LOST_AFTER"] ?? "24h"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Env: WHARF_LOG_LEVEL.")
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
@@ -41,6 +47,12 @@ struct WharfServerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         guard webhookRateLimit == "off" || (Double(webhookRateLimit).map { $0 > 0 } ?? false) else {
             throw ValidationError("--webhook-rate-limit must be a positive number of calls per second, or off")
+        }
+        guard ServerDuration.parseOrOff(jobRetention) != nil else {
+            throw ValidationError("--job-retention must look like 30d, 12h or 90m, or be off")
+        }
+        guard ServerDuration.parseOrOff(agentLostAfter) != nil else {
+            throw ValidationError("--agent-lost-after must look like 24h, 90m or 30s, or be off")
         }
         if let publicURL = nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]), URL(string: publicURL)?.host == nil {
             throw ValidationError("--public-url must be an absolute URL such as https://wharf.example.com")
@@ -58,6 +70,8 @@ struct WharfServerCommand: AsyncParsableCommand {
             zmqPublicEndpoint: nonEmpty(zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"])
         )
         configuration.webhookRateLimit = webhookRateLimit == "off" ? nil : Double(webhookRateLimit)
+        configuration.jobRetention = ServerDuration.parseOrOff(jobRetention) ?? nil
+        configuration.agentLostAfter = ServerDuration.parseOrOff(agentLostAfter) ?? nil
         let app = WharfServerApp(configuration: configuration, logger: logger)
         try await app.run()
     }

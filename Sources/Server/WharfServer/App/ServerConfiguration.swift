@@ -15,6 +15,12 @@ public struct ServerConfiguration: Sendable {
     /// Webhook calls per second allowed per token (bursts of twice that); each client address gets
     /// 2.5 times as much. Nil turns the limits off (benchmarks, trusted networks).
     public var webhookRateLimit: Double? = 20
+    /// How long final jobs (succeeded, failed, rolled back) and their logs are kept after they end;
+    /// nil keeps them forever. A stack's last job is always kept (`SQLiteStore.pruneJobs`).
+    public var jobRetention: TimeInterval? = 30 * 86_400
+    /// How long an environment's agent may stay away before its dispatched and running jobs end
+    /// `failed` with `agent_lost`; nil waits forever. Counted while this server runs.
+    public var agentLostAfter: TimeInterval? = 86_400
 
     /// Makes a configuration with the contract's defaults.
     public init(dataDirectory: URL = URL(fileURLWithPath: "wharf-data"), httpHost: String = "0.0.0.0", httpPort: Int = 9000,

@@ -41,7 +41,10 @@ public struct WharfServerApp: Sendable {
             responder: api.makeResponder(),
             server: api.makeHTTPServer(serverName: serverName),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: serverName),
-            services: [DispatcherService(dispatcher: dispatcher)],
+            services: [DispatcherService(dispatcher: dispatcher),
+                       Housekeeping(store: store, dispatcher: dispatcher,
+                                    settings: .init(jobRetention: configuration.jobRetention, agentLostAfter: configuration.agentLostAfter),
+                                    logger: logger)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.httpPort
                 let host = configuration.httpHost == "0.0.0.0" ? "127.0.0.1" : configuration.httpHost

@@ -462,11 +462,14 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
+    /// Counted over the index `job_state_finished`, not the job rows (`StoreIndexTests`).
+    static let jobCountsSQL = "SELECT state, COUNT(*) AS n FROM job GROUP BY state"
+
     /// How many jobs are in each state.
     public func jobCounts() async throws -> [JobState: Int] {
         try await db.read { db in
             var counts: [JobState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state") {
+            for row in try Row.fetchAll(db.cachedStatement(sql: Self.jobCountsSQL)) {
                 if let state = JobState(rawValue: row["state"]) { counts[state] = row["n"] }
             }
             return counts

@@ -123,10 +123,7 @@ extension SQLiteStore {
                     """).execute(arguments: [date.column, start.jobId, start.environmentId])
             }
             for log in batch.logs {
-                guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM job WHERE id = ? AND environment_id = ?"),
-                                        arguments: [log.chunk.jobId, log.environmentId]) == true else { continue }
-                try db.cachedStatement(sql: "INSERT OR IGNORE INTO job_log (job_id, chunk, lines) VALUES (?, ?, ?)")
-                    .execute(arguments: [log.chunk.jobId, log.chunk.seq, log.chunk.lines.joined(separator: "\n")])
+                try self.appendLog(db, log.chunk, environmentId: log.environmentId)
             }
             var outcome = AgentBatchOutcome()
             outcome.results.reserveCapacity(batch.results.count)

@@ -147,6 +147,22 @@ public final class SQLiteStore: Sendable {
                 ALTER TABLE job ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v6-job-log-size") { db in
+            // Bytes stored per job log, for the server's cap (`appendLog`), so that the log's
+            // chunks are not read to count them.
+            try db.execute(sql: """
+                CREATE TABLE job_log_size (
+                    job_id TEXT PRIMARY KEY,
+                    bytes INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+        migrator.registerMigration("v7-jobs-by-state") { db in
+            // Jobs by state and end: the prune finds final jobs finished before the retention
+            // (`pruneJobs`), the agent-lost check finds dispatched and running ones, and `jobCounts`
+            // (every `/metrics` scrape) counts over this index instead of reading every job row.
+            try db.execute(sql: "CREATE INDEX job_state_finished ON job(state, finished_at)")
+        }
         return migrator
     }
 }
