@@ -61,6 +61,8 @@ public actor AgentRuntime {
     private var running: [String: Task<Void, Never>] = [:]
     /// Set once the agent is told to stop: no job starts after that.
     private var stopping: Stopping?
+    /// Set when the server says this agent's key is no longer enrolled: `run` stops and throws it.
+    private var revoked: AgentRevokedError?
 
     private struct Stopping {
         var deadline: ContinuousClock.Instant
@@ -81,6 +83,10 @@ public actor AgentRuntime {
     /// Runs until the task is cancelled. Cancelled, a connected agent starts no more jobs, lets
     /// those running finish and report (up to ``Configuration/stopGracePeriod``), then returns;
     /// jobs not started, or cut short, stay in the journal and run at the next start.
+    ///
+    /// Throws ``AgentRevokedError`` when the server says this agent's key is no longer enrolled
+    /// (another agent enrolled in its environment, or the environment was deleted): running jobs
+    /// are cancelled at once, since the server no longer believes their results.
     public func run() async throws {
         await refreshEngineInfo()
         // The server never asks again for a job whose result it acknowledged a month ago.
@@ -104,6 +110,7 @@ public actor AgentRuntime {
             }
         }
         await disconnect()
+        if let revoked { throw revoked }
     }
 
     // MARK: Connection
@@ -240,12 +247,14 @@ public actor AgentRuntime {
                 return await self.edgeCheckInDone(since: started)
             })
             await disconnect()
+            if revoked != nil { return }
             logger.info("edge check-in done", metadata: ["next.in": "\(configuration.checkinInterval)"])
             try await Task.sleep(for: configuration.checkinInterval)
         }
     }
 
     private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
+        if revoked != nil { return true }
         if !welcomed {
             // A server that does not answer is tried again at the next check-in.
             return ContinuousClock.now - started > configuration.serverTimeout
@@ -290,6 +299,12 @@ public actor AgentRuntime {
             if configuration.edge { lastPing = .now - .seconds(60) }
         case .cancel(let id):
             logger.info("server cancelled a job", metadata: ["job.id": "\(id)"])
+        case .error(AgentRevokedError.code, let text):
+            guard revoked == nil else { return }
+            revoked = AgentRevokedError(message: text)
+            logger.error("the server no longer accepts this agent's key: stopping; enrol it again with a new join token",
+                         metadata: ["message": "\(text)", "jobs.cancelled": "\(running.count)"])
+            for task in running.values { task.cancel() }
         case .error(let code, let text):
             logger.warning("server reported an error", metadata: ["code": "\(code)", "message": "\(text)"])
         }
@@ -411,6 +426,7 @@ public actor AgentRuntime {
     /// away), or the grace period is over — then running jobs are cancelled first, which tears down
     /// their compose children, and given a few seconds to end.
     private func stopped() -> Bool {
+        if revoked != nil { return true }
         guard var stop = stopping else { return false }
         let now = ContinuousClock.now
         if running.isEmpty {
@@ -439,6 +455,16 @@ public actor AgentRuntime {
 
     /// Whether the server has answered this connection's hello.
     public var isWelcomed: Bool { welcomed }
+}
+
+/// The server no longer accepts this agent's key (wire error `agent_revoked`): its environment
+/// was deleted, or another agent enrolled in it. Fatal: the agent must enrol again.
+public struct AgentRevokedError: Error, Sendable, CustomStringConvertible {
+    /// The wire error code.
+    public static let code = "agent_revoked"
+    /// The server's explanation.
+    public var message: String
+    public var description: String { "\(Self.code): \(message)" }
 }
 
 /// This agent build's version.

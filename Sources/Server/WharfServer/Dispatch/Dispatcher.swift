@@ -10,7 +10,15 @@ import ZeroMQ
 /// Delivery is at-least-once over a durable job table: a job is sent while its agent is connected
 /// and it is the oldest unfinished job of its stack; it is sent again after a reconnect or when
 /// the agent has not acknowledged it in `resendAfter`. Agents drop repeats by job id. Identity
-/// comes only from the ZAP handler's User-Id (the authenticated key), never from the agent.
+/// comes only from the ZAP handler's User-Id (the authenticated key), never from the agent, and is
+/// checked against the key registry on every message: a connection whose key is no longer its
+/// environment's (enrolled again, or the environment deleted) is answered `agent_revoked` and
+/// nothing else, even though libzmq keeps the connection open.
+///
+/// Two connections with the same current key (an agent restarted before its old connection timed
+/// out, or a copied data directory running on a second host): the last hello owns the session,
+/// but it inherits the jobs the earlier connection holds or has in flight, so a hello never makes
+/// a job go out a second time to another connection.
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s".
     public struct Timing: Sendable {
@@ -28,6 +36,9 @@ public actor Dispatcher {
 
     struct Session {
         var routingId: [UInt8]
+        /// The connection's ZAP User-Id: its environment and key (`AgentKeyRegistry.userId`).
+        var userId: String
+        /// When the agent's last message was read off the socket (not when it was handled).
         /// When the agent's last message was read off the socket (not when it was handled).
         var lastSeen: ContinuousClock.Instant
         var held: Set<String>
@@ -244,15 +255,21 @@ public actor Dispatcher {
         }
         handledSinceTrim += batch.messages.count
         var work = AgentBatch()
+        // Which connections' keys are still current, under one lock for the whole batch.
+        let current = keys.environments(forUserIds: Set(batch.messages.compactMap(\.userId)))
         var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
         var welcomes: [(environmentId: String, routingId: [UInt8])] = []
         var touched: Set<String> = []
         for (message, receivedAt) in zip(batch.messages, batch.receivedAt) {
-            guard message.frames.count == 2, let environmentId = message.userId, !environmentId.isEmpty else {
+            guard message.frames.count == 2, let userId = message.userId, !userId.isEmpty else {
                 logger.warning("dropped a frame set without an authenticated peer", metadata: ["frames": "\(message.frames.count)"])
                 continue
             }
             let routingId = message.frames[0]
+            guard let environmentId = current[userId] else {
+                revoked(userId: userId, routingId: routingId)
+                continue
+            }
             let decoded: AgentMessage
             do {
                 decoded = try WireCodec.decodeAgentMessage(message.frames[1])
@@ -263,8 +280,22 @@ public actor Dispatcher {
             }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
-                sessions[environmentId] = Session(routingId: routingId, lastSeen: receivedAt, held: Set(hello.holding),
-                                                  edge: hello.edge, openCount: previous?.openCount ?? 0)
+                var session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
+                                      edge: hello.edge, openCount: previous?.openCount ?? 0)
+                if let previous, previous.routingId != routingId, previous.userId == userId {
+                    // Another connection with the same key: what the earlier one holds or has in flight
+                    // is not offered to this one (a copied data directory would run it twice). Results
+                    // and acks from either connection still count; jobs in flight go again after
+                    // `resendAfter` if nobody acknowledges them, as after any reconnect.
+                    session.held.formUnion(previous.held)
+                    session.inFlight = previous.inFlight
+                    if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
+                        lastSharedKeyWarning = .now
+                        logger.warning("two live connections use one environment's agent key; is a copy of an agent's data directory running on another host?",
+                                       metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)"])
+                    }
+                }
+                sessions[environmentId] = session
                 // An edge agent is only here for a check-in: its jobs wait for rounds.
                 if hello.edge { connectedAgents.remove(environmentId) } else { connectedAgents.insert(environmentId) }
                 if previous == nil {
@@ -499,6 +530,21 @@ public actor Dispatcher {
         }
     }
 
+    /// A message from a connection whose key is no longer its environment's: not believed. The
+    /// agent is told (it stops), and a session it still owned is dropped.
+    private func revoked(userId: String, routingId: [UInt8]) {
+        send(.error(code: "agent_revoked", message: "This agent's key is no longer enrolled: its environment was deleted or another agent enrolled in it. Enrol again with a new join token."),
+             to: routingId)
+        if let environmentId = sessions.first(where: { $0.value.userId == userId && $0.value.routingId == routingId })?.key {
+            drop(environmentId, reason: "its key is no longer enrolled")
+        }
+        if ContinuousClock.now - lastRevokedWarning > .seconds(10) {
+            lastRevokedWarning = .now
+            logger.warning("refused a message from an agent whose key is no longer enrolled",
+                           metadata: ["env.id": "\(userId.split(separator: " ").first ?? "")"])
+        }
+    }
+
     private func drop(_ environmentId: String, reason: String) {
         connectedAgents.remove(environmentId)
         guard sessions.removeValue(forKey: environmentId) != nil else { return }
@@ -507,6 +553,8 @@ public actor Dispatcher {
 
     private var lastTouch = ContinuousClock.now
     private var lastLagWarning = ContinuousClock.now - .seconds(60)
+    private var lastRevokedWarning = ContinuousClock.now - .seconds(60)
+    private var lastSharedKeyWarning = ContinuousClock.now - .seconds(120)
     /// Agent messages handled since the heap was last trimmed (`MemoryTrim`), and when that was.
     private var handledSinceTrim = 0
     private var lastTrim = ContinuousClock.now
@@ -546,6 +594,13 @@ public actor Dispatcher {
     /// Forgets an environment's connection (its keys were removed).
     public func forget(environmentId: String) {
         drop(environmentId, reason: "its agent key was removed")
+    }
+
+    /// Drops an environment's session if its connection's key is no longer the environment's
+    /// (another agent enrolled): nothing more goes to it, and its next message is answered `agent_revoked`.
+    public func revalidate(environmentId: String) {
+        guard let session = sessions[environmentId], keys.environment(forUserId: session.userId) != environmentId else { return }
+        drop(environmentId, reason: "another agent enrolled in its environment")
     }
 }
 
