@@ -332,8 +332,15 @@ public actor AgentRuntime {
             do {
                 try journal.hold(spec)
             } catch {
-                // Not acknowledged, so the server sends it again.
-                logger.error("could not store a job", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+                // A job the agent cannot keep is not run (a crash would lose it, or run it twice);
+                // left unanswered, the server would send it again every few seconds forever. It
+                // fails instead, and the result is resent until acknowledged like any other (kept
+                // in memory only: the journal is what failed).
+                logger.error("could not store a job; it fails", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+                let result = JobResult(jobId: spec.id, state: .failed, error: JobError(
+                    code: "agent_storage", message: "The agent could not write the job to its journal (\(error)); free space or fix the permissions of its data directory, then deploy again."))
+                unacknowledged[spec.id] = (result, .now)
+                send(.result(result))
                 return
             }
             send(.ack(jobId: spec.id))
