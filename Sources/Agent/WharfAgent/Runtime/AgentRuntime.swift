@@ -481,6 +481,9 @@ public enum WharfAgentVersion {
 
 /// Collects jobs' output lines between flushes, bounded per job.
 ///
+/// A flush sends a job's lines in chunks of at most `maxChunkBytes` on the wire, far under the
+/// server's `WireCodec.maxFrameBytes`: a larger frame would make the server drop the connection.
+///
 /// A job's chunks are numbered from `base`, the time this buffer was made in microseconds (in
 /// milliseconds' steps): the server keeps one chunk per number, so a job run again after a restart
 /// must not reuse the numbers of its first run, whose chunks it already has — and its chunks sort
@@ -492,6 +495,11 @@ final class LogBuffer: Sendable {
     }
     private let state = Mutex(State())
     private let maxPendingLines = 2000
+    /// The most UTF-8 bytes kept of one line (as well as 4096 characters: one character can be many bytes).
+    static let maxLineBytes = 16 << 10
+    /// A chunk's lines take at most this many bytes as JSON (`WireCodec.encodedLength(of:)`), unless
+    /// one line alone does (at most 6 × `maxLineBytes`).
+    static let maxChunkBytes = 1 << 20
     let base: Int
 
     init(base: Int = Int(Date().timeIntervalSince1970 * 1000) * 1000) {
@@ -501,9 +509,20 @@ final class LogBuffer: Sendable {
     func append(_ line: String, to jobId: String) {
         state.withLock { state in
             if state.lines[jobId, default: []].count < maxPendingLines {
-                state.lines[jobId, default: []].append(String(line.prefix(4096)))
+                state.lines[jobId, default: []].append(Self.truncated(line))
             }
         }
+    }
+
+    /// A line cut to 4096 characters and `maxLineBytes` bytes, at a character boundary.
+    static func truncated(_ line: String) -> String {
+        var kept = Substring(line.prefix(4096))
+        while kept.utf8.count > maxLineBytes {
+            let over = kept.utf8.count - maxLineBytes
+            // Drop about as many characters as bytes over (at least one each time).
+            kept = kept.dropLast(max(1, over / 4))
+        }
+        return String(kept)
     }
 
     var isEmpty: Bool { state.withLock { $0.lines.isEmpty } }
@@ -512,9 +531,21 @@ final class LogBuffer: Sendable {
         state.withLock { state in
             var chunks: [LogChunk] = []
             for (jobId, lines) in state.lines where !lines.isEmpty {
-                let seq = state.seq[jobId, default: base]
-                state.seq[jobId] = seq + 1
-                chunks.append(LogChunk(jobId: jobId, seq: seq, lines: lines))
+                var start = 0
+                var bytes = 0
+                func emit(_ end: Int) {
+                    let seq = state.seq[jobId, default: base]
+                    state.seq[jobId] = seq + 1
+                    chunks.append(LogChunk(jobId: jobId, seq: seq, lines: Array(lines[start..<end])))
+                    start = end
+                    bytes = 0
+                }
+                for (index, line) in lines.enumerated() {
+                    let size = WireCodec.encodedLength(of: line) + 1
+                    if index > start, bytes + size > Self.maxChunkBytes { emit(index) }
+                    bytes += size
+                }
+                emit(lines.count)
             }
             state.lines.removeAll()
             return chunks

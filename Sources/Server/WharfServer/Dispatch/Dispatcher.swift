@@ -39,7 +39,6 @@ public actor Dispatcher {
         /// The connection's ZAP User-Id: its environment and key (`AgentKeyRegistry.userId`).
         var userId: String
         /// When the agent's last message was read off the socket (not when it was handled).
-        /// When the agent's last message was read off the socket (not when it was handled).
         var lastSeen: ContinuousClock.Instant
         var held: Set<String>
         var inFlight: [String: ContinuousClock.Instant] = [:]
@@ -257,7 +256,7 @@ public actor Dispatcher {
         var work = AgentBatch()
         // Which connections' keys are still current, under one lock for the whole batch.
         let current = keys.environments(forUserIds: Set(batch.messages.compactMap(\.userId)))
-        var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
+        var resultRoutes: [[UInt8]?] = []  // Where each of `work.results` came from.
         var welcomes: [(environmentId: String, routingId: [UInt8])] = []
         var touched: Set<String> = []
         for (message, receivedAt) in zip(batch.messages, batch.receivedAt) {
@@ -347,41 +346,7 @@ public actor Dispatcher {
         do {
             // A stack's next job, if queued, is claimed as the result before it is stored.
             let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
-            for (index, stored) in outcome.results.enumerated() {
-                let result = work.results[index].result
-                let environmentId = work.results[index].environmentId
-                switch stored {
-                case .stored(let job, let ended):
-                    sessions[environmentId]?.held.remove(result.jobId)
-                    sessions[environmentId]?.inFlight[result.jobId] = nil
-                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
-                    // A round only when something may go now: the stack's next job (`nextJobs`, below),
-                    // heads left by a full round, or an edge agent's count of what is pending.
-                    if let session = sessions[environmentId] {
-                        if ended { sessions[environmentId]?.openCount = max(0, session.openCount - 1) }
-                        if session.full || session.edge { touched.insert(environmentId) }
-                    }
-                    if ended {
-                        logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
-                                                               "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
-                        for observer in finishObservers.values { observer(job) }
-                    }
-                case .unknown:
-                    // Not a job of this environment: acknowledge so the agent stops resending, and say why.
-                    logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
-                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
-                case .failed(let message):
-                    // Not acknowledged: the agent keeps the result and sends it again.
-                    logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(message)"])
-                }
-            }
-            for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
-            touched.formUnion(outcome.nextJobs)
-            if !outcome.claimed.isEmpty {
-                post { inbox in
-                    inbox.claimed.append(contentsOf: outcome.claimed.map { Claimed(environmentId: $0.environmentId, spec: $0.spec, new: false) })
-                }
-            }
+            touched.formUnion(absorb(outcome, of: work, routes: resultRoutes))
         } catch {
             // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
             logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
@@ -392,6 +357,77 @@ public actor Dispatcher {
         }
         // The round goes to the run loop: the next batch (results waiting to be stored) does not wait for it.
         notifyQueued(environmentIds: touched)
+    }
+
+    /// Takes in what the store made of a batch's results: acknowledges each stored one to the
+    /// connection it came from (`routes`, nil for a result the server made itself), tells the
+    /// finish observers, and hands the stacks' next jobs to the run loop. Returns the environments
+    /// that need a dispatch round.
+    private func absorb(_ outcome: AgentBatchOutcome, of work: AgentBatch, routes: [[UInt8]?]) -> Set<String> {
+        var touched: Set<String> = []
+        for (index, stored) in outcome.results.enumerated() {
+            let result = work.results[index].result
+            let environmentId = work.results[index].environmentId
+            switch stored {
+            case .stored(let job, let ended):
+                sessions[environmentId]?.held.remove(result.jobId)
+                sessions[environmentId]?.inFlight[result.jobId] = nil
+                if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
+                // A round only when something may go now: the stack's next job (`nextJobs`, below),
+                // heads left by a full round, or an edge agent's count of what is pending.
+                if let session = sessions[environmentId] {
+                    if ended { sessions[environmentId]?.openCount = max(0, session.openCount - 1) }
+                    if session.full || session.edge { touched.insert(environmentId) }
+                }
+                if ended {
+                    logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
+                                                           "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
+                    for observer in finishObservers.values { observer(job) }
+                }
+            case .unknown:
+                // Not a job of this environment: acknowledge so the agent stops resending, and say why.
+                logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
+                if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
+            case .failed(let message):
+                // Not acknowledged: the agent keeps the result and sends it again.
+                logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(message)"])
+            }
+        }
+        for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
+        touched.formUnion(outcome.nextJobs)
+        if !outcome.claimed.isEmpty {
+            post { inbox in
+                inbox.claimed.append(contentsOf: outcome.claimed.map { Claimed(environmentId: $0.environmentId, spec: $0.spec, new: false) })
+            }
+        }
+        return touched
+    }
+
+    /// A job frame is sent only if the agent's socket can take it (`ZMQ_MAXMSGSIZE` is
+    /// `WireCodec.maxFrameBytes`; CURVE adds a few dozen bytes to each frame): a larger one would
+    /// drop the agent's connection, and after its reconnect the job would go again, forever.
+    static let maxJobFrameBytes = WireCodec.maxFrameBytes - 4096
+
+    /// Ends jobs too large to send `failed` (`job_too_large`), through the path an agent's result takes.
+    private func failTooLarge(_ jobs: [(environmentId: String, jobId: String, bytes: Int)]) async {
+        var work = AgentBatch()
+        for job in jobs {
+            sessions[job.environmentId]?.inFlight[job.jobId] = nil
+            logger.error("a job is too large to send to its agent; it fails",
+                         metadata: ["job.id": "\(job.jobId)", "env.id": "\(job.environmentId)", "bytes": "\(job.bytes)"])
+            work.results.append(.init(result: JobResult(jobId: job.jobId, state: .failed, error: JobError(
+                code: "job_too_large",
+                message: "The job is \(job.bytes) bytes on the link, over the \(Self.maxJobFrameBytes) an agent accepts: make the stack's env or compose file smaller.")),
+                environmentId: job.environmentId))
+        }
+        do {
+            let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
+            notifyQueued(environmentIds: absorb(outcome, of: work, routes: Array(repeating: nil, count: work.results.count)))
+        } catch {
+            // Still `dispatched`: the tick's next round finds it again.
+            logger.error("could not fail a job too large to send", metadata: ["jobs": "\(jobs.count)", "error": "\(error)"])
+            for job in jobs { sessions[job.environmentId]?.unsent = true }
+        }
     }
 
     /// Calls `observer` for every job that ends from now on; returns a token for `removeObserver`.
@@ -459,6 +495,7 @@ public actor Dispatcher {
         // or acknowledged meanwhile.
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        var tooLarge: [(environmentId: String, jobId: String, bytes: Int)] = []
         let capacities = Dictionary(requests.map { ($0.environmentId, $0.capacity) }, uniquingKeysWith: { $1 })
         for claim in claims {
             guard let session = sessions[claim.environmentId] else { continue }
@@ -469,12 +506,18 @@ public actor Dispatcher {
             for spec in claim.jobs where !session.held.contains(spec.id) && !(session.inFlight[spec.id].map { $0 > now } ?? false) {
                 // In flight from now, so that jobs handed over meanwhile (`send(claimed:)`) skip it.
                 sessions[claim.environmentId]?.inFlight[spec.id] = now
-                messages.append([session.routingId, WireCodec.encode(.job(spec))])
+                let frame = WireCodec.encode(.job(spec))
+                guard frame.count <= Self.maxJobFrameBytes else {
+                    tooLarge.append((claim.environmentId, spec.id, frame.count))
+                    continue
+                }
+                messages.append([session.routingId, frame])
                 sent.append((claim.environmentId, spec.id, session.routingId))
             }
         }
         let outcomes = await channel.send(batch: messages)
         record(outcomes, of: sent, at: ContinuousClock.now)
+        if !tooLarge.isEmpty { await failTooLarge(tooLarge) }
     }
 
     /// Sends jobs the store claimed when it queued them (`handOver`) or stored the result before
@@ -486,6 +529,7 @@ public actor Dispatcher {
         let now = ContinuousClock.now
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        var tooLarge: [(environmentId: String, jobId: String, bytes: Int)] = []
         for claim in claimed {
             let (environmentId, spec) = (claim.environmentId, claim.spec)
             guard var session = sessions[environmentId] else { continue }
@@ -498,14 +542,21 @@ public actor Dispatcher {
             } else {
                 // In flight from now, so that a round running while this send waits does not send it too.
                 session.inFlight[spec.id] = now
-                messages.append([session.routingId, WireCodec.encode(.job(spec))])
-                sent.append((environmentId, spec.id, session.routingId))
+                let frame = WireCodec.encode(.job(spec))
+                if frame.count <= Self.maxJobFrameBytes {
+                    messages.append([session.routingId, frame])
+                    sent.append((environmentId, spec.id, session.routingId))
+                } else {
+                    tooLarge.append((environmentId, spec.id, frame.count))
+                }
             }
             sessions[environmentId] = session
         }
-        guard !messages.isEmpty else { return }
-        let outcomes = await channel.send(batch: messages)
-        record(outcomes, of: sent, at: ContinuousClock.now)
+        if !messages.isEmpty {
+            let outcomes = await channel.send(batch: messages)
+            record(outcomes, of: sent, at: ContinuousClock.now)
+        }
+        if !tooLarge.isEmpty { await failTooLarge(tooLarge) }
     }
 
     /// Notes what became of jobs handed to the socket.
