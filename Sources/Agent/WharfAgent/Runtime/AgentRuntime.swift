@@ -85,8 +85,9 @@ public actor AgentRuntime {
     /// jobs not started, or cut short, stay in the journal and run at the next start.
     ///
     /// Throws ``AgentRevokedError`` when the server says this agent's key is no longer enrolled
-    /// (another agent enrolled in its environment, or the environment was deleted): running jobs
-    /// are cancelled at once, since the server no longer believes their results.
+    /// (another agent enrolled in its environment, or the environment was deleted), once its
+    /// running jobs have ended as at a stop (the server no longer believes their results, but a
+    /// deploy cut short would leave its stack half-deployed on this node).
     public func run() async throws {
         await refreshEngineInfo()
         // The server never asks again for a job whose result it acknowledged a month ago.
@@ -254,7 +255,7 @@ public actor AgentRuntime {
     }
 
     private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
-        if revoked != nil { return true }
+        if revoked != nil { return stopped() }
         if !welcomed {
             // A server that does not answer is tried again at the next check-in.
             return ContinuousClock.now - started > configuration.serverTimeout
@@ -302,9 +303,11 @@ public actor AgentRuntime {
         case .error(AgentRevokedError.code, let text):
             guard revoked == nil else { return }
             revoked = AgentRevokedError(message: text)
-            logger.error("the server no longer accepts this agent's key: stopping; enrol it again with a new join token",
-                         metadata: ["message": "\(text)", "jobs.cancelled": "\(running.count)"])
-            for task in running.values { task.cancel() }
+            // No new job starts; a deploy already running finishes (or rolls back) as at a SIGTERM,
+            // rather than being cut short with the stack half-deployed on this node.
+            logger.error("the server no longer accepts this agent's key: stopping once running jobs end; enrol it again with a new join token",
+                         metadata: ["message": "\(text)", "jobs.running": "\(running.count)"])
+            beginStop()
         case .error(let code, let text):
             logger.warning("server reported an error", metadata: ["code": "\(code)", "message": "\(text)"])
         }
@@ -433,7 +436,6 @@ public actor AgentRuntime {
     /// away), or the grace period is over — then running jobs are cancelled first, which tears down
     /// their compose children, and given a few seconds to end.
     private func stopped() -> Bool {
-        if revoked != nil { return true }
         guard var stop = stopping else { return false }
         let now = ContinuousClock.now
         if running.isEmpty {
