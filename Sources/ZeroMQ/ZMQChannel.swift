@@ -73,6 +73,11 @@ public final class ZMQChannel: Sendable {
     private let deferrable: (@Sendable (ZMQMessage) -> Bool)?
     private let deferLimit: Duration
     private let maxBatch: Int
+    /// The most messages the thread reads per wake-up before it sends what is queued again.
+    private let maxReadsPerWake: Int
+    /// A batched channel stops reading while its inbox holds this many: libzmq's receive
+    /// high-water mark then pushes back on the peers, instead of the inbox growing without end.
+    private let inboxLimit: Int
 
     /// Creates a socket, lets `configure` set options and bind or connect it, then starts its thread.
     ///
@@ -82,12 +87,18 @@ public final class ZMQChannel: Sendable {
     /// On a batched channel, messages for which `deferrable` says yes do not wake a waiting consumer
     /// by themselves: they are handed over with the next message that may not wait, or when the
     /// oldest of them has waited `deferLimit` (a consumer that comes looking takes them at once).
+    ///
+    /// The thread reads at most `4 × maxBatch` messages per wake-up, then handles queued sends
+    /// before it reads on, so a flood of incoming messages does not hold replies back. A batched
+    /// channel holds at most `inboxLimit` messages (default `64 × maxBatch`) that the consumer
+    /// has not taken; past that it leaves them in libzmq, whose high-water marks push back.
     public init(
         context: ZMQContext,
         type: ZMQSocketType,
         monitor: Bool = false,
         batched: Bool = false,
         maxBatch: Int = 1024,
+        inboxLimit: Int? = nil,
         deferrable: (@Sendable (ZMQMessage) -> Bool)? = nil,
         deferLimit: Duration = .milliseconds(100),
         name: String = "zmq-channel",
@@ -120,6 +131,8 @@ public final class ZMQChannel: Sendable {
         self.deferrable = deferrable
         self.deferLimit = deferLimit
         self.maxBatch = max(1, maxBatch)
+        self.maxReadsPerWake = 4 * max(1, maxBatch)
+        self.inboxLimit = max(1, inboxLimit ?? 64 * max(1, maxBatch))
         if monitorSocket == nil { eventsContinuation.finish() }
         if batched { incomingContinuation.finish() } else { inboxSignalsContinuation.finish() }
 
@@ -216,21 +229,32 @@ public final class ZMQChannel: Sendable {
         inbox.withLock { inbox in inbox.signalled ? nil : inbox.receivedAt.first }
     }
 
+    /// Messages a batched channel has read that its consumer has not taken yet.
+    public var inboxCount: Int { inbox.withLock { $0.messages.count } }
+
     /// Up to `maxBatch` of the messages waiting in the inbox, oldest first; nil when it is empty.
+    /// Wakes the thread if the inbox was full, so that it reads again.
     private func takeInbox() -> ZMQBatch? {
-        inbox.withLock { inbox -> ZMQBatch? in
-            guard !inbox.messages.isEmpty else { return nil }
-            let count = min(maxBatch, inbox.messages.count)
-            if count == inbox.messages.count {
-                defer { inbox = Inbox() }
-                return ZMQBatch(messages: inbox.messages, receivedAt: inbox.receivedAt)
-            }
-            defer {
-                inbox.messages.removeFirst(count)
-                inbox.receivedAt.removeFirst(count)
-            }
-            return ZMQBatch(messages: Array(inbox.messages[..<count]), receivedAt: Array(inbox.receivedAt[..<count]))
+        let (batch, wasFull) = inbox.withLock { inbox -> (ZMQBatch?, Bool) in
+            let wasFull = inbox.messages.count >= inboxLimit
+            return (Self.take(&inbox, upTo: maxBatch), wasFull)
         }
+        if wasFull { wake() }
+        return batch
+    }
+
+    private static func take(_ inbox: inout Inbox, upTo maxBatch: Int) -> ZMQBatch? {
+        guard !inbox.messages.isEmpty else { return nil }
+        let count = min(maxBatch, inbox.messages.count)
+        if count == inbox.messages.count {
+            defer { inbox = Inbox() }
+            return ZMQBatch(messages: inbox.messages, receivedAt: inbox.receivedAt)
+        }
+        defer {
+            inbox.messages.removeFirst(count)
+            inbox.receivedAt.removeFirst(count)
+        }
+        return ZMQBatch(messages: Array(inbox.messages[..<count]), receivedAt: Array(inbox.receivedAt[..<count]))
     }
 
     private func wake() {
@@ -252,9 +276,14 @@ public final class ZMQChannel: Sendable {
             items[2].events = Int16(ZMQ_POLLIN)
         }
         var failure: ZMQError?
+        // The last wake-up stopped reading at `maxReadsPerWake`: more may be waiting.
+        var moreToRead = false
         loop: while true {
+            // A full inbox is not added to until the consumer takes from it (`takeInbox` wakes us).
+            let room = batched ? inboxLimit - inbox.withLock { $0.messages.count } : maxReadsPerWake
+            items[0].events = room > 0 ? Int16(ZMQ_POLLIN) : 0
             // Messages held back (`deferrable`) are handed over when the oldest has waited `deferLimit`.
-            var timeout = 1000
+            var timeout = moreToRead && room > 0 ? 0 : 1000
             if deferrable != nil, let oldest = deferredSince() {
                 let left = deferLimit - (ContinuousClock.now - oldest)
                 let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
@@ -307,9 +336,11 @@ public final class ZMQChannel: Sendable {
             do {
                 if batched {
                     var received: [ZMQMessage] = []
-                    while let message = try socket.receive(dontWait: true) {
+                    let cap = min(maxReadsPerWake, max(0, room))
+                    while received.count < cap, let message = try socket.receive(dontWait: true) {
                         received.append(message)
                     }
+                    moreToRead = cap > 0 && received.count == cap
                     // Without `deferrable` nothing is ever held back: only a wake-up that read something looks.
                     let now = ContinuousClock.now
                     let urgent = deferrable.map { deferrable in received.contains { !deferrable($0) } } ?? !received.isEmpty
@@ -323,9 +354,12 @@ public final class ZMQChannel: Sendable {
                     }
                     if signal { inboxSignalsContinuation.yield() }
                 } else {
-                    while let message = try socket.receive(dontWait: true) {
+                    var count = 0
+                    while count < maxReadsPerWake, let message = try socket.receive(dontWait: true) {
                         incomingContinuation.yield(message)
+                        count += 1
                     }
+                    moreToRead = count == maxReadsPerWake
                 }
                 if let monitorSocket {
                     while let message = try monitorSocket.receive(dontWait: true) {

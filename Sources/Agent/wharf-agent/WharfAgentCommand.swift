@@ -102,6 +102,16 @@ struct WharfAgentCommand: AsyncParsableCommand {
         let runtime = AgentRuntime(configuration: configuration, engine: engine,
                                    journal: try JobJournal(dataDirectory: directory.url),
                                    context: try ZMQContext(), logger: logger)
-        try await runUntilSignalled(runtime, logger: logger)
+        do {
+            try await runUntilSignalled(runtime, logger: logger)
+        } catch let error as AgentRevokedError {
+            // Not a crash to restart from: the unit's RestartPreventExitStatus=78 keeps systemd from looping.
+            logger.critical("this agent's key was revoked; it will not reconnect. Remove the data directory's identity.json and agent.key and start it once with --join and a new join token",
+                            metadata: ["message": "\(error.message)", "exit": "78"])
+            throw ExitCode(Self.revokedExitStatus)
+        }
     }
+
+    /// The exit status after `agent_revoked`: EX_CONFIG, which the systemd unit does not restart.
+    static let revokedExitStatus: Int32 = 78
 }

@@ -18,6 +18,21 @@ public enum WireCodec {
     /// The largest frame either side accepts.
     public static let maxFrameBytes = 4 << 20
 
+    /// The bytes `text` takes as a JSON string in a frame, quotes included: `"`, `\\`, `/` and the
+    /// short control escapes take 2 bytes, other control characters 6 (`\u00XX`), the rest their
+    /// UTF-8. Lets a sender keep a frame under `maxFrameBytes` without encoding it first.
+    public static func encodedLength(of text: String) -> Int {
+        var length = 2
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: length += 2
+            case 0..<0x20: length += 6
+            default: length += 1
+            }
+        }
+        return length
+    }
+
     private struct Envelope<Body: Codable>: Codable {
         var v: Int
         var type: String

@@ -68,10 +68,10 @@ final class LinkHarness: Sendable {
         return job
     }
 
-    /// An in-process agent with a simulated engine.
+    /// An in-process agent with a simulated engine (or `engine`, if given).
     func agent(keys pair: CurveKeyPair, delay: Duration = .zero, journal: URL? = nil, dataDirectory: URL? = nil,
                edge: Bool = false, checkin: Duration = .seconds(1), endpoint: String? = nil,
-               serverTimeout: Duration? = nil) throws -> (AgentRuntime, Task<Void, any Error>) {
+               serverTimeout: Duration? = nil, engine: (any ContainerEngine)? = nil) throws -> (AgentRuntime, Task<Void, any Error>) {
         var configuration = AgentRuntime.Configuration(endpoint: endpoint ?? dispatcher.endpoint, serverKey: serverKeys.publicKey,
                                                        keyPair: pair, hostname: "agent-test")
         if let serverTimeout { configuration.serverTimeout = serverTimeout }
@@ -81,7 +81,7 @@ final class LinkHarness: Sendable {
         var logger = Logger(label: "test-agent")
         logger.logLevel = .warning
         let data = dataDirectory ?? directory.appendingPathComponent("agent-\(UUID().uuidString)")
-        let runtime = AgentRuntime(configuration: configuration, engine: SimulatedEngine(delay: delay, journal: journal),
+        let runtime = AgentRuntime(configuration: configuration, engine: engine ?? SimulatedEngine(delay: delay, journal: journal),
                                    journal: try JobJournal(dataDirectory: data), context: context, logger: logger)
         let task = Task { try await runtime.run() }
         return (runtime, task)

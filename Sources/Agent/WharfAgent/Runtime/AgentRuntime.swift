@@ -61,6 +61,8 @@ public actor AgentRuntime {
     private var running: [String: Task<Void, Never>] = [:]
     /// Set once the agent is told to stop: no job starts after that.
     private var stopping: Stopping?
+    /// Set when the server says this agent's key is no longer enrolled: `run` stops and throws it.
+    private var revoked: AgentRevokedError?
 
     private struct Stopping {
         var deadline: ContinuousClock.Instant
@@ -81,6 +83,11 @@ public actor AgentRuntime {
     /// Runs until the task is cancelled. Cancelled, a connected agent starts no more jobs, lets
     /// those running finish and report (up to ``Configuration/stopGracePeriod``), then returns;
     /// jobs not started, or cut short, stay in the journal and run at the next start.
+    ///
+    /// Throws ``AgentRevokedError`` when the server says this agent's key is no longer enrolled
+    /// (another agent enrolled in its environment, or the environment was deleted), once its
+    /// running jobs have ended as at a stop (the server no longer believes their results, but a
+    /// deploy cut short would leave its stack half-deployed on this node).
     public func run() async throws {
         await refreshEngineInfo()
         // The server never asks again for a job whose result it acknowledged a month ago.
@@ -104,6 +111,7 @@ public actor AgentRuntime {
             }
         }
         await disconnect()
+        if let revoked { throw revoked }
     }
 
     // MARK: Connection
@@ -240,12 +248,14 @@ public actor AgentRuntime {
                 return await self.edgeCheckInDone(since: started)
             })
             await disconnect()
+            if revoked != nil { return }
             logger.info("edge check-in done", metadata: ["next.in": "\(configuration.checkinInterval)"])
             try await Task.sleep(for: configuration.checkinInterval)
         }
     }
 
     private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
+        if revoked != nil { return stopped() }
         if !welcomed {
             // A server that does not answer is tried again at the next check-in.
             return ContinuousClock.now - started > configuration.serverTimeout
@@ -290,6 +300,14 @@ public actor AgentRuntime {
             if configuration.edge { lastPing = .now - .seconds(60) }
         case .cancel(let id):
             logger.info("server cancelled a job", metadata: ["job.id": "\(id)"])
+        case .error(AgentRevokedError.code, let text):
+            guard revoked == nil else { return }
+            revoked = AgentRevokedError(message: text)
+            // No new job starts; a deploy already running finishes (or rolls back) as at a SIGTERM,
+            // rather than being cut short with the stack half-deployed on this node.
+            logger.error("the server no longer accepts this agent's key: stopping once running jobs end; enrol it again with a new join token",
+                         metadata: ["message": "\(text)", "jobs.running": "\(running.count)"])
+            beginStop()
         case .error(let code, let text):
             logger.warning("server reported an error", metadata: ["code": "\(code)", "message": "\(text)"])
         }
@@ -317,8 +335,15 @@ public actor AgentRuntime {
             do {
                 try journal.hold(spec)
             } catch {
-                // Not acknowledged, so the server sends it again.
-                logger.error("could not store a job", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+                // A job the agent cannot keep is not run (a crash would lose it, or run it twice);
+                // left unanswered, the server would send it again every few seconds forever. It
+                // fails instead, and the result is resent until acknowledged like any other (kept
+                // in memory only: the journal is what failed).
+                logger.error("could not store a job; it fails", metadata: ["job.id": "\(spec.id)", "error": "\(error)"])
+                let result = JobResult(jobId: spec.id, state: .failed, error: JobError(
+                    code: "agent_storage", message: "The agent could not write the job to its journal (\(error)); free space or fix the permissions of its data directory, then deploy again."))
+                unacknowledged[spec.id] = (result, .now)
+                send(.result(result))
                 return
             }
             send(.ack(jobId: spec.id))
@@ -441,12 +466,25 @@ public actor AgentRuntime {
     public var isWelcomed: Bool { welcomed }
 }
 
+/// The server no longer accepts this agent's key (wire error `agent_revoked`): its environment
+/// was deleted, or another agent enrolled in it. Fatal: the agent must enrol again.
+public struct AgentRevokedError: Error, Sendable, CustomStringConvertible {
+    /// The wire error code.
+    public static let code = "agent_revoked"
+    /// The server's explanation.
+    public var message: String
+    public var description: String { "\(Self.code): \(message)" }
+}
+
 /// This agent build's version.
 public enum WharfAgentVersion {
     public static let current = "0.1.0"
 }
 
 /// Collects jobs' output lines between flushes, bounded per job.
+///
+/// A flush sends a job's lines in chunks of at most `maxChunkBytes` on the wire, far under the
+/// server's `WireCodec.maxFrameBytes`: a larger frame would make the server drop the connection.
 ///
 /// A job's chunks are numbered from `base`, the time this buffer was made in microseconds (in
 /// milliseconds' steps): the server keeps one chunk per number, so a job run again after a restart
@@ -459,6 +497,11 @@ final class LogBuffer: Sendable {
     }
     private let state = Mutex(State())
     private let maxPendingLines = 2000
+    /// The most UTF-8 bytes kept of one line (as well as 4096 characters: one character can be many bytes).
+    static let maxLineBytes = 16 << 10
+    /// A chunk's lines take at most this many bytes as JSON (`WireCodec.encodedLength(of:)`), unless
+    /// one line alone does (at most 6 × `maxLineBytes`).
+    static let maxChunkBytes = 1 << 20
     let base: Int
 
     init(base: Int = Int(Date().timeIntervalSince1970 * 1000) * 1000) {
@@ -468,9 +511,20 @@ final class LogBuffer: Sendable {
     func append(_ line: String, to jobId: String) {
         state.withLock { state in
             if state.lines[jobId, default: []].count < maxPendingLines {
-                state.lines[jobId, default: []].append(String(line.prefix(4096)))
+                state.lines[jobId, default: []].append(Self.truncated(line))
             }
         }
+    }
+
+    /// A line cut to 4096 characters and `maxLineBytes` bytes, at a character boundary.
+    static func truncated(_ line: String) -> String {
+        var kept = Substring(line.prefix(4096))
+        while kept.utf8.count > maxLineBytes {
+            let over = kept.utf8.count - maxLineBytes
+            // Drop about as many characters as bytes over (at least one each time).
+            kept = kept.dropLast(max(1, over / 4))
+        }
+        return String(kept)
     }
 
     var isEmpty: Bool { state.withLock { $0.lines.isEmpty } }
@@ -479,9 +533,21 @@ final class LogBuffer: Sendable {
         state.withLock { state in
             var chunks: [LogChunk] = []
             for (jobId, lines) in state.lines where !lines.isEmpty {
-                let seq = state.seq[jobId, default: base]
-                state.seq[jobId] = seq + 1
-                chunks.append(LogChunk(jobId: jobId, seq: seq, lines: lines))
+                var start = 0
+                var bytes = 0
+                func emit(_ end: Int) {
+                    let seq = state.seq[jobId, default: base]
+                    state.seq[jobId] = seq + 1
+                    chunks.append(LogChunk(jobId: jobId, seq: seq, lines: Array(lines[start..<end])))
+                    start = end
+                    bytes = 0
+                }
+                for (index, line) in lines.enumerated() {
+                    let size = WireCodec.encodedLength(of: line) + 1
+                    if index > start, bytes + size > Self.maxChunkBytes { emit(index) }
+                    bytes += size
+                }
+                emit(lines.count)
             }
             state.lines.removeAll()
             return chunks

@@ -16,6 +16,8 @@ public struct ComposeError: Error, Sendable, CustomStringConvertible {
         case invalidTag = "invalid_tag"
         /// A deployment plan names a service the compose file does not have.
         case unknownService = "unknown_service"
+        /// A stack's env would be too large for its jobs to reach the agent (`StackLimits`).
+        case stackTooLarge = "stack_too_large"
     }
 
     /// The kind of failure.

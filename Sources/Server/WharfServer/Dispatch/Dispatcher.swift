@@ -10,7 +10,15 @@ import ZeroMQ
 /// Delivery is at-least-once over a durable job table: a job is sent while its agent is connected
 /// and it is the oldest unfinished job of its stack; it is sent again after a reconnect or when
 /// the agent has not acknowledged it in `resendAfter`. Agents drop repeats by job id. Identity
-/// comes only from the ZAP handler's User-Id (the authenticated key), never from the agent.
+/// comes only from the ZAP handler's User-Id (the authenticated key), never from the agent, and is
+/// checked against the key registry on every message: a connection whose key is no longer its
+/// environment's (enrolled again, or the environment deleted) is answered `agent_revoked` and
+/// nothing else, even though libzmq keeps the connection open.
+///
+/// Two connections with the same current key (an agent restarted before its old connection timed
+/// out, or a copied data directory running on a second host): the last hello owns the session,
+/// but it inherits the jobs the earlier connection holds or has in flight, so a hello never makes
+/// a job go out a second time to another connection.
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s".
     public struct Timing: Sendable {
@@ -28,6 +36,8 @@ public actor Dispatcher {
 
     struct Session {
         var routingId: [UInt8]
+        /// The connection's ZAP User-Id: its environment and key (`AgentKeyRegistry.userId`).
+        var userId: String
         /// When the agent's last message was read off the socket (not when it was handled).
         var lastSeen: ContinuousClock.Instant
         var held: Set<String>
@@ -244,15 +254,21 @@ public actor Dispatcher {
         }
         handledSinceTrim += batch.messages.count
         var work = AgentBatch()
-        var resultRoutes: [[UInt8]] = []  // Where each of `work.results` came from.
+        // Which connections' keys are still current, under one lock for the whole batch.
+        let current = keys.environments(forUserIds: Set(batch.messages.compactMap(\.userId)))
+        var resultRoutes: [[UInt8]?] = []  // Where each of `work.results` came from.
         var welcomes: [(environmentId: String, routingId: [UInt8])] = []
         var touched: Set<String> = []
         for (message, receivedAt) in zip(batch.messages, batch.receivedAt) {
-            guard message.frames.count == 2, let environmentId = message.userId, !environmentId.isEmpty else {
+            guard message.frames.count == 2, let userId = message.userId, !userId.isEmpty else {
                 logger.warning("dropped a frame set without an authenticated peer", metadata: ["frames": "\(message.frames.count)"])
                 continue
             }
             let routingId = message.frames[0]
+            guard let environmentId = current[userId] else {
+                revoked(userId: userId, routingId: routingId)
+                continue
+            }
             let decoded: AgentMessage
             do {
                 decoded = try WireCodec.decodeAgentMessage(message.frames[1])
@@ -263,8 +279,22 @@ public actor Dispatcher {
             }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
-                sessions[environmentId] = Session(routingId: routingId, lastSeen: receivedAt, held: Set(hello.holding),
-                                                  edge: hello.edge, openCount: previous?.openCount ?? 0)
+                var session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
+                                      edge: hello.edge, openCount: previous?.openCount ?? 0)
+                if let previous, previous.routingId != routingId, previous.userId == userId {
+                    // Another connection with the same key: what the earlier one holds or has in flight
+                    // is not offered to this one (a copied data directory would run it twice). Results
+                    // and acks from either connection still count; jobs in flight go again after
+                    // `resendAfter` if nobody acknowledges them, as after any reconnect.
+                    session.held.formUnion(previous.held)
+                    session.inFlight = previous.inFlight
+                    if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
+                        lastSharedKeyWarning = .now
+                        logger.warning("two live connections use one environment's agent key; is a copy of an agent's data directory running on another host?",
+                                       metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)"])
+                    }
+                }
+                sessions[environmentId] = session
                 // An edge agent is only here for a check-in: its jobs wait for rounds.
                 if hello.edge { connectedAgents.remove(environmentId) } else { connectedAgents.insert(environmentId) }
                 if previous == nil {
@@ -316,41 +346,7 @@ public actor Dispatcher {
         do {
             // A stack's next job, if queued, is claimed as the result before it is stored.
             let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
-            for (index, stored) in outcome.results.enumerated() {
-                let result = work.results[index].result
-                let environmentId = work.results[index].environmentId
-                switch stored {
-                case .stored(let job, let ended):
-                    sessions[environmentId]?.held.remove(result.jobId)
-                    sessions[environmentId]?.inFlight[result.jobId] = nil
-                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
-                    // A round only when something may go now: the stack's next job (`nextJobs`, below),
-                    // heads left by a full round, or an edge agent's count of what is pending.
-                    if let session = sessions[environmentId] {
-                        if ended { sessions[environmentId]?.openCount = max(0, session.openCount - 1) }
-                        if session.full || session.edge { touched.insert(environmentId) }
-                    }
-                    if ended {
-                        logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
-                                                               "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
-                        for observer in finishObservers.values { observer(job) }
-                    }
-                case .unknown:
-                    // Not a job of this environment: acknowledge so the agent stops resending, and say why.
-                    logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
-                    send(.resultAck(jobId: result.jobId), to: resultRoutes[index])
-                case .failed(let message):
-                    // Not acknowledged: the agent keeps the result and sends it again.
-                    logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(message)"])
-                }
-            }
-            for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
-            touched.formUnion(outcome.nextJobs)
-            if !outcome.claimed.isEmpty {
-                post { inbox in
-                    inbox.claimed.append(contentsOf: outcome.claimed.map { Claimed(environmentId: $0.environmentId, spec: $0.spec, new: false) })
-                }
-            }
+            touched.formUnion(absorb(outcome, of: work, routes: resultRoutes))
         } catch {
             // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
             logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
@@ -361,6 +357,77 @@ public actor Dispatcher {
         }
         // The round goes to the run loop: the next batch (results waiting to be stored) does not wait for it.
         notifyQueued(environmentIds: touched)
+    }
+
+    /// Takes in what the store made of a batch's results: acknowledges each stored one to the
+    /// connection it came from (`routes`, nil for a result the server made itself), tells the
+    /// finish observers, and hands the stacks' next jobs to the run loop. Returns the environments
+    /// that need a dispatch round.
+    private func absorb(_ outcome: AgentBatchOutcome, of work: AgentBatch, routes: [[UInt8]?]) -> Set<String> {
+        var touched: Set<String> = []
+        for (index, stored) in outcome.results.enumerated() {
+            let result = work.results[index].result
+            let environmentId = work.results[index].environmentId
+            switch stored {
+            case .stored(let job, let ended):
+                sessions[environmentId]?.held.remove(result.jobId)
+                sessions[environmentId]?.inFlight[result.jobId] = nil
+                if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
+                // A round only when something may go now: the stack's next job (`nextJobs`, below),
+                // heads left by a full round, or an edge agent's count of what is pending.
+                if let session = sessions[environmentId] {
+                    if ended { sessions[environmentId]?.openCount = max(0, session.openCount - 1) }
+                    if session.full || session.edge { touched.insert(environmentId) }
+                }
+                if ended {
+                    logger.info("job finished", metadata: ["job.id": "\(job.id)", "stack.id": "\(job.stackId)",
+                                                           "env.id": "\(environmentId)", "state": "\(job.state.rawValue)"])
+                    for observer in finishObservers.values { observer(job) }
+                }
+            case .unknown:
+                // Not a job of this environment: acknowledge so the agent stops resending, and say why.
+                logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
+                if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
+            case .failed(let message):
+                // Not acknowledged: the agent keeps the result and sends it again.
+                logger.error("could not store a result", metadata: ["job.id": "\(result.jobId)", "error": "\(message)"])
+            }
+        }
+        for (environmentId, count) in outcome.openCounts { sessions[environmentId]?.openCount = count }
+        touched.formUnion(outcome.nextJobs)
+        if !outcome.claimed.isEmpty {
+            post { inbox in
+                inbox.claimed.append(contentsOf: outcome.claimed.map { Claimed(environmentId: $0.environmentId, spec: $0.spec, new: false) })
+            }
+        }
+        return touched
+    }
+
+    /// A job frame is sent only if the agent's socket can take it (`ZMQ_MAXMSGSIZE` is
+    /// `WireCodec.maxFrameBytes`; CURVE adds a few dozen bytes to each frame): a larger one would
+    /// drop the agent's connection, and after its reconnect the job would go again, forever.
+    static let maxJobFrameBytes = WireCodec.maxFrameBytes - 4096
+
+    /// Ends jobs too large to send `failed` (`job_too_large`), through the path an agent's result takes.
+    private func failTooLarge(_ jobs: [(environmentId: String, jobId: String, bytes: Int)]) async {
+        var work = AgentBatch()
+        for job in jobs {
+            sessions[job.environmentId]?.inFlight[job.jobId] = nil
+            logger.error("a job is too large to send to its agent; it fails",
+                         metadata: ["job.id": "\(job.jobId)", "env.id": "\(job.environmentId)", "bytes": "\(job.bytes)"])
+            work.results.append(.init(result: JobResult(jobId: job.jobId, state: .failed, error: JobError(
+                code: "job_too_large",
+                message: "The job is \(job.bytes) bytes on the link, over the \(Self.maxJobFrameBytes) an agent accepts: make the stack's env or compose file smaller.")),
+                environmentId: job.environmentId))
+        }
+        do {
+            let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
+            notifyQueued(environmentIds: absorb(outcome, of: work, routes: Array(repeating: nil, count: work.results.count)))
+        } catch {
+            // Still `dispatched`: the tick's next round finds it again.
+            logger.error("could not fail a job too large to send", metadata: ["jobs": "\(jobs.count)", "error": "\(error)"])
+            for job in jobs { sessions[job.environmentId]?.unsent = true }
+        }
     }
 
     /// Calls `observer` for every job that ends from now on; returns a token for `removeObserver`.
@@ -428,6 +495,7 @@ public actor Dispatcher {
         // or acknowledged meanwhile.
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        var tooLarge: [(environmentId: String, jobId: String, bytes: Int)] = []
         let capacities = Dictionary(requests.map { ($0.environmentId, $0.capacity) }, uniquingKeysWith: { $1 })
         for claim in claims {
             guard let session = sessions[claim.environmentId] else { continue }
@@ -438,12 +506,18 @@ public actor Dispatcher {
             for spec in claim.jobs where !session.held.contains(spec.id) && !(session.inFlight[spec.id].map { $0 > now } ?? false) {
                 // In flight from now, so that jobs handed over meanwhile (`send(claimed:)`) skip it.
                 sessions[claim.environmentId]?.inFlight[spec.id] = now
-                messages.append([session.routingId, WireCodec.encode(.job(spec))])
+                let frame = WireCodec.encode(.job(spec))
+                guard frame.count <= Self.maxJobFrameBytes else {
+                    tooLarge.append((claim.environmentId, spec.id, frame.count))
+                    continue
+                }
+                messages.append([session.routingId, frame])
                 sent.append((claim.environmentId, spec.id, session.routingId))
             }
         }
         let outcomes = await channel.send(batch: messages)
         record(outcomes, of: sent, at: ContinuousClock.now)
+        if !tooLarge.isEmpty { await failTooLarge(tooLarge) }
     }
 
     /// Sends jobs the store claimed when it queued them (`handOver`) or stored the result before
@@ -455,6 +529,7 @@ public actor Dispatcher {
         let now = ContinuousClock.now
         var messages: [[[UInt8]]] = []
         var sent: [(environmentId: String, jobId: String, routingId: [UInt8])] = []
+        var tooLarge: [(environmentId: String, jobId: String, bytes: Int)] = []
         for claim in claimed {
             let (environmentId, spec) = (claim.environmentId, claim.spec)
             guard var session = sessions[environmentId] else { continue }
@@ -467,14 +542,21 @@ public actor Dispatcher {
             } else {
                 // In flight from now, so that a round running while this send waits does not send it too.
                 session.inFlight[spec.id] = now
-                messages.append([session.routingId, WireCodec.encode(.job(spec))])
-                sent.append((environmentId, spec.id, session.routingId))
+                let frame = WireCodec.encode(.job(spec))
+                if frame.count <= Self.maxJobFrameBytes {
+                    messages.append([session.routingId, frame])
+                    sent.append((environmentId, spec.id, session.routingId))
+                } else {
+                    tooLarge.append((environmentId, spec.id, frame.count))
+                }
             }
             sessions[environmentId] = session
         }
-        guard !messages.isEmpty else { return }
-        let outcomes = await channel.send(batch: messages)
-        record(outcomes, of: sent, at: ContinuousClock.now)
+        if !messages.isEmpty {
+            let outcomes = await channel.send(batch: messages)
+            record(outcomes, of: sent, at: ContinuousClock.now)
+        }
+        if !tooLarge.isEmpty { await failTooLarge(tooLarge) }
     }
 
     /// Notes what became of jobs handed to the socket.
@@ -499,6 +581,21 @@ public actor Dispatcher {
         }
     }
 
+    /// A message from a connection whose key is no longer its environment's: not believed. The
+    /// agent is told (it stops), and a session it still owned is dropped.
+    private func revoked(userId: String, routingId: [UInt8]) {
+        send(.error(code: "agent_revoked", message: "This agent's key is no longer enrolled: its environment was deleted or another agent enrolled in it. Enrol again with a new join token."),
+             to: routingId)
+        if let environmentId = sessions.first(where: { $0.value.userId == userId && $0.value.routingId == routingId })?.key {
+            drop(environmentId, reason: "its key is no longer enrolled")
+        }
+        if ContinuousClock.now - lastRevokedWarning > .seconds(10) {
+            lastRevokedWarning = .now
+            logger.warning("refused a message from an agent whose key is no longer enrolled",
+                           metadata: ["env.id": "\(userId.split(separator: " ").first ?? "")"])
+        }
+    }
+
     private func drop(_ environmentId: String, reason: String) {
         connectedAgents.remove(environmentId)
         guard sessions.removeValue(forKey: environmentId) != nil else { return }
@@ -507,6 +604,8 @@ public actor Dispatcher {
 
     private var lastTouch = ContinuousClock.now
     private var lastLagWarning = ContinuousClock.now - .seconds(60)
+    private var lastRevokedWarning = ContinuousClock.now - .seconds(60)
+    private var lastSharedKeyWarning = ContinuousClock.now - .seconds(120)
     /// Agent messages handled since the heap was last trimmed (`MemoryTrim`), and when that was.
     private var handledSinceTrim = 0
     private var lastTrim = ContinuousClock.now
@@ -546,6 +645,13 @@ public actor Dispatcher {
     /// Forgets an environment's connection (its keys were removed).
     public func forget(environmentId: String) {
         drop(environmentId, reason: "its agent key was removed")
+    }
+
+    /// Drops an environment's session if its connection's key is no longer the environment's
+    /// (another agent enrolled): nothing more goes to it, and its next message is answered `agent_revoked`.
+    public func revalidate(environmentId: String) {
+        guard let session = sessions[environmentId], keys.environment(forUserId: session.userId) != environmentId else { return }
+        drop(environmentId, reason: "another agent enrolled in its environment")
     }
 }
 

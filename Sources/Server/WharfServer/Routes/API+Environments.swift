@@ -68,6 +68,8 @@ extension API {
                                       hostname: String((body.hostname ?? "").prefix(255)), version: String((body.version ?? "").prefix(64)))
             }
             keys.enrol(key: key, environmentId: environment.id)
+            // The agent enrolled before (if any) is no longer believed; stop sending it anything now.
+            await dispatcher.revalidate(environmentId: environment.id)
             context.logger.info("agent enrolled", metadata: ["env.id": "\(environment.id)", "agent.hostname": "\(body.hostname ?? "")"])
             return JSONBody(Enrolled(environmentId: environment.id, serverPublicKey: settings.serverPublicKey, endpoint: settings.agentEndpoint))
         }

@@ -41,6 +41,8 @@ extension API {
                            message: "The value of \(name) contains a NUL character, which no process environment can hold.")
         }
         do {
+            // A job of this env must fit in one link frame (checked before the cache, which keys on it).
+            try StackLimits.check(env: env)
             // Memoised: parsing YAML is the costliest step of a webhook call.
             return try ComposeCache.shared.resolve(compose, environment: env)
         } catch {

@@ -155,6 +155,8 @@ extension JobRequest {
         var images = Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 })
         let merged = env.merging(variables) { _, new in new }
         if merged != env {
+            // Joined calls each within the limit may still add up to more than it.
+            try StackLimits.check(env: merged)
             let before = try ComposeCache.shared.resolve(compose, environment: env).services
             for service in try ComposeCache.shared.resolve(compose, environment: merged).services
             where before.first(where: { $0.name == service.name })?.image != service.image {

@@ -173,6 +173,7 @@ extension SQLiteStore {
             try request.apply(to: &plan, env: &env, compose: compose)
         } else {
             env = (JSONColumn.decode([String: String].self, stackRow["env"]) ?? [:]).merging(request.variables) { _, new in new }
+            if !request.variables.isEmpty { try StackLimits.check(env: env) }
             plan = JobPlan(services: request.plan.sorted { $0.name < $1.name })
             compose = request.compose ?? stackRow["compose"]
         }

@@ -1,0 +1,132 @@
+import Foundation
+import Synchronization
+import Testing
+import WharfTestSupport
+import WharfAgent
+import WharfProtocol
+@testable import WharfServer
+import ZeroMQ
+
+/// An agent key stops counting the moment it is replaced or its environment deleted, even on a
+/// connection that stays open; and two connections with one key never both run a job.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct LinkKeyRevocationTests {
+    /// How an agent's `run()` ended: "returned", or the error's description; nil while it runs.
+    final class Outcome: Sendable {
+        private let value = Mutex<String?>(nil)
+        func set(_ text: String) { value.withLock { $0 = text } }
+        func withLock<T>(_ body: (inout String?) -> T) -> T { value.withLock { body(&$0) } }
+    }
+
+    private func watch(_ task: Task<Void, any Error>) -> Outcome {
+        let outcome = Outcome()
+        Task {
+            do {
+                try await task.value
+                outcome.set("returned")
+            } catch {
+                outcome.set("\(error)")
+            }
+        }
+        return outcome
+    }
+
+    private func runs(_ file: URL) -> [Substring] {
+        ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n")
+    }
+
+    /// Enrols a new key in an environment the way `POST /api/agents/enrol` does after a new join token.
+    private func enrolAgain(_ harness: LinkHarness, environmentId: String) async throws -> CurveKeyPair {
+        let token = try await harness.store.createJoinToken(environmentId: environmentId)
+        let pair = try CurveKeyPair.generate()
+        _ = try await harness.store.enrol(joinToken: token, publicKey: pair.publicKey.z85, hostname: "host-b", version: "test")
+        harness.keys.enrol(key: pair.publicKey, environmentId: environmentId)
+        await harness.dispatcher.revalidate(environmentId: environmentId)
+        return pair
+    }
+
+    @Test func anAgentWhoseKeyWasReplacedGetsNoJobsAndStops() async throws {
+        let harness = try await LinkHarness()
+        let (environment, oldPair) = try await harness.enrolledEnvironment()
+        let runsA = harness.directory.appendingPathComponent("runs-a.log")
+        let runsB = harness.directory.appendingPathComponent("runs-b.log")
+        let (_, agentA) = try harness.agent(keys: oldPair, delay: .milliseconds(700), journal: runsA)
+        let outcomeA = watch(agentA)
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+
+        // Host B enrols with a new join token; host A's connection is still open and pinging.
+        let newPair = try await enrolAgain(harness, environmentId: environment.id)
+        let (_, agentB) = try harness.agent(keys: newPair, delay: .milliseconds(700), journal: runsB)
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        // Long enough for A's pings (every 2 s) to reach the server while B is connected: before the
+        // fix, each made A say hello again and take the session (and B's jobs) back.
+        try await Task.sleep(for: .seconds(3))
+
+        var ids: [String] = []
+        for index in 0..<3 {
+            let (stack, first) = try await harness.stack("s\(index)", on: environment.id)
+            ids.append(first.id)
+            for n in 1..<4 {
+                ids.append(try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "\(n)"]).id)
+            }
+        }
+        for id in ids {
+            #expect(try await harness.dispatcher.waitForFinish(jobId: id, timeout: .seconds(60)).state == .succeeded)
+        }
+        #expect(runs(runsA).isEmpty, "the revoked host ran jobs: \(runs(runsA))")
+        #expect(runs(runsB).count == ids.count)
+        // A was told, and stopped with the error rather than looping on its open connection.
+        #expect(await eventually { outcomeA.withLock { $0 } != nil })
+        #expect(outcomeA.withLock { $0 }?.contains("agent_revoked") == true, "agent A ended with \(String(describing: outcomeA.withLock { $0 }))")
+        agentB.cancel()
+        await harness.stop()
+    }
+
+    @Test func anAgentOfADeletedEnvironmentIsDroppedAndStops() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let (_, agent) = try harness.agent(keys: pair)
+        let outcome = watch(agent)
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+
+        // What `DELETE /api/environments/{id}` does.
+        try await harness.store.deleteEnvironment(id: environment.id)
+        harness.keys.remove(environmentId: environment.id)
+        await harness.dispatcher.forget(environmentId: environment.id)
+
+        #expect(await eventually { outcome.withLock { $0 } != nil })
+        #expect(outcome.withLock { $0 }?.contains("agent_revoked") == true, "the agent ended with \(String(describing: outcome.withLock { $0 }))")
+        // Its pings and hellos did not bring the session back.
+        #expect(await !harness.dispatcher.isConnected(environment.id))
+        agent.cancel()
+        await harness.stop()
+    }
+
+    @Test func twoConnectionsWithOneKeyNeverBothRunAJob() async throws {
+        // A copied data directory: two hosts, one key. Each hello takes the session over; the jobs
+        // the other connection holds must not be sent to the newcomer.
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let runsA = harness.directory.appendingPathComponent("runs-a.log")
+        let runsB = harness.directory.appendingPathComponent("runs-b.log")
+        let (_, agentA) = try harness.agent(keys: pair, delay: .milliseconds(800), journal: runsA)
+        let (_, agentB) = try harness.agent(keys: pair, delay: .milliseconds(800), journal: runsB)
+        var ids: [String] = []
+        for index in 0..<3 {
+            let (stack, first) = try await harness.stack("c\(index)", on: environment.id, env: ["N": "0"])
+            ids.append(first.id)
+            for n in 1..<4 {
+                ids.append(try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "\(n)"]).id)
+            }
+        }
+        for id in ids {
+            #expect(try await harness.dispatcher.waitForFinish(jobId: id, timeout: .seconds(90)).state == .succeeded)
+        }
+        let all = runs(runsA) + runs(runsB)
+        #expect(all.count == ids.count, "jobs ran \(all.count) times for \(ids.count) jobs")
+        #expect(Set(all).count == all.count, "a job ran on both hosts")
+        agentA.cancel()
+        agentB.cancel()
+        await harness.stop()
+    }
+}
