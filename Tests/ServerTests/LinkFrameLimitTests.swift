@@ -54,8 +54,9 @@ struct LinkFrameLimitTests {
     @Test func aJobsLogLargerThanAFrameReachesTheServerWhole() async throws {
         let harness = try await LinkHarness()
         let (environment, pair) = try await harness.enrolledEnvironment()
-        // 2,000 lines of control characters, each 6 bytes as JSON: about 48 MiB in one flush.
-        let engine = ChattyEngine(line: String(repeating: "\u{1}", count: 4000), lines: 1_999)
+        // 2,000 lines of control characters, each 6 bytes as JSON: about 12 MiB in one flush, three
+        // frames' worth, while the text (about 2 MB) stays under the server's 2 MiB cap per job log.
+        let engine = ChattyEngine(line: String(repeating: "\u{1}", count: 1000), lines: 1_999)
         let (_, job) = try await harness.stack("chatty", on: environment.id)
         let (_, agent) = try harness.agent(keys: pair, engine: engine)
         #expect(try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(60)).state == .succeeded)

@@ -104,8 +104,10 @@ struct LinkKeyRevocationTests {
 
     @Test func twoConnectionsWithOneKeyNeverBothRunAJob() async throws {
         // A copied data directory: two hosts, one key. Each hello takes the session over; the jobs
-        // the other connection holds must not be sent to the newcomer.
-        let harness = try await LinkHarness()
+        // the other connection holds must not be sent to the newcomer. (A job sent and not yet
+        // acknowledged still goes again after `resendAfter`, to whichever connection has the session:
+        // on a loaded machine an ack can take that long, so the test waits far longer than its jobs.)
+        let harness = try await LinkHarness(resendAfter: .seconds(60))
         let (environment, pair) = try await harness.enrolledEnvironment()
         let runsA = harness.directory.appendingPathComponent("runs-a.log")
         let runsB = harness.directory.appendingPathComponent("runs-b.log")

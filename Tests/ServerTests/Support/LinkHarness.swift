@@ -19,7 +19,7 @@ final class LinkHarness: Sendable {
     /// `database`, if given, is called with the database file's path before the store opens it
     /// (to leave there what an older server wrote).
     init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64,
-         database: ((String) throws -> Void)? = nil) async throws {
+         resendAfter: Duration = .seconds(2), database: ((String) throws -> Void)? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try database?(directory.appendingPathComponent("wharf.sqlite").path)
@@ -30,7 +30,7 @@ final class LinkHarness: Sendable {
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         var timing = Dispatcher.Timing()
-        timing.resendAfter = .seconds(2)
+        timing.resendAfter = resendAfter
         timing.agentTimeout = agentTimeout
         timing.maxInFlight = maxInFlight
         dispatcher = try Dispatcher(store: store, keys: keys, context: context, serverKeys: serverKeys,
