@@ -494,9 +494,11 @@ final class LogBuffer: Sendable {
     private struct State {
         var lines: [String: [String]] = [:]
         var seq: [String: Int] = [:]
+        /// Lines left out since the last drain, per job (over `maxPendingLines`).
+        var dropped: [String: Int] = [:]
     }
     private let state = Mutex(State())
-    private let maxPendingLines = 2000
+    let maxPendingLines: Int
     /// The most UTF-8 bytes kept of one line (as well as 4096 characters: one character can be many bytes).
     static let maxLineBytes = 16 << 10
     /// A chunk's lines take at most this many bytes as JSON (`WireCodec.encodedLength(of:)`), unless
@@ -504,14 +506,17 @@ final class LogBuffer: Sendable {
     static let maxChunkBytes = 1 << 20
     let base: Int
 
-    init(base: Int = Int(Date().timeIntervalSince1970 * 1000) * 1000) {
+    init(base: Int = Int(Date().timeIntervalSince1970 * 1000) * 1000, maxPendingLines: Int = 2000) {
         self.base = base
+        self.maxPendingLines = maxPendingLines
     }
 
     func append(_ line: String, to jobId: String) {
         state.withLock { state in
             if state.lines[jobId, default: []].count < maxPendingLines {
                 state.lines[jobId, default: []].append(Self.truncated(line))
+            } else {
+                state.dropped[jobId, default: 0] += 1
             }
         }
     }
@@ -532,6 +537,12 @@ final class LogBuffer: Sendable {
     func drain() -> [LogChunk] {
         state.withLock { state in
             var chunks: [LogChunk] = []
+            // The log says where lines are missing, rather than skipping them without a word.
+            for (jobId, count) in state.dropped {
+                state.lines[jobId, default: []].append(
+                    "... \(count) line\(count == 1 ? "" : "s") left out here: over \(maxPendingLines) lines between two sends to the server")
+            }
+            state.dropped.removeAll()
             for (jobId, lines) in state.lines where !lines.isEmpty {
                 var start = 0
                 var bytes = 0
