@@ -18,18 +18,9 @@ struct AgentLostTests {
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         server.environment = ["WHARF_AGENT_LOST_AFTER": "3s"]
         let api = try await server.start()
-        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-1"], expect: 201)
-        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
-        let runs = work.appendingPathComponent("runs.log")
-        let agentData = work.appendingPathComponent("agent").path
-        var agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
-                                                     "--data-dir", agentData, "--simulate", "600s", "--simulate-journal", runs.path],
-                                     log: work.appendingPathComponent("agent-1.log"))
-        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
-            "name": "app", "environmentId": environmentId, "compose": CrashRecoveryTests.compose,
-        ], expect: 201)
-        let stackId = (stackBody["stack"] as! [String: Any])["id"] as! String
-        let lostId = (stackBody["job"] as! [String: Any])["id"] as! String
+        let node = try await CrashRecoveryTests.nodeWithStack(api, server: server, work: work, simulate: "600s")
+        let (runs, agentData, stackId, lostId) = (node.runs, node.agentData, node.stackId, node.jobId)
+        var agent = node.agent
         #expect(await eventually(timeout: .seconds(60)) { (try? await Self.job(api, lostId))?["state"] as? String == "running" },
                 "agent log: \(agent.output.suffix(2000))")
 

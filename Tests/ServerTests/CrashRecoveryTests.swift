@@ -28,6 +28,24 @@ struct CrashRecoveryTests {
         return (stackId, (stackBody["job"] as! [String: Any])["id"] as! String, hook["url"] as! String)
     }
 
+    /// An environment `node-1` with a simulated `wharf-agent` (each deploy takes `simulate`, and is
+    /// written to `runs` when it ends) and a stack `app` whose first deploy is on its way to it.
+    static func nodeWithStack(_ api: APIClient, server: ServerProcess, work: URL, simulate: String) async throws
+        -> (agent: ChildProcess, agentData: String, runs: URL, stackId: String, jobId: String) {
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-1"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        let runs = work.appendingPathComponent("runs.log")
+        let agentData = work.appendingPathComponent("agent").path
+        let agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
+                                                     "--data-dir", agentData, "--simulate", simulate, "--simulate-journal", runs.path],
+                                     log: work.appendingPathComponent("agent-1.log"))
+        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
+            "name": "app", "environmentId": environmentId, "compose": compose,
+        ], expect: 201)
+        return (agent, agentData, runs, (stackBody["stack"] as! [String: Any])["id"] as! String,
+                (stackBody["job"] as! [String: Any])["id"] as! String)
+    }
+
     static func jobs(_ api: APIClient, stackId: String) async throws -> [[String: Any]] {
         let (_, body) = try await api.call("GET", "/api/jobs?stackId=\(stackId)&limit=1000", expect: 200)
         return body["jobs"] as? [[String: Any]] ?? []
@@ -90,17 +108,9 @@ struct CrashRecoveryTests {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
         let api = try await server.start()
-        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-1"], expect: 201)
-        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
-        let runs = work.appendingPathComponent("runs.log")
-        let agentData = work.appendingPathComponent("agent").path
-        var agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
-                                                     "--data-dir", agentData, "--simulate", "30s", "--simulate-journal", runs.path],
-                                     log: work.appendingPathComponent("agent-1.log"))
-        let (_, stackBody) = try await api.call("POST", "/api/stacks", json: [
-            "name": "app", "environmentId": environmentId, "compose": Self.compose,
-        ], expect: 201)
-        let jobId = (stackBody["job"] as! [String: Any])["id"] as! String
+        let node = try await Self.nodeWithStack(api, server: server, work: work, simulate: "30s")
+        let (runs, agentData, jobId) = (node.runs, node.agentData, node.jobId)
+        var agent = node.agent
         // Received, acknowledged and started, but not finished.
         #expect(await eventually {
             let (_, body) = try! await api.call("GET", "/api/jobs/\(jobId)", expect: 200)

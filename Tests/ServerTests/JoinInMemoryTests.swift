@@ -215,21 +215,12 @@ struct JoinInMemoryTests {
         // The first deploy goes to its agent: the next call queues a new deploy behind it.
         _ = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
         // Hold the writer, so that the call that queues it and the calls after it wait.
-        let released = Atomic<Bool>(false)
-        let holding = Atomic<Bool>(false)
-        let blocker = Task {
-            try await store.db.write { _ in
-                holding.store(true, ordering: .releasing)
-                while !released.load(ordering: .acquiring) { usleep(1_000) }
-            }
-        }
-        while !holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+        let writer = try await HeldWriter(store)
         let queueing = Task { try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
         while store.enqueues.withLock({ !$0.writing || !$0.waiting.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
         let piled = (0..<10).map { _ in Task { try await store.enqueueJob(stackId: stack.id, request: Self.request()) } }
         while store.enqueues.withLock({ $0.waiting.count < 10 }) { try await Task.sleep(for: .milliseconds(1)) }
-        released.store(true, ordering: .releasing)
-        try await blocker.value
+        try await writer.release()
 
         let queued = try await queueing.value
         #expect(queued.id != first.id && queued.coalesced == 0)

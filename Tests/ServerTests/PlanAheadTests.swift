@@ -176,15 +176,7 @@ struct PlanAheadTests {
             }
             // Hold the writer; a first request takes the next batch and waits; the remove and then a
             // deploy of its stack pile up behind it and go together in the batch after.
-            let released = Atomic<Bool>(false)
-            let holding = Atomic<Bool>(false)
-            let blocker = Task {
-                try await store.db.write { _ in
-                    holding.store(true, ordering: .releasing)
-                    while !released.load(ordering: .acquiring) { usleep(1_000) }
-                }
-            }
-            while !holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+            let writer = try await HeldWriter(store)
             let first = Task { try await store.enqueueJob(stackId: try #require(otherId), request: deploy("first"), claimingFor: nil) }
             while store.enqueues.withLock({ !$0.writing || !$0.waiting.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
             let remove = Task {
@@ -195,8 +187,7 @@ struct PlanAheadTests {
             while store.enqueues.withLock({ $0.waiting.count < 1 }) { try await Task.sleep(for: .milliseconds(1)) }
             let late = Task { try await store.enqueueJob(stackId: stackId, request: deploy("late"), claimingFor: nil) }
             while store.enqueues.withLock({ $0.waiting.count < 2 }) { try await Task.sleep(for: .milliseconds(1)) }
-            released.store(true, ordering: .releasing)
-            try await blocker.value
+            try await writer.release()
             _ = try await first.value
 
             let removeId = try await remove.value.job.id
