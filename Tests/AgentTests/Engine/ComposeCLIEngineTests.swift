@@ -338,6 +338,13 @@ struct ComposeCLIEngineTests {
             #expect(healedLog.lines.contains { $0.contains("app") && $0.contains("restarted by its restart policy (restart 1 of at most 3)") }, "\(healedLog.text)")
             #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1")
 
+            // Three crashes are still within the limit ("restart 3 of at most 3").
+            // (`$$`: a literal `$` in a compose file.)
+            let thrice = "n=$$(cat /tmp/n 2>/dev/null || echo 0); n=$$((n+1)); echo $$n > /tmp/n; if [ $$n -gt 3 ]; then exec sleep 600; fi; exit 1"
+            let (healedThrice, thriceLog) = await scenario.deploy(scenario.deployment(compose: compose(thrice, restart: "unless-stopped"), images: ["web": scenario.image("v1")]))
+            #expect(healedThrice.state == .succeeded, "\(healedThrice.errorMessage ?? "")\n\(thriceLog.text)")
+            #expect(thriceLog.lines.contains { $0.contains("restart 3 of at most 3") }, "\(thriceLog.text)")
+
             // A crash loop still fails within seconds, and the deploy is rolled back.
             let (looping, loopingLog) = await scenario.deploy(scenario.deployment(compose: compose("echo broken config; exit 2", restart: "unless-stopped"), images: ["web": scenario.image("v1")]))
             #expect(looping.state == .rolledBack, "\(looping.errorMessage ?? "")\n\(loopingLog.text)")

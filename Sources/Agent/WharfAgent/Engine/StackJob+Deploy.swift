@@ -52,7 +52,7 @@ extension StackJob {
                 return await rollBack(after: ContainerEngineError(.composeFailed, failureMessage("compose up", up)), rollback)
             }
             log.step("waiting for health (timeout \(Self.seconds(deployment.healthTimeout)))")
-            health = try await waitUntilHealthy(services: nil, timeout: deployment.healthTimeout)
+            health = try await waitUntilHealthy(services: nil, timeout: deployment.healthTimeout, existing: previous.existing)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -82,6 +82,8 @@ extension StackJob {
     struct Previous: Sendable {
         var images: [String: String] = [:]
         var containers: [String: Set<String>] = [:]
+        /// Every container of the project before `up`, running or not: those `up` creates are not in it.
+        var existing: Set<String> = []
     }
 
     /// The image ID each service runs now, each also tagged (``StackFiles/rollbackTag(project:service:)``)
@@ -89,7 +91,8 @@ extension StackJob {
     /// running containers, so that a rollback touches only the services `up` changed.
     private func recordRunningImages() async throws -> Previous {
         var previous = Previous()
-        for container in try await containers(includeStopped: false).sorted(by: { $0.name < $1.name }) {
+        for container in try await containers(includeStopped: true).sorted(by: { $0.name < $1.name }) {
+            previous.existing.insert(container.id)
             guard container.state.running, let service = container.service else { continue }
             previous.containers[service, default: []].insert(container.id)
             if previous.images[service] == nil { previous.images[service] = container.image }
@@ -190,12 +193,14 @@ extension StackJob {
         if !restore.isEmpty {
             log.step("rolling back to previous images")
             log.step("  services: \(restore.joined(separator: ", "))")
+            let existing = Set(try await job.containers(includeStopped: true, services: Set(restore)).map(\.id))
             let up = try await job.runCompose(["up", "-d", "--no-deps"] + restore)
             guard up.succeeded else {
                 return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
             }
             log.step("waiting for the previous images (timeout \(Self.seconds(rollback.timeout)))")
-            if case .failed(let rollbackFailure) = try await job.waitUntilHealthy(services: Set(restore), timeout: rollback.timeout) {
+            if case .failed(let rollbackFailure) = try await job.waitUntilHealthy(services: Set(restore), timeout: rollback.timeout,
+                                                                                    existing: existing) {
                 return .failed(failure.code, "\(failure.message); rollback failed: \(rollbackFailure.message)")
             }
         }

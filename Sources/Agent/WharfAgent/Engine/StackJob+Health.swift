@@ -19,7 +19,11 @@ extension StackJob {
     /// starting or restarting when `timeout` passes fail with `timeout`. A container that exited
     /// with code 0 and that Docker will not restart (restart policy `no` or `on-failure`) is a
     /// one-shot service that finished — a migration, a seed — and counts as done.
-    func waitUntilHealthy(services: Set<String>?, timeout: Duration) async throws -> HealthResult {
+    ///
+    /// `existing`: the containers there were before `up`. Their restarts are counted from the
+    /// first look; any other container was made by `up`, and every restart it has had counts
+    /// (Docker may restart one before the first look: its first back-off is 100 ms).
+    func waitUntilHealthy(services: Set<String>?, timeout: Duration, existing: Set<String>) async throws -> HealthResult {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         var readySince: ContinuousClock.Instant?
@@ -32,11 +36,12 @@ extension StackJob {
             var waitingFor: [String] = []
             for container in containers {
                 let service = container.service ?? container.displayName
-                let baseline = restartBaseline[container.id] ?? container.restartCount
+                let baseline = restartBaseline[container.id] ?? (existing.contains(container.id) ? container.restartCount : 0)
                 restartBaseline[container.id] = baseline
                 let willRestart = container.willRestart
-                // A restart Docker has not counted yet (the container is waiting for it) counts.
-                let restarts = container.restartCount - baseline + (willRestart ? 1 : 0)
+                // Docker counts a restart when it marks the container `Restarting`; one that has
+                // exited and is not marked yet is about to be, and counts already.
+                let restarts = container.restartCount - baseline + (willRestart && !container.state.restarting ? 1 : 0)
                 if restarts > configuration.maxRestarts {
                     await logContainerOutput(container)
                     return .failed(
