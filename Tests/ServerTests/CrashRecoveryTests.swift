@@ -132,6 +132,40 @@ struct CrashRecoveryTests {
         try? FileManager.default.removeItem(at: work)
     }
 
+    @Test func anAgentEnrolledAgainDoesNotRunJobsHeldForItsEarlierKey() async throws {
+        let work = try Self.workDirectory()
+        let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))
+        let api = try await server.start()
+        let node = try await Self.nodeWithStack(api, server: server, work: work, simulate: "600s")
+        var agent = node.agent
+        #expect(await eventually {
+            let (_, body) = try! await api.call("GET", "/api/jobs/\(node.jobId)", expect: 200)
+            return (body["job"] as? [String: Any])?["state"] as? String == "running"
+        })
+        // The agent dies holding the job; its key is then revoked (the node is enrolled again, into
+        // another environment), as the revoked agent's exit message says to do.
+        agent.kill(SIGKILL)
+        await agent.wait()
+        for file in ["identity.json", "agent.key"] {
+            try FileManager.default.removeItem(atPath: node.agentData + "/" + file)
+        }
+        let (_, created) = try await api.call("POST", "/api/environments", json: ["name": "node-2"], expect: 201)
+        let environmentId = (created["environment"] as! [String: Any])["id"] as! String
+        agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
+                                                 "--data-dir", node.agentData, "--simulate", "0s", "--simulate-journal", node.runs.path],
+                                 log: work.appendingPathComponent("agent-2.log"))
+        #expect(await eventually {
+            let (_, body) = try! await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
+            return (body["environment"] as? [String: Any])?["status"] as? String == "connected"
+        }, "agent log: \(agent.output.suffix(2000))")
+        // A job held at start is scheduled before the agent connects, and a simulated one takes no time.
+        #expect(!FileManager.default.fileExists(atPath: node.runs.path), "the old environment's job ran on the new enrolment")
+        #expect(agent.output.contains("left out jobs held for this directory's earlier enrolment"), "\(agent.output.suffix(2000))")
+        await agent.stop()
+        await server.child?.stop()
+        try? FileManager.default.removeItem(at: work)
+    }
+
     @Test func sigtermAnswersACallThatWaitsForItsJobAtOnce() async throws {
         let work = try Self.workDirectory()
         let server = ServerProcess(dataDirectory: work.appendingPathComponent("server"))

@@ -82,6 +82,11 @@ struct WharfAgentCommand: AsyncParsableCommand {
             guard let server else { throw ValidationError("--join needs --server") }
             identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
             logger.info("enrolled", metadata: ["env.id": "\(identity!.environmentId)", "endpoint": "\(identity!.endpoint)"])
+            // Jobs left from an earlier enrolment of this data directory (a revoked key) are not run.
+            let discarded = try JobJournal(dataDirectory: directory.url).discardAll()
+            if discarded > 0 {
+                logger.notice("left out jobs held for this directory's earlier enrolment", metadata: ["jobs": "\(discarded)"])
+            }
         }
         guard let identity else {
             throw ValidationError("this agent has not enrolled yet: start it once with --server URL --join TOKEN")

@@ -119,6 +119,20 @@ public struct JobJournal: Sendable {
         return dated.sorted { $0.created == $1.created ? $0.url.path < $1.url.path : $0.created < $1.created }.map(\.url)
     }
 
+    /// Empties the journal: held jobs, results and tombstones; returns how many jobs were held.
+    ///
+    /// For a new enrolment: what the journal holds was given to (or owed to) an earlier key, which
+    /// the server no longer believes. Run again, such a job would deploy a stack of another
+    /// environment, or an old spec over what the environment's new agent deployed since.
+    @discardableResult
+    public func discardAll() -> Int {
+        let held = files(suffix: "job").count
+        for suffix in ["job", "result", "done"] {
+            for url in files(suffix: suffix) { try? FileManager.default.removeItem(at: url) }
+        }
+        return held
+    }
+
     /// Removes tombstones older than `age`, so the journal does not grow forever.
     public func pruneTombstones(olderThan age: TimeInterval) {
         let limit = Date().addingTimeInterval(-age)
