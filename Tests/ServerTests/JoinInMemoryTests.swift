@@ -210,6 +210,25 @@ struct JoinInMemoryTests {
         }
     }
 
+    @Test func repeatsOfCallsWhoseParametersWereMergedStillJoinInMemory() async throws {
+        let (store, _, stack, _) = try await Self.setUp()
+        func request(_ params: [String: String], pull: Bool = true) -> JobRequest {
+            JobRequest(kind: .deploy, plan: [PlannedService(name: "web", image: "demo/web:v1")], pull: pull,
+                       trigger: JobTrigger(source: "dockerhub", params: params))
+        }
+        _ = try await store.enqueueJob(stackId: stack.id, request: request(["image": "docker.io/demo/web:v1"]), claimingFor: nil)
+        let job = try await store.enqueueJob(stackId: stack.id, request: request(["image": "docker.io/demo/db:2"]), claimingFor: nil).job
+        #expect(job.trigger.params["image"] == "docker.io/demo/web:v1, docker.io/demo/db:2")
+        // A repeat of either push, or a call without a pull, changes nothing of the job: it joins
+        // without the writer, as a repeated call does.
+        #expect(store.joinQueuedDeploy(stackId: stack.id, request: request(["image": "docker.io/demo/db:2"])) != nil)
+        #expect(store.joinQueuedDeploy(stackId: stack.id, request: request(["image": "docker.io/demo/web:v1"])) != nil)
+        #expect(store.joinQueuedDeploy(stackId: stack.id, request: request(["pullimage": "false"], pull: false)) != nil)
+        // A new image is a change.
+        #expect(store.joinQueuedDeploy(stackId: stack.id, request: request(["image": "docker.io/demo/web:v2"])) == nil)
+        #expect(try await store.job(id: job.id).job.trigger.params["image"] == "docker.io/demo/web:v1, docker.io/demo/db:2")
+    }
+
     @Test func callsThatWaitedBehindTheWriteOfADeployJoinItWithoutAnotherTransaction() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
         // The first deploy goes to its agent: the next call queues a new deploy behind it.

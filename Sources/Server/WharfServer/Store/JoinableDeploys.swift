@@ -137,7 +137,14 @@ extension JobRequest {
             if targeted.contains(service.name), current.image != service.image { return false }
         }
         for (name, value) in variables where env[name] != value { return false }
-        for (name, value) in trigger.params where job.trigger.params[name] != value { return false }
+        for (name, value) in trigger.params where job.trigger.params[name] != value {
+            // As the writer would merge them (`SQLiteStore.enqueue`): a call without a pull joining a
+            // job that pulls leaves it pulling, with no `pullimage`; an image the job's list names
+            // already leaves the list as it is.
+            if name == "pullimage", value == "false", jobPulls { continue }
+            if name == "image", let images = job.trigger.params["image"], JobTrigger.mergedImages(images, value) == images { continue }
+            return false
+        }
         return true
     }
 

@@ -100,8 +100,8 @@ public struct JobTrigger: Codable, Sendable, Equatable {
     public var params: [String: String]
 
     /// `params["image"]` of a job that a call with `new` joined: the images a push or a Docker Hub
-    /// call named (`repo:tag`, comma-separated), oldest first, with an older tag of a repository
-    /// the newer list names left out — as the job deploys them.
+    /// call named (`repo:tag`, comma-separated), each repository once with the tag the job deploys
+    /// (the newest), in the order they first came.
     static func mergedImages(_ old: String, _ new: String) -> String {
         func list(_ text: String) -> [String] {
             text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -110,9 +110,14 @@ public struct JobTrigger: Codable, Sendable, Equatable {
             guard let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") else { return image }
             return String(image[..<colon])
         }
-        let newer = list(new)
-        let replaced = Set(newer.map(repository))
-        return (list(old).filter { !replaced.contains(repository($0)) } + newer).joined(separator: ", ")
+        var images = list(old)
+        // An image the list names already stays where it is; a new tag of a listed repository
+        // replaces the old one, at the end.
+        for image in list(new) where !images.contains(image) {
+            images.removeAll { repository($0) == repository(image) }
+            images.append(image)
+        }
+        return images.joined(separator: ", ")
     }
 
     /// Makes a trigger record.
