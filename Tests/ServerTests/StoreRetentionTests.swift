@@ -106,6 +106,18 @@ struct StoreRetentionTests {
         #expect(lines.dropLast(2).allSatisfy { $0 == "first" || $0 == "last words" || $0 == line }, "only whole lines")
     }
 
+    @Test func aLogFilledExactlyToTheCapSaysThatLaterLinesAreLeftOut() async throws {
+        let store = try StoreBatchingTests.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (_, job) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
+        // One line of exactly the cap's bytes.
+        try await Self.log(store, job.id, environmentId: environment.id, seq: 1, lines: [String(repeating: "x", count: SQLiteStore.jobLogLimit)])
+        try await Self.log(store, job.id, environmentId: environment.id, seq: 2, lines: ["never stored"])
+        let text = try await store.jobLog(jobId: job.id)
+        #expect(text.hasSuffix(SQLiteStore.jobLogTruncatedLine + "\n"), "\(text.suffix(100))")
+        #expect(!text.contains("never stored"))
+    }
+
     @Test func lostAgentsRunningJobsFailAndItsLateResultIsIgnored() async throws {
         let store = try StoreBatchingTests.store()
         let (away, _) = try await store.createEnvironment(name: "away", type: .agent)

@@ -29,7 +29,8 @@ extension SQLiteStore {
               stored < Self.jobLogLimit else { return }
         var text = chunk.lines.joined(separator: "\n")
         var total = stored + text.utf8.count
-        if total > Self.jobLogLimit {
+        // At the cap (exactly there too): the log says that later lines were left out.
+        if total >= Self.jobLogLimit {
             var room = Self.jobLogLimit - stored
             var kept: [String] = []
             for line in chunk.lines {

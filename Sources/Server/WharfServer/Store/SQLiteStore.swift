@@ -155,6 +155,8 @@ public final class SQLiteStore: Sendable {
                     job_id TEXT PRIMARY KEY,
                     bytes INTEGER NOT NULL
                 ) WITHOUT ROWID;
+                INSERT INTO job_log_size (job_id, bytes)
+                    SELECT job_id, SUM(length(CAST(lines AS BLOB))) FROM job_log GROUP BY job_id;
                 """)
         }
         migrator.registerMigration("v7-jobs-by-state") { db in
