@@ -586,7 +586,9 @@ public actor Dispatcher {
     private func revoked(userId: String, routingId: [UInt8]) {
         send(.error(code: "agent_revoked", message: "This agent's key is no longer enrolled: its environment was deleted or another agent enrolled in it. Enrol again with a new join token."),
              to: routingId)
-        if let environmentId = sessions.first(where: { $0.value.userId == userId && $0.value.routingId == routingId })?.key {
+        // The User-Id starts with the environment id (`AgentKeyRegistry.userId`): no scan of every session.
+        let environmentId = String(userId.prefix { $0 != " " })
+        if let session = sessions[environmentId], session.userId == userId, session.routingId == routingId {
             drop(environmentId, reason: "its key is no longer enrolled")
         }
         if ContinuousClock.now - lastRevokedWarning > .seconds(10) {
