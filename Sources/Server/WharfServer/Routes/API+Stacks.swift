@@ -22,11 +22,18 @@ extension API {
         return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
     }
 
-    /// 400 `invalid_variable` for a variable a stack cannot have (`StackVariables`). Checked on what
-    /// a caller sends, not on a stack's stored env, which a server before this check may have taken.
-    static func refuseReservedVariables(_ env: [String: String]) throws {
+    /// Checks an env a caller sends for a stack: 400 `invalid_variable` for a variable a stack cannot
+    /// have (`StackVariables`), 422 `stack_too_large` past the link's limits (`StackLimits`).
+    /// Checked on what a caller sends, not on a stack's stored env, which a server before these
+    /// checks may have taken (variables that webhook calls merge in are checked by the store).
+    static func checkGivenEnv(_ env: [String: String]) throws {
         if let name = env.keys.sorted().first(where: { StackVariables.isReserved($0) }) {
             throw APIError(status: .badRequest, code: "invalid_variable", message: StackVariables.reservedMessage(name))
+        }
+        do throws(ComposeError) {
+            try StackLimits.check(env: env)
+        } catch {
+            throw APIError(status: .unprocessableContent, code: error.code.rawValue, message: error.message)
         }
     }
 
@@ -41,8 +48,6 @@ extension API {
                            message: "The value of \(name) contains a NUL character, which no process environment can hold.")
         }
         do {
-            // A job of this env must fit in one link frame (checked before the cache, which keys on it).
-            try StackLimits.check(env: env)
             // Memoised: parsing YAML is the costliest step of a webhook call.
             return try ComposeCache.shared.resolve(compose, environment: env)
         } catch {
@@ -113,7 +118,7 @@ extension API {
     func edit(_ current: Stack, _ body: UpdateStack) async throws
         -> (compose: String, env: [String: String], composeChanged: Bool, deploy: DeployPlan) {
         let compose = body.compose ?? current.compose
-        if let given = body.env { try Self.refuseReservedVariables(given) }
+        if let given = body.env { try Self.checkGivenEnv(given) }
         let env = body.env ?? current.env
         let composeChanged = compose != current.compose
         let pins = composeChanged ? [:] : try await mapped { try await store.pins(stackId: current.id) }
@@ -146,7 +151,7 @@ extension API {
                                message: "A stack name is 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter or digit.")
             }
             let env = body.env ?? [:]
-            try Self.refuseReservedVariables(env)
+            try Self.checkGivenEnv(env)
             let resolved = try Self.resolve(body.compose, env: env)
             let (stack, job) = try await mapped {
                 try await store.createStack(name: body.name, environmentId: body.environmentId, compose: body.compose, env: env,
@@ -247,7 +252,7 @@ extension API {
             // variable name too (POST/PUT of a stack refuse those with 400).
             let resolved: ResolvedCompose
             do {
-                try Self.refuseReservedVariables(body.env ?? [:])
+                try Self.checkGivenEnv(body.env ?? [:])
                 resolved = try Self.resolve(body.compose, env: body.env ?? [:])
             } catch var error as APIError where error.status == .badRequest {
                 error.status = .unprocessableContent
