@@ -72,6 +72,7 @@ let package = Package(
             name: "wharf-server",
             dependencies: [
                 "WharfServer",
+                "WharfProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Server/wharf-server",
@@ -92,6 +93,7 @@ let package = Package(
             name: "wharf-agent",
             dependencies: [
                 "WharfAgent",
+                "WharfProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Agent/wharf-agent",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WharfProtocol
 import WharfAgent
 import ZeroMQ
 
@@ -55,8 +56,8 @@ struct WharfAgentCommand: AsyncParsableCommand {
     var logLevel: String = ProcessInfo.processInfo.environment["WHARF_LOG_LEVEL"] ?? "info"
 
     func validate() throws {
-        guard AgentDuration.parse(checkinInterval) != nil else { throw ValidationError("--checkin-interval must look like 30s, 500ms or 5m, and be under 1000000000 seconds") }
-        if let simulate, AgentDuration.parse(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms, and be under 1000000000 seconds") }
+        guard FlagDuration.parse(checkinInterval) != nil else { throw ValidationError("--checkin-interval must look like 30s, 500ms or 5m, and be under 1000000000 seconds") }
+        if let simulate, FlagDuration.parse(simulate) == nil { throw ValidationError("--simulate must look like 0s or 200ms, and be under 1000000000 seconds") }
         guard maxConcurrentStacks >= 1 else { throw ValidationError("--max-concurrent-stacks must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         try fleetOptions.validate(server: server ?? ProcessInfo.processInfo.environment["WHARF_SERVER"], join: join, edge: edge, simulate: simulate)
@@ -93,7 +94,7 @@ struct WharfAgentCommand: AsyncParsableCommand {
         }
         let engine: any ContainerEngine
         if let simulate {
-            engine = SimulatedEngine(delay: AgentDuration.parse(simulate)!, journal: simulateJournal.map { URL(fileURLWithPath: $0) })
+            engine = SimulatedEngine(delay: FlagDuration.parse(simulate)!, journal: simulateJournal.map { URL(fileURLWithPath: $0) })
         } else {
             engine = try makeComposeEngine(dataDirectory: directory.url, dockerHost: dockerHost,
                                            composeCommand: composeCommand, logger: logger)
@@ -102,7 +103,7 @@ struct WharfAgentCommand: AsyncParsableCommand {
             endpoint: identity.endpoint, serverKey: try CurveKey(z85: identity.serverPublicKey),
             keyPair: try directory.keyPair(), hostname: hostname)
         configuration.edge = edge
-        configuration.checkinInterval = AgentDuration.parse(checkinInterval)!
+        configuration.checkinInterval = FlagDuration.parse(checkinInterval)!
         configuration.maxConcurrentStacks = maxConcurrentStacks
         let runtime = AgentRuntime(configuration: configuration, engine: engine,
                                    journal: try JobJournal(dataDirectory: directory.url),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WharfProtocol
 import WharfServer
 
 /// `wharf-server`: reads flags (or `WHARF_*` variables), then runs the server until SIGTERM.
@@ -48,10 +49,10 @@ struct WharfServerCommand: AsyncParsableCommand {
         guard webhookRateLimit == "off" || (Double(webhookRateLimit).map { $0 > 0 } ?? false) else {
             throw ValidationError("--webhook-rate-limit must be a positive number of calls per second, or off")
         }
-        guard ServerDuration.parseOrOff(jobRetention) != nil else {
+        guard FlagDuration.secondsOrOff(jobRetention) != nil else {
             throw ValidationError("--job-retention must look like 30d, 12h or 90m, or be off")
         }
-        guard ServerDuration.parseOrOff(agentLostAfter) != nil else {
+        guard FlagDuration.secondsOrOff(agentLostAfter) != nil else {
             throw ValidationError("--agent-lost-after must look like 24h, 90m or 30s, or be off")
         }
         if let publicURL = nonEmpty(publicURL ?? ProcessInfo.processInfo.environment["WHARF_PUBLIC_URL"]), URL(string: publicURL)?.host == nil {
@@ -70,8 +71,8 @@ struct WharfServerCommand: AsyncParsableCommand {
             zmqPublicEndpoint: nonEmpty(zmqPublicEndpoint ?? ProcessInfo.processInfo.environment["WHARF_ZMQ_PUBLIC_ENDPOINT"])
         )
         configuration.webhookRateLimit = webhookRateLimit == "off" ? nil : Double(webhookRateLimit)
-        configuration.jobRetention = ServerDuration.parseOrOff(jobRetention) ?? nil
-        configuration.agentLostAfter = ServerDuration.parseOrOff(agentLostAfter) ?? nil
+        configuration.jobRetention = FlagDuration.secondsOrOff(jobRetention) ?? nil
+        configuration.agentLostAfter = FlagDuration.secondsOrOff(agentLostAfter) ?? nil
         let app = WharfServerApp(configuration: configuration, logger: logger)
         try await app.run()
     }
