@@ -115,9 +115,14 @@ struct WharfAgentCommand: AsyncParsableCommand {
             logger.critical("this agent's key was revoked; it will not reconnect. Remove the data directory's identity.json and agent.key and start it once with --join and a new join token",
                             metadata: ["message": "\(error.message)", "exit": "78"])
             throw ExitCode(Self.revokedExitStatus)
+        } catch let error as AgentSupersededError {
+            logger.critical("another agent with this key connected to the server, so this one stopped and will not reconnect. Run one agent per data directory: a copy of the directory on another host shares its key. To move an agent, stop the old one first; to add a host, enrol a new agent with a new environment's join token",
+                            metadata: ["message": "\(error.message)", "exit": "78"])
+            throw ExitCode(Self.revokedExitStatus)
         }
     }
 
-    /// The exit status after `agent_revoked`: EX_CONFIG, which the systemd unit does not restart.
+    /// The exit status after `agent_revoked` or `agent_superseded`: EX_CONFIG, which the systemd
+    /// unit does not restart.
     static let revokedExitStatus: Int32 = 78
 }

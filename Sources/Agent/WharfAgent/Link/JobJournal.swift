@@ -133,6 +133,17 @@ public struct JobJournal: Sendable {
         return held
     }
 
+    /// Drops the unfinished jobs (results and tombstones stay); returns how many there were.
+    ///
+    /// For an agent replaced by another connection with its key (`agent_superseded`): the server
+    /// gives those jobs to that connection, so this directory must not run them at its next start.
+    @discardableResult
+    public func discardHeld() -> Int {
+        let held = heldJobs()
+        for spec in held { try? FileManager.default.removeItem(at: url(spec.id, "job")) }
+        return held.count
+    }
+
     /// Removes tombstones older than `age`, so the journal does not grow forever.
     public func pruneTombstones(olderThan age: TimeInterval) {
         let limit = Date().addingTimeInterval(-age)

@@ -61,8 +61,9 @@ public actor AgentRuntime {
     private var running: [String: Task<Void, Never>] = [:]
     /// Set once the agent is told to stop: no job starts after that.
     private var stopping: Stopping?
-    /// Set when the server says this agent's key is no longer enrolled: `run` stops and throws it.
-    private var revoked: AgentRevokedError?
+    /// Set when the server refuses this agent for good (`agent_revoked`, `agent_superseded`):
+    /// `run` stops and throws it.
+    private var refusal: (any Error & Sendable)?
 
     private struct Stopping {
         var deadline: ContinuousClock.Instant
@@ -88,6 +89,11 @@ public actor AgentRuntime {
     /// (another agent enrolled in its environment, or the environment was deleted), once its
     /// running jobs have ended as at a stop (the server no longer believes their results, but a
     /// deploy cut short would leave its stack half-deployed on this node).
+    ///
+    /// Throws ``AgentSupersededError`` when another connection with this agent's key said hello
+    /// after it (a copy of its data directory on another host), once its running jobs have ended
+    /// and their results are in; the jobs it held and had not started are dropped from its journal,
+    /// since the server gives them to that connection.
     public func run() async throws {
         await refreshEngineInfo()
         // The server never asks again for a job whose result it acknowledged a month ago.
@@ -111,7 +117,14 @@ public actor AgentRuntime {
             }
         }
         await disconnect()
-        if let revoked { throw revoked }
+        if refusal is AgentSupersededError {
+            let dropped = journal.discardHeld()
+            if dropped > 0 {
+                logger.notice("left out jobs not started: the server gives them to the connection that replaced this one",
+                              metadata: ["jobs": "\(dropped)"])
+            }
+        }
+        if let refusal { throw refusal }
     }
 
     // MARK: Connection
@@ -248,14 +261,14 @@ public actor AgentRuntime {
                 return await self.edgeCheckInDone(since: started)
             })
             await disconnect()
-            if revoked != nil { return }
+            if refusal != nil { return }
             logger.info("edge check-in done", metadata: ["next.in": "\(configuration.checkinInterval)"])
             try await Task.sleep(for: configuration.checkinInterval)
         }
     }
 
     private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
-        if revoked != nil { return stopped() }
+        if refusal != nil { return stopped() }
         if !welcomed {
             // A server that does not answer is tried again at the next check-in.
             return ContinuousClock.now - started > configuration.serverTimeout
@@ -301,11 +314,19 @@ public actor AgentRuntime {
         case .cancel(let id):
             logger.info("server cancelled a job", metadata: ["job.id": "\(id)"])
         case .error(AgentRevokedError.code, let text):
-            guard revoked == nil else { return }
-            revoked = AgentRevokedError(message: text)
+            guard refusal == nil else { return }
+            refusal = AgentRevokedError(message: text)
             // No new job starts; a deploy already running finishes (or rolls back) as at a SIGTERM,
             // rather than being cut short with the stack half-deployed on this node.
             logger.error("the server no longer accepts this agent's key: stopping once running jobs end; enrol it again with a new join token",
+                         metadata: ["message": "\(text)", "jobs.running": "\(running.count)"])
+            beginStop()
+        case .error(AgentSupersededError.code, let text):
+            guard refusal == nil else { return }
+            refusal = AgentSupersededError(message: text)
+            // As above: the server still takes this connection's results, and gives what it has not
+            // started to the connection that replaced it once this one says goodbye.
+            logger.error("another agent with this key connected to the server: stopping once running jobs end",
                          metadata: ["message": "\(text)", "jobs.running": "\(running.count)"])
             beginStop()
         case .error(let code, let text):
@@ -471,6 +492,17 @@ public actor AgentRuntime {
 public struct AgentRevokedError: Error, Sendable, CustomStringConvertible {
     /// The wire error code.
     public static let code = "agent_revoked"
+    /// The server's explanation.
+    public var message: String
+    public var description: String { "\(Self.code): \(message)" }
+}
+
+/// Another connection with this agent's key said hello after this one (wire error
+/// `agent_superseded`): a copy of its data directory runs elsewhere, or the agent was started
+/// twice. Fatal: two agents with one key would each run the environment's jobs.
+public struct AgentSupersededError: Error, Sendable, CustomStringConvertible {
+    /// The wire error code.
+    public static let code = "agent_superseded"
     /// The server's explanation.
     public var message: String
     public var description: String { "\(Self.code): \(message)" }

@@ -16,9 +16,11 @@ import ZeroMQ
 /// nothing else, even though libzmq keeps the connection open.
 ///
 /// Two connections with the same current key (an agent restarted before its old connection timed
-/// out, or a copied data directory running on a second host): the last hello owns the session,
-/// but it inherits the jobs the earlier connection holds or has in flight, so a hello never makes
-/// a job go out a second time to another connection.
+/// out, or a copied data directory running on a second host): the last hello owns the session, and
+/// the earlier connection is told `agent_superseded` (a live agent stops; a dead one never reads
+/// it). What the earlier connection holds or has in flight stays its own (`Superseded`) until it
+/// says goodbye or falls silent: its results still count, and only then does the rest go to the
+/// new connection. So no job runs on both, and none is left behind.
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s".
     public struct Timing: Sendable {
@@ -60,6 +62,16 @@ public actor Dispatcher {
         var pending: Int { max(0, openCount - held.count) }
     }
 
+    /// A connection replaced by a later hello with the same key, while it may still run what it
+    /// was given: those jobs go to nobody else until it says goodbye or is silent for `agentTimeout`.
+    struct Superseded {
+        var environmentId: String
+        var userId: String
+        /// Jobs it holds or was sent, and not yet finished.
+        var jobs: Set<String>
+        var lastSeen: ContinuousClock.Instant
+    }
+
     private let store: any WharfStore
     private let keys: AgentKeyRegistry
     private let channel: ZMQChannel
@@ -68,6 +80,8 @@ public actor Dispatcher {
     private let timing: Timing
     private let serverVersion: String
     private var sessions: [String: Session] = [:]
+    /// Replaced connections by routing id; nearly always empty.
+    private var superseded: [[UInt8]: Superseded] = [:]
     private var finishObservers: [UUID: @Sendable (Job) -> Void] = [:]
     /// Environments in a dispatch round now, and those asked for again meanwhile.
     private var dispatching: Set<String> = []
@@ -277,22 +291,20 @@ public actor Dispatcher {
                 send(.error(code: error.code, message: error.message), to: routingId)
                 continue
             }
+            if superseded[routingId]?.userId == userId {
+                // A replaced connection: its results, logs and acks count; nothing else it says does.
+                if handleSuperseded(decoded, from: routingId, environmentId: environmentId, receivedAt: receivedAt,
+                                    work: &work, resultRoutes: &resultRoutes) {
+                    touched.insert(environmentId)
+                }
+                continue
+            }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
-                var session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
+                let session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
                                       edge: hello.edge, openCount: previous?.openCount ?? 0)
                 if let previous, previous.routingId != routingId, previous.userId == userId {
-                    // Another connection with the same key: what the earlier one holds or has in flight
-                    // is not offered to this one (a copied data directory would run it twice). Results
-                    // and acks from either connection still count; jobs in flight go again after
-                    // `resendAfter` if nobody acknowledges them, as after any reconnect.
-                    session.held.formUnion(previous.held)
-                    session.inFlight = previous.inFlight
-                    if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
-                        lastSharedKeyWarning = .now
-                        logger.warning("two live connections use one environment's agent key; is a copy of an agent's data directory running on another host?",
-                                       metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)"])
-                    }
+                    supersede(previous, environmentId: environmentId, by: hello, at: receivedAt)
                 }
                 sessions[environmentId] = session
                 // An edge agent is only here for a check-in: its jobs wait for rounds.
@@ -359,6 +371,71 @@ public actor Dispatcher {
         notifyQueued(environmentIds: touched)
     }
 
+    /// Another connection with the same key said hello: the earlier one keeps what it holds or was
+    /// sent (`Superseded`) and is told to stop. A live copy of the agent stops; a dead connection
+    /// (an agent restarted, or reconnected, before the server noticed) never reads it.
+    private func supersede(_ previous: Session, environmentId: String, by hello: AgentHello, at receivedAt: ContinuousClock.Instant) {
+        superseded[previous.routingId] = Superseded(
+            environmentId: environmentId, userId: previous.userId,
+            jobs: previous.held.union(previous.inFlight.keys).subtracting(hello.holding), lastSeen: previous.lastSeen)
+        send(Self.supersededError, to: previous.routingId)
+        if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
+            lastSharedKeyWarning = .now
+            logger.warning("two live connections use one environment's agent key; the earlier one is told to stop. Is a copy of an agent's data directory running on another host?",
+                           metadata: ["env.id": "\(environmentId)", "agent.hostname": "\(hello.hostname)"])
+        }
+    }
+
+    static let supersededError = ServerMessage.error(
+        code: "agent_superseded",
+        message: "Another agent with this key connected to the server after this one, and now has its environment. A data directory must not run on two hosts: stop one of them.")
+
+    /// A message from a replaced connection (`superseded`). Its acks keep the job its own, its
+    /// results and logs are stored as any agent's, and its goodbye gives what it did not finish to
+    /// the connection that replaced it; a hello or ping is answered `agent_superseded` again.
+    /// Returns whether the environment needs a dispatch round (its jobs were given back).
+    private func handleSuperseded(_ message: AgentMessage, from routingId: [UInt8], environmentId: String,
+                                  receivedAt: ContinuousClock.Instant, work: inout AgentBatch, resultRoutes: inout [[UInt8]?]) -> Bool {
+        superseded[routingId]?.lastSeen = receivedAt
+        switch message {
+        case .hello, .ping:
+            send(Self.supersededError, to: routingId)
+        case .ack(let jobId):
+            let known = superseded[routingId]?.jobs.contains(jobId) ?? false
+            superseded[routingId]?.jobs.insert(jobId)
+            sessions[environmentId]?.inFlight[jobId] = nil
+            if !known { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
+        case .started(let jobId):
+            work.started.append(.init(jobId: jobId, environmentId: environmentId))
+        case .log(let chunk):
+            work.logs.append(.init(chunk: chunk, environmentId: environmentId))
+        case .result(let result):
+            work.results.append(.init(result: result, environmentId: environmentId))
+            resultRoutes.append(routingId)
+        case .bye:
+            return release(routingId, reason: "it said goodbye")
+        }
+        return false
+    }
+
+    /// Gives a replaced connection's unfinished jobs to whoever has its environment now.
+    private func release(_ routingId: [UInt8], reason: String) -> Bool {
+        guard let entry = superseded.removeValue(forKey: routingId) else { return false }
+        if !entry.jobs.isEmpty {
+            logger.info("a replaced agent connection ended; its unfinished jobs go to the connection that replaced it",
+                        metadata: ["env.id": "\(entry.environmentId)", "jobs": "\(entry.jobs.count)", "reason": "\(reason)"])
+        }
+        return !entry.jobs.isEmpty
+    }
+
+    /// Jobs of an environment that replaced connections still have: offered to nobody else.
+    private func reserved(_ environmentId: String) -> Set<String> {
+        guard !superseded.isEmpty else { return [] }
+        var jobs: Set<String> = []
+        for entry in superseded.values where entry.environmentId == environmentId { jobs.formUnion(entry.jobs) }
+        return jobs
+    }
+
     /// Takes in what the store made of a batch's results: acknowledges each stored one to the
     /// connection it came from (`routes`, nil for a result the server made itself), tells the
     /// finish observers, and hands the stacks' next jobs to the run loop. Returns the environments
@@ -372,6 +449,7 @@ public actor Dispatcher {
             case .stored(let job, let ended):
                 sessions[environmentId]?.held.remove(result.jobId)
                 sessions[environmentId]?.inFlight[result.jobId] = nil
+                if !superseded.isEmpty { forgetSuperseded(jobId: result.jobId, environmentId: environmentId) }
                 if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
                 // A round only when something may go now: the stack's next job (`nextJobs`, below),
                 // heads left by a full round, or an edge agent's count of what is pending.
@@ -385,6 +463,7 @@ public actor Dispatcher {
                     for observer in finishObservers.values { observer(job) }
                 }
             case .unknown:
+                if !superseded.isEmpty { forgetSuperseded(jobId: result.jobId, environmentId: environmentId) }
                 // Not a job of this environment: acknowledge so the agent stops resending, and say why.
                 logger.warning("result for an unknown job", metadata: ["env.id": "\(environmentId)", "job.id": "\(result.jobId)"])
                 if let route = routes[index] { send(.resultAck(jobId: result.jobId), to: route) }
@@ -401,6 +480,12 @@ public actor Dispatcher {
             }
         }
         return touched
+    }
+
+    private func forgetSuperseded(jobId: String, environmentId: String) {
+        for (routingId, entry) in superseded where entry.environmentId == environmentId && entry.jobs.contains(jobId) {
+            superseded[routingId]?.jobs.remove(jobId)
+        }
     }
 
     /// A job frame is sent only if the agent's socket can take it (`ZMQ_MAXMSGSIZE` is
@@ -474,7 +559,7 @@ public actor Dispatcher {
         for environmentId in environmentIds.sorted() {
             guard var session = sessions[environmentId] else { continue }
             let waiting = session.waiting(at: now, resendAfter: timing.resendAfter)
-            requests.append(DispatchRequest(environmentId: environmentId, skip: waiting.skip,
+            requests.append(DispatchRequest(environmentId: environmentId, skip: waiting.skip.union(reserved(environmentId)),
                                             capacity: max(0, timing.maxInFlight - waiting.inFlight)))
             session.unsent = false
             sessions[environmentId] = session
@@ -503,7 +588,9 @@ public actor Dispatcher {
             sessions[claim.environmentId]?.full = claim.jobs.count >= capacities[claim.environmentId, default: 0]
             // Not one the agent holds, nor one another send (a hand-over) put in flight while this
             // round waited for the store: the round would send it twice (the agent drops repeats).
-            for spec in claim.jobs where !session.held.contains(spec.id) && !(session.inFlight[spec.id].map { $0 > now } ?? false) {
+            let reserved = reserved(claim.environmentId)
+            for spec in claim.jobs where !session.held.contains(spec.id) && !(session.inFlight[spec.id].map { $0 > now } ?? false)
+                && !reserved.contains(spec.id) {
                 // In flight from now, so that jobs handed over meanwhile (`send(claimed:)`) skip it.
                 sessions[claim.environmentId]?.inFlight[spec.id] = now
                 let frame = WireCodec.encode(.job(spec))
@@ -535,8 +622,8 @@ public actor Dispatcher {
             guard var session = sessions[environmentId] else { continue }
             if claim.new { session.openCount += 1 }
             let waiting = session.waiting(at: now, resendAfter: timing.resendAfter)
-            if waiting.skip.contains(spec.id) {
-                // Already held or sent.
+            if waiting.skip.contains(spec.id) || reserved(environmentId).contains(spec.id) {
+                // Already held or sent (by this connection, or one it replaced).
             } else if waiting.inFlight >= timing.maxInFlight {
                 session.unsent = true
             } else {
@@ -632,6 +719,11 @@ public actor Dispatcher {
             }
         }
         var due: [String] = []
+        for (routingId, entry) in superseded where now - entry.lastSeen > timing.agentTimeout {
+            if release(routingId, reason: "silent for \((now - entry.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))") {
+                due.append(entry.environmentId)
+            }
+        }
         for (environmentId, session) in sessions {
             if now - session.lastSeen > timing.agentTimeout {
                 drop(environmentId, reason: "silent for \((now - session.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
@@ -647,11 +739,14 @@ public actor Dispatcher {
     /// Forgets an environment's connection (its keys were removed).
     public func forget(environmentId: String) {
         drop(environmentId, reason: "its agent key was removed")
+        superseded = superseded.filter { $0.value.environmentId != environmentId }
     }
 
     /// Drops an environment's session if its connection's key is no longer the environment's
     /// (another agent enrolled): nothing more goes to it, and its next message is answered `agent_revoked`.
     public func revalidate(environmentId: String) {
+        // Replaced connections with the old key: a revoked key's jobs go to the new agent (docs/production.md).
+        superseded = superseded.filter { $0.value.environmentId != environmentId || keys.environment(forUserId: $0.value.userId) == environmentId }
         guard let session = sessions[environmentId], keys.environment(forUserId: session.userId) != environmentId else { return }
         drop(environmentId, reason: "another agent enrolled in its environment")
     }
