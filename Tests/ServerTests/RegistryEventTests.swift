@@ -172,6 +172,61 @@ struct RegistryEventTests {
         await setup.harness.stop()
     }
 
+    @Test func anEventAnotherDeliveryRecordsWhileACallIsPlannedIsLeftOutOfIt() async throws {
+        let setup = try await Self.setUp()
+        let (stack, path) = try await Self.stack(setup, "app")
+        // Two overlapping deliveries at once: the call read the stack's events before the other
+        // delivery's job committed `evt-old`. A trigger plays that delivery, inside the call's own
+        // transaction, as its first id is recorded.
+        try await setup.harness.store.db.write { db in
+            try db.execute(sql: """
+                CREATE TRIGGER other_delivery AFTER INSERT ON registry_event WHEN NEW.id = 'evt-new' BEGIN
+                INSERT OR IGNORE INTO registry_event (stack_id, id, seen_at) VALUES (NEW.stack_id, 'evt-old', NEW.seen_at);
+                END;
+                """)
+        }
+        try await Self.application(setup).test(.live) { client in
+            let events = [("evt-new", "v3"), ("evt-old", "v2")].map { id, tag in
+                String(buffer: Self.envelope(id: id, tag: tag)).dropFirst(#"{"events":["#.count).dropLast(2)
+            }
+            let mixed = try await client.execute(uri: path, method: .post, headers: [.contentType: Self.contentType],
+                                                 body: ByteBuffer(string: #"{"events":["# + events.joined(separator: ",") + "]}"))
+            #expect(mixed.status == .accepted, "\(String(buffer: mixed.body))")
+            // Planned again without it: run again, the old event would come last and move web back to v2.
+            #expect(Self.webImage(try Self.job(mixed)) == "127.0.0.1:5000/demo/web:v3")
+        }
+        let jobs = try await setup.harness.store.jobs(stackId: stack.id, state: nil, limit: 10)
+        #expect(jobs.count == 1 && jobs.first?.plan.services.first?.image == "127.0.0.1:5000/demo/web:v3")
+        #expect(try await setup.harness.store.receivedRegistryEvents(stackId: stack.id, ids: ["evt-new", "evt-old"]) == ["evt-new", "evt-old"])
+        await setup.harness.stop()
+    }
+
+    @Test func aJobRequestNamingEventsRecordedSinceItWasPlannedWritesNothing() async throws {
+        let setup = try await Self.setUp()
+        let (stack, _) = try await Self.stack(setup, "app")
+        let store = setup.harness.store
+        func request(_ ids: [String], image: String) -> JobRequest {
+            JobRequest(kind: .deploy, plan: [PlannedService(name: "web", image: image)],
+                       trigger: JobTrigger(source: "registry"), coalesce: true, eventIds: ids)
+        }
+        let first = try await store.enqueueJob(stackId: stack.id, request: request(["evt-old"], image: "127.0.0.1:5000/demo/web:v2"))
+        await #expect(throws: RegistryEventsRaced.self) {
+            _ = try await store.enqueueJob(stackId: stack.id, request: request(["evt-new", "evt-old"], image: "127.0.0.1:5000/demo/web:v2"))
+        }
+        do {
+            _ = try await store.enqueueJob(stackId: stack.id, request: request(["evt-new", "evt-old"], image: "127.0.0.1:5000/demo/web:v2"))
+        } catch let raced as RegistryEventsRaced {
+            #expect(raced.ids == ["evt-old"])
+        }
+        // Nothing of it was written: not its new event, nor a join.
+        #expect(try await store.receivedRegistryEvents(stackId: stack.id, ids: ["evt-new"]).isEmpty)
+        #expect(try await store.job(id: first.id).job.coalesced == first.coalesced)
+        await #expect(throws: StoreError.eventAlreadyReceived) {
+            _ = try await store.enqueueJob(stackId: stack.id, request: request(["evt-old"], image: "127.0.0.1:5000/demo/web:v2"))
+        }
+        await setup.harness.stop()
+    }
+
     @Test func anEnvelopeWhoseJobIsNotWrittenIsRunWhenTheRegistryRetries() async throws {
         let setup = try await Self.setUp()
         let (stack, path) = try await Self.stack(setup, "app")

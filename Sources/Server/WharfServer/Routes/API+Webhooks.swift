@@ -82,26 +82,33 @@ extension API {
             var trigger = try WebhookTrigger.parse(request: request, body: body)
             if trigger.source == .registry, !trigger.eventIds.isEmpty {
                 // Events this stack has had are not run again, also when they come with new ones.
-                // (Two deliveries at once are told apart by the job's transaction, which records the ids.)
                 let received = try await mapped { try await store.receivedRegistryEvents(stackId: stack.id, ids: trigger.eventIds) }
                 trigger.leaveOut(received: received)
             }
-            let jobRequest: JobRequest
-            switch try Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]) {
-            case .ignored(let reason):
-                return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
-            case .deploy(let prepared):
-                jobRequest = prepared
-            }
             // A new job whose agent is connected and whose stack is idle is claimed as it is queued.
-            // A registry's event ids are recorded for this stack with the job (`JobRequest.eventIds`).
+            // A registry's event ids are recorded for this stack with the job (`JobRequest.eventIds`);
+            // the job's transaction refuses ids another delivery recorded since the read above, and
+            // the call is planned again without them (each turn leaves out at least one event).
             let enqueued: Enqueued
-            do {
-                enqueued = try await store.enqueueJob(stackId: stack.id, request: jobRequest, claimingFor: dispatcher.connectedAgents)
-            } catch let error as StoreError where error == .eventAlreadyReceived {
-                return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
-            } catch {
-                throw Self.apiError(error)
+            while true {
+                let jobRequest: JobRequest
+                switch try Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]) {
+                case .ignored(let reason):
+                    return (try JSONBody(Ignored(ignored: reason)).response(from: request, context: context), "ignored")
+                case .deploy(let prepared):
+                    jobRequest = prepared
+                }
+                do {
+                    enqueued = try await store.enqueueJob(stackId: stack.id, request: jobRequest, claimingFor: dispatcher.connectedAgents)
+                } catch let error as StoreError where error == .eventAlreadyReceived {
+                    return (try JSONBody(Ignored(ignored: "event already received")).response(from: request, context: context), "ignored")
+                } catch let raced as RegistryEventsRaced {
+                    trigger.leaveOut(received: raced.ids)
+                    continue
+                } catch {
+                    throw Self.apiError(error)
+                }
+                break
             }
             let job = enqueued.job
             // A call that joined a queued job is in that job's `coalesced` count; only new jobs make a line at info.

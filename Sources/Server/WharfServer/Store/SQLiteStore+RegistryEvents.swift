@@ -2,6 +2,12 @@ import Foundation
 import GRDB
 import WharfProtocol
 
+/// A job request named registry events its stack received after the request was planned (two
+/// overlapping deliveries at once): nothing of it is written. Plan it again without `ids`.
+public struct RegistryEventsRaced: Error, Sendable {
+    public var ids: Set<String>
+}
+
 extension SQLiteStore {
     /// How long a stack remembers a registry event id. A registry resends an event it got no 2xx
     /// answer for within seconds to hours (CNCF Distribution backs off and retries while it runs);
@@ -11,17 +17,20 @@ extension SQLiteStore {
     static let registryEventPruneInterval: TimeInterval = 3_600
 
     /// Records, in the caller's write transaction, the registry event ids a request for a stack
-    /// answers. Throws `event_already_received`, having written nothing, when the stack has seen
-    /// every one of them; otherwise the request goes on and the new ids commit (or roll back) with
-    /// the job it queues or joins.
+    /// answers. Throws `event_already_received` when the stack has seen every one of them, and
+    /// `RegistryEventsRaced` when it has seen some: another delivery recorded them after this
+    /// request's plan was made without them (`receivedRegistryEvents`), so that plan would deploy
+    /// them again. Either way the request's writes roll back; otherwise the new ids commit (or roll
+    /// back) with the job it queues or joins.
     func recordRegistryEvents(_ db: Database, stackId: String, ids: [String], now: Date) throws {
-        var fresh = false
+        var seen = Set<String>()
         for id in ids {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO registry_event (stack_id, id, seen_at) VALUES (?, ?, ?)")
                 .execute(arguments: [stackId, id, now.column])
-            if db.changesCount > 0 { fresh = true }
+            if db.changesCount == 0 { seen.insert(id) }
         }
-        if !fresh { throw StoreError.eventAlreadyReceived }
+        if seen.count == Set(ids).count { throw StoreError.eventAlreadyReceived }
+        if !seen.isEmpty { throw RegistryEventsRaced(ids: seen) }
     }
 
     /// Which of `ids` the stack has received (and not yet pruned).
