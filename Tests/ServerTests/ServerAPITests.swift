@@ -218,7 +218,10 @@ struct ServerAPITests {
         // A new file in its place (a restore under the running server) is not the file the server writes to either.
         try FileManager.default.copyItem(at: aside.appendingPathComponent("wharf.sqlite"), to: data.appendingPathComponent("wharf.sqlite"))
         #expect(try await anonymous.call("GET", "/api/health").0 == 503)
+        // A load balancer probing every second does not fill the log: the problem is logged once.
+        for _ in 0..<5 { #expect(try await anonymous.call("GET", "/api/health").0 == 503) }
         await server.child?.stop()
-        #expect(server.child?.output.contains("health check: the store cannot be used") == true)
+        let output = server.child?.output ?? ""
+        #expect(output.components(separatedBy: "health check: the store cannot be used").count - 1 == 1, "\(output)")
     }
 }

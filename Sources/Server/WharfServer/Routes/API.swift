@@ -15,6 +15,8 @@ public struct API: Sendable {
     let metrics: WharfMetrics
     /// The webhook calls' rate limits; nil means none.
     let webhookLimiters: WebhookLimiters?
+    /// What the health checks last logged about the store.
+    let healthLog = StoreHealthLog()
 
     init(store: any WharfStore, dispatcher: Dispatcher, keys: AgentKeyRegistry, settings: ServerSettings, adminToken: String,
          logger: Logger, metrics: WharfMetrics, webhookRateLimit: Double? = 20) {
@@ -66,11 +68,12 @@ public struct API: Sendable {
         router.get("/api/health") { request, context -> Response in
             // Docker's HEALTHCHECK and load balancers ask this: a server whose store cannot be used
             // is up but cannot take a single job, so it answers 503.
-            guard let problem = await store.healthProblem() else {
+            let problem = await store.healthProblem()
+            healthLog.record(problem, logger: logger)
+            guard let problem else {
                 return try HealthResponse(status: "ok", version: WharfVersion.current, publicUrl: settings.publicURL)
                     .response(from: request, context: context)
             }
-            logger.error("health check: the store cannot be used", metadata: ["reason": "\(problem.reason)", "error": "\(problem.cause)"])
             var response = try HealthResponse(status: "degraded", version: WharfVersion.current, publicUrl: settings.publicURL,
                                               reason: problem.reason).response(from: request, context: context)
             response.status = .serviceUnavailable
