@@ -18,9 +18,11 @@ import ZeroMQ
 /// Two connections with the same current key (an agent restarted before its old connection timed
 /// out, or a copied data directory running on a second host): the last hello owns the session, and
 /// the earlier connection is told `agent_superseded` (a live agent stops; a dead one never reads
-/// it). What the earlier connection holds or has in flight stays its own (`Superseded`) until it
-/// says goodbye or falls silent: its results still count, and only then does the rest go to the
-/// new connection. So no job runs on both, and none is left behind.
+/// it). The jobs the earlier connection acknowledged stay its own (`Superseded`) until it says
+/// goodbye or falls silent: its results still count, and only then does the rest go to the new
+/// connection. Jobs sent to it and not acknowledged go to the new connection after `resendAfter`,
+/// as after any reconnect, unless it acknowledges them first (a live agent acknowledges at once).
+/// So no job runs on both, and none is left behind.
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s".
     public struct Timing: Sendable {
@@ -67,7 +69,7 @@ public actor Dispatcher {
     struct Superseded {
         var environmentId: String
         var userId: String
-        /// Jobs it holds or was sent, and not yet finished.
+        /// Jobs it acknowledged, and not yet finished.
         var jobs: Set<String>
         var lastSeen: ContinuousClock.Instant
     }
@@ -301,10 +303,13 @@ public actor Dispatcher {
             }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
-                let session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
+                var session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
                                       edge: hello.edge, openCount: previous?.openCount ?? 0)
                 if let previous, previous.routingId != routingId, previous.userId == userId {
                     supersede(previous, environmentId: environmentId, by: hello, at: receivedAt)
+                    // Sent there and not acknowledged: the job may never have arrived (a connection
+                    // that went silent), so it goes again after `resendAfter`, here.
+                    session.inFlight = previous.inFlight.filter { !session.held.contains($0.key) }
                 }
                 sessions[environmentId] = session
                 // An edge agent is only here for a check-in: its jobs wait for rounds.
@@ -371,13 +376,13 @@ public actor Dispatcher {
         notifyQueued(environmentIds: touched)
     }
 
-    /// Another connection with the same key said hello: the earlier one keeps what it holds or was
-    /// sent (`Superseded`) and is told to stop. A live copy of the agent stops; a dead connection
+    /// Another connection with the same key said hello: the earlier one keeps what it acknowledged
+    /// (`Superseded`) and is told to stop. A live copy of the agent stops; a dead connection
     /// (an agent restarted, or reconnected, before the server noticed) never reads it.
     private func supersede(_ previous: Session, environmentId: String, by hello: AgentHello, at receivedAt: ContinuousClock.Instant) {
         superseded[previous.routingId] = Superseded(
             environmentId: environmentId, userId: previous.userId,
-            jobs: previous.held.union(previous.inFlight.keys).subtracting(hello.holding), lastSeen: previous.lastSeen)
+            jobs: previous.held.subtracting(hello.holding), lastSeen: previous.lastSeen)
         send(Self.supersededError, to: previous.routingId)
         if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
             lastSharedKeyWarning = .now
@@ -401,10 +406,13 @@ public actor Dispatcher {
         case .hello, .ping:
             send(Self.supersededError, to: routingId)
         case .ack(let jobId):
+            // Its own from now on. Sent to it before it was replaced (inherited in flight) or
+            // acknowledged before, the job is `dispatched` on disk already: the store hears of
+            // any other ack only (as in `handle`).
             let known = superseded[routingId]?.jobs.contains(jobId) ?? false
+            let sentBefore = sessions[environmentId]?.inFlight.removeValue(forKey: jobId) != nil
             superseded[routingId]?.jobs.insert(jobId)
-            sessions[environmentId]?.inFlight[jobId] = nil
-            if !known { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
+            if !known && !sentBefore { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
         case .started(let jobId):
             work.started.append(.init(jobId: jobId, environmentId: environmentId))
         case .log(let chunk):
