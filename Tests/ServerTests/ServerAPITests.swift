@@ -115,6 +115,12 @@ struct ServerAPITests {
         #expect(!"\(registries)".contains(password))
         #expect(!"\(registry)".contains(password))
         #expect(try await api.call("POST", "/api/registries", json: ["url": "not a host!", "username": "a", "password": "b"]).0 == 400)
+        // Stored as images name the registry: `docker login`'s key for Docker Hub is docker.io, and
+        // a host in capitals is the same registry.
+        let (_, hub) = try await api.call("POST", "/api/registries",
+                                          json: ["url": "https://index.docker.io/v1/", "username": "ci", "password": password], expect: 201)
+        #expect((hub["registry"] as? [String: Any])?["url"] as? String == "docker.io")
+        #expect(try await api.call("POST", "/api/registries", json: ["url": "Registry.Example.com:5000", "username": "a", "password": "b"]).0 == 409)
         try await api.call("DELETE", "/api/registries/\(registryId)", expect: 204)
         #expect(try await api.call("DELETE", "/api/registries/\(registryId)").0 == 404)
 

@@ -20,8 +20,10 @@ extension API {
         router.post("/api/registries") { request, context in
             let body = try await request.decodeJSON(AddRegistry.self, context: context)
             var url = body.url.trimmingCharacters(in: .whitespaces)
-            for scheme in ["https://", "http://"] where url.hasPrefix(scheme) { url.removeFirst(scheme.count) }
+            for scheme in ["https://", "http://"] where url.lowercased().hasPrefix(scheme) { url.removeFirst(scheme.count) }
             if url.hasSuffix("/") { url.removeLast() }
+            // `docker login`'s own key for Docker Hub is https://index.docker.io/v1/.
+            for version in ["/v1", "/v2"] where url.hasSuffix(version) { url.removeLast(version.count) }
             guard Self.isValidRegistryHost(url) else {
                 throw APIError(status: .badRequest, code: "invalid_registry",
                                message: "url must be a registry host as images name it, such as registry.example.com or 127.0.0.1:5000.")
@@ -29,6 +31,9 @@ extension API {
             guard !body.username.isEmpty, !body.password.isEmpty else {
                 throw APIError(status: .badRequest, code: "invalid_registry", message: "username and password must not be empty.")
             }
+            // As images name it: lower case, and Docker Hub under any of its names is docker.io, so
+            // that `index.docker.io` serves `myorg/app:1` and one registry cannot be added twice.
+            url = RepositoryHint.canonicalHost(url)
             let registry = try await mapped { try await store.addRegistry(url: url, username: body.username, password: body.password) }
             context.logger.info("registry added", metadata: ["registry": "\(url)"])
             return JSONBody(RegistryBody(registry: registry), status: .created)

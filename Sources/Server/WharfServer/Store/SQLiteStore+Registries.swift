@@ -40,10 +40,16 @@ extension SQLiteStore {
         }
     }
 
-    /// The credentials among `auths` for the registries `images` come from.
+    /// The credentials among `auths` for the registries `images` come from, each named by its
+    /// canonical host (`RepositoryHint.canonicalHost`: lower case, Docker Hub as docker.io), as
+    /// `POST /api/registries` stores it now — a registry stored before that may be spelt otherwise.
     static func credentials(_ auths: [RegistryAuth], for images: [String]) -> [RegistryAuth] {
         guard !auths.isEmpty else { return [] }
-        let hosts = Set(images.compactMap { (try? ImageReference(parsing: $0))?.domain })
-        return auths.filter { hosts.contains($0.registry) }
+        let hosts = Set(images.compactMap { (try? ImageReference(parsing: $0))?.domain }.map(RepositoryHint.canonicalHost))
+        return auths.compactMap { auth in
+            var auth = auth
+            auth.registry = RepositoryHint.canonicalHost(auth.registry)
+            return hosts.contains(auth.registry) ? auth : nil
+        }
     }
 }
