@@ -53,4 +53,17 @@ struct DotEnvTests {
         #expect(error?.code == "invalid_env_file")
         #expect(error?.message.hasPrefix("prod.env line \(line):") == true, "\(error?.message ?? "")")
     }
+
+    @Test func aLaterEnvFileFindsTheEarlierFilesVariablesAfterTheShellsAndOverridesThem() throws {
+        let parsed = try DotEnv.parse(files: [
+            (name: "base.env", text: "REGISTRY=r.example.com\nTAG=1\nSHELL_VAR=base"),
+            (name: "app.env", text: "IMAGE=${REGISTRY}/shop:${TAG}\nTAG=2\nFROM=$SHELL_VAR\nREGISTRY"),
+        ]) { ["SHELL_VAR": "from shell"][$0] }
+        #expect(parsed == ["REGISTRY": "r.example.com", "TAG": "2", "SHELL_VAR": "base",
+                           "IMAGE": "r.example.com/shop:1", "FROM": "from shell"])
+        let error = #expect(throws: CLIError.self) {
+            try DotEnv.parse(files: [(name: "a.env", text: "A=1"), (name: "b.env", text: "B=${A}\n1BAD=x")])
+        }
+        #expect(error?.message.hasPrefix("b.env line 2:") == true, "\(error?.message ?? "")")
+    }
 }

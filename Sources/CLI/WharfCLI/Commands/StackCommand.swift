@@ -74,11 +74,7 @@ struct StackDeployCommand: AsyncParsableCommand {
         let shell = ProcessInfo.processInfo.environment
         let assignments = try variables.map { try VariableAssignment.parse($0, environment: shell) }
         let compose = try readUserFile(composeFile, what: "the compose file")
-        var fileVariables: [String: String] = [:]
-        for path in envFile {
-            let parsed = try DotEnv.parse(try readUserFile(path, what: "the env file"), name: path) { shell[$0] }
-            fileVariables.merge(parsed) { _, new in new }
-        }
+        let fileVariables = try DotEnv.parse(files: envFile.map { (name: $0, text: try readUserFile($0, what: "the env file")) }) { shell[$0] }
         let env = VariableAssignment.merge(envFile: fileVariables, assignments: assignments)
         let setsVariables = !envFile.isEmpty || !assignments.isEmpty
 

@@ -19,6 +19,19 @@ public enum DotEnv {
         }
     }
 
+    /// The variables of several env files read in order, as `docker compose --env-file a
+    /// --env-file b` reads them: a later file's variable replaces an earlier one's, and a later
+    /// file looks names up in `lookup` first, then in the earlier files.
+    public static func parse(files: [(name: String, text: String)], lookup: (String) -> String? = { _ in nil }) throws -> [String: String] {
+        var merged: [String: String] = [:]
+        for file in files {
+            let earlier = merged
+            let parsed = try parse(file.text, name: file.name) { lookup($0) ?? earlier[$0] }
+            merged.merge(parsed) { _, new in new }
+        }
+        return merged
+    }
+
     /// Whether `name` is `[A-Za-z_][A-Za-z0-9_]*`, the only names the server accepts.
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, isNameStart(first) else { return false }
