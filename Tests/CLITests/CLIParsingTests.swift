@@ -7,6 +7,25 @@ struct CLIParsingTests {
         #expect(WharfCommand.configuration.commandName == "wharf")
     }
 
+    @Test func anAgentIsToldTheURLTheCLIUsedWhenTheServersPublicURLIsLoopback() {
+        let fromRemote = EnvAddCommand.agentServerURL(publicURL: "http://127.0.0.1:9000", cliServer: "http://wharf.example.com:9000")
+        #expect(fromRemote.url == "http://wharf.example.com:9000")
+        #expect(fromRemote.note?.contains("--public-url") == true)
+        #expect(EnvAddCommand.agentServerURL(publicURL: "https://wharf.example.com/", cliServer: "http://10.0.0.5:9000") == ("https://wharf.example.com", nil))
+        #expect(EnvAddCommand.agentServerURL(publicURL: "http://127.0.0.1:9000", cliServer: "http://localhost:9000") == ("http://127.0.0.1:9000", nil))
+        #expect(EnvAddCommand.agentServerURL(publicURL: nil, cliServer: "http://10.0.0.5:9000") == ("http://10.0.0.5:9000", nil))
+    }
+
+    @Test func aDegradedServersHealthAnswerSaysWhyNotThatItIsNoWharfServer() {
+        let url = URL(string: "https://wharf.example.com:9443/api/health")!
+        let body = Data(#"{"status":"degraded","version":"0.1.0","publicUrl":"https://wharf.example.com","reason":"the database cannot be read"}"#.utf8)
+        let error = APIClient.failure(status: 503, data: body, method: "GET", url: url)
+        #expect(error.code == "degraded")
+        #expect(error.message == "the Wharf server at https://wharf.example.com:9443 runs but is degraded: the database cannot be read")
+        // Any other answer without an error envelope stays what it was.
+        #expect(APIClient.failure(status: 503, data: Data("<html>".utf8), method: "GET", url: url).code == "http_503")
+    }
+
     @Test(arguments: [
         ("30s", Duration.seconds(30)),
         ("500ms", .milliseconds(500)),

@@ -96,6 +96,11 @@ struct APIClient: Sendable {
         if let envelope = try? JSONDecoder().decode(Envelope.self, from: data) {
             return CLIError(code: envelope.error.code, message: envelope.error.message)
         }
+        // `GET /api/health` of a server that runs but cannot use its store.
+        struct Degraded: Decodable { var status: String; var reason: String? }
+        if status == 503, let health = try? JSONDecoder().decode(Degraded.self, from: data), health.status == "degraded" {
+            return CLIError(code: "degraded", message: "the Wharf server at \(url.scheme ?? "http")://\(url.host ?? "")\(url.port.map { ":\($0)" } ?? "") runs but is degraded: \(health.reason ?? "its store cannot be used")")
+        }
         return CLIError(code: "http_\(status)", message: "\(method) \(url.absoluteString) answered HTTP \(status) without a Wharf error body")
     }
 

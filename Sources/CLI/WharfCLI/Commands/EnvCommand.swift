@@ -39,7 +39,9 @@ struct EnvAddCommand: AsyncParsableCommand {
                                                     body: CreateEnvironmentRequest(name: name, type: edge ? "edge" : "agent"))
         if global.json { return Console.json(data) }
         let environment = created.environment
-        let server = await Self.agentServerURL(client)
+        let health = try? await client.call(Health.self, "GET", "/api/health", authenticated: false).0
+        let (server, note) = Self.agentServerURL(publicURL: health?.publicUrl, cliServer: client.server)
+        if let note { Console.err(note) }
         var agent = ["wharf-agent", "--server", server, "--join", created.joinToken, "--data-dir", agentDataDir]
         var install = ["--join", created.joinToken, "--data-dir", agentDataDir]
         if environment.type == "edge" {
@@ -64,14 +66,19 @@ struct EnvAddCommand: AsyncParsableCommand {
             """)
     }
 
-    /// The URL agents reach the server at: its public URL from `/api/health`, else the CLI's own.
-    static func agentServerURL(_ client: APIClient) async -> String {
-        guard let health = try? await client.call(Health.self, "GET", "/api/health", authenticated: false).0,
-              var url = health.publicUrl?.trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty else {
-            return client.server
+    /// The URL agents reach the server at: its public URL from `/api/health`, else the CLI's own;
+    /// and a note when the public URL is a loopback one the CLI did not use (a server started
+    /// without `--public-url`): an agent on another host could not reach it, so the CLI's own is
+    /// printed instead.
+    static func agentServerURL(publicURL: String?, cliServer: String) -> (url: String, note: String?) {
+        guard var url = publicURL?.trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty else {
+            return (cliServer, nil)
         }
         while url.hasSuffix("/") { url.removeLast() }
-        return url
+        if ServerURL.isLoopback(url), !ServerURL.isLoopback(cliServer) {
+            return (cliServer, "note: the server's public URL is \(url), which agents on other hosts cannot reach; the commands below use \(cliServer). Start the server with --public-url to set it.")
+        }
+        return (url, nil)
     }
 }
 

@@ -39,7 +39,7 @@ struct LoginCommand: AsyncParsableCommand {
         let health: Health
         do {
             (health, _) = try await client.call(Health.self, "GET", "/api/health", authenticated: false)
-        } catch let error as CLIError where error.code != "unreachable" {
+        } catch let error as CLIError where error.code != "unreachable" && error.code != "degraded" {
             throw CLIError(code: "not_wharf", message: "\(server)/api/health did not answer as a Wharf server does: \(error.message)")
         }
         let environments: [EnvironmentInfo]

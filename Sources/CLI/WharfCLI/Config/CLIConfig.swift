@@ -121,10 +121,15 @@ public enum ServerURL {
     /// machine (`localhost`, `127.0.0.0/8`, `::1`).
     public static func sendsTokenInClear(_ normalized: String) -> Bool {
         guard let components = URLComponents(string: normalized), components.scheme?.lowercased() == "http",
-              let host = components.host?.lowercased() else { return false }
-        let loopback = host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host == "[::1]"
+              components.host != nil else { return false }
+        return !isLoopback(normalized)
+    }
+
+    /// Whether the URL's host is this machine's loopback (localhost, 127.0.0.0/8, ::1).
+    public static func isLoopback(_ url: String) -> Bool {
+        guard let host = URLComponents(string: url)?.host?.lowercased() else { return false }
+        return host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host == "[::1]"
             || host.split(separator: ".").count == 4 && host.hasPrefix("127.") && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-        return !loopback
     }
 
     /// `http://host:port` form of `text`: adds `http://` when no scheme is given, drops trailing slashes.
