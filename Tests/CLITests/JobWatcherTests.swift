@@ -24,6 +24,29 @@ actor ScriptedFeed: JobFeed {
     func log(id: String) async throws -> String { steps[max(index, 0)].log }
 }
 
+/// A server that cannot be reached for the first `failures` polls (a restart, a proxy's 502).
+actor FlakyFeed: JobFeed {
+    let inner: ScriptedFeed
+    var failures: Int
+    let error: CLIError
+
+    init(_ inner: ScriptedFeed, failures: Int, error: CLIError) {
+        self.inner = inner
+        self.failures = failures
+        self.error = error
+    }
+
+    func job(id: String) async throws -> (JobInfo, Data) {
+        if failures > 0 {
+            failures -= 1
+            throw error
+        }
+        return try await inner.job(id: id)
+    }
+
+    func log(id: String) async throws -> String { try await inner.log(id: id) }
+}
+
 /// Collects what a watcher reports, in order.
 final class Transcript {
     var entries: [String] = []
@@ -91,5 +114,49 @@ struct JobWatcherTests {
         let error = await #expect(throws: CLIError.self) { try await watcher.watch("job_2") }
         #expect(error?.code == "timeout")
         #expect(error?.message.contains("still queued") == true)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aServerAwayForAWhileIsAskedAgainAndTheWatchGoesOn() async throws {
+        let steps = ScriptedFeed([.init(state: "running", log: "a\n"), .init(state: "succeeded", log: "a\nb\n")])
+        let feed = FlakyFeed(steps, failures: 3, error: CLIError(code: "http_502", message: "GET /api/jobs/job_1 answered HTTP 502"))
+        let transcript = Transcript()
+        let watcher = JobWatcher(feed: feed, interval: .milliseconds(1), timeout: .seconds(30),
+                                 onState: { transcript.entries.append("state " + $0.state) },
+                                 onLog: { transcript.entries.append("log " + $0) },
+                                 onLostContact: { transcript.entries.append("lost " + $0.code) })
+        let (job, _) = try await watcher.watch("job_1")
+        #expect(job.state == "succeeded")
+        #expect(transcript.entries == ["lost http_502", "state running", "log a\n", "log b\n", "state succeeded"])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aWatchThatEndsWithTheJobNotFinalExits75AndAFailureThatWillNotPassAtOnce() async throws {
+        let away = FlakyFeed(ScriptedFeed([.init(state: "running", log: "")]), failures: .max,
+                             error: CLIError(code: "unreachable", message: "could not reach the Wharf server at http://127.0.0.1:9"))
+        let lost = await #expect(throws: CLIError.self) {
+            try await JobWatcher(feed: away, interval: .milliseconds(1), timeout: .milliseconds(50)).watch("job_2")
+        }
+        #expect(lost?.exitCode == JobWatcher.notFinalExitStatus)
+        #expect(lost?.message.contains("goes on on the server") == true)
+        let noTimeout = FlakyFeed(ScriptedFeed([.init(state: "running", log: "")]), failures: .max,
+                                  error: CLIError(code: "unreachable", message: "could not reach the Wharf server"))
+        let gaveUp = await #expect(throws: CLIError.self) {
+            try await JobWatcher(feed: noTimeout, interval: .milliseconds(1), timeout: nil, retryFor: .milliseconds(50)).watch("job_3")
+        }
+        #expect(gaveUp?.exitCode == JobWatcher.notFinalExitStatus)
+
+        let slow = ScriptedFeed([.init(state: "running", log: "")])
+        let timedOut = await #expect(throws: CLIError.self) {
+            try await JobWatcher(feed: slow, interval: .milliseconds(1), timeout: .milliseconds(20)).watch("job_4")
+        }
+        #expect(timedOut?.code == "timeout" && timedOut?.exitCode == 75)
+
+        let refused = FlakyFeed(ScriptedFeed([.init(state: "running", log: "")]), failures: 1,
+                                error: CLIError(code: "not_found", message: "job not found"))
+        let notFound = await #expect(throws: CLIError.self) {
+            try await JobWatcher(feed: refused, interval: .milliseconds(1), timeout: .seconds(30)).watch("job_5")
+        }
+        #expect(notFound?.code == "not_found" && notFound?.exitCode == 1)
     }
 }

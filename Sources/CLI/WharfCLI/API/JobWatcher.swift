@@ -12,16 +12,52 @@ struct JobWatcher {
     var onState: (JobInfo) -> Void = { _ in }
     /// Called with log text not passed before.
     var onLog: (String) -> Void = { _ in }
+    /// Called when the server cannot be asked for a while (`isPassing`), once per outage.
+    var onLostContact: (CLIError) -> Void = { _ in }
+    /// How long to keep asking a server that cannot be reached when there is no `timeout`.
+    var retryFor: Duration = .seconds(120)
 
-    /// Polls until the job is final; returns it and its JSON.
+    /// The exit status when the watch ends with the job not final: EX_TEMPFAIL, so that a script
+    /// tells "still running, or the server away for now" from a deploy that failed (1).
+    static let notFinalExitStatus: Int32 = 75
+
+    /// A failure that may pass: the server restarting, or a proxy in front of it answering for it.
+    static func isPassing(_ error: CLIError) -> Bool {
+        error.code == "unreachable" || error.code == "degraded" || ["http_502", "http_503", "http_504"].contains(error.code)
+    }
+
+    /// Polls until the job is final; returns it and its JSON. A server that cannot be reached for a
+    /// while is asked again, at longer intervals, until the timeout (or `retryFor`) ends the watch.
     func watch(_ jobId: String) async throws -> (JobInfo, Data) {
         let clock = ContinuousClock()
         let start = clock.now
         var lastState: String?
         var shown = 0
+        var lostSince: ContinuousClock.Instant?
+        var pause = interval
         while true {
-            let (job, data) = try await feed.job(id: jobId)
-            let log = Array(try await feed.log(id: jobId).utf8)
+            let job: JobInfo, data: Data, text: String
+            do {
+                (job, data) = try await feed.job(id: jobId)
+                text = try await feed.log(id: jobId)
+            } catch let error as CLIError where Self.isPassing(error) {
+                let now = clock.now
+                if lostSince == nil {
+                    lostSince = now
+                    onLostContact(error)
+                }
+                let givingUp = timeout.map { now - start >= $0 } ?? (now - lostSince! >= retryFor)
+                if givingUp {
+                    throw CLIError(code: "unreachable", message: "\(error.message); stopped waiting for job \(jobId), which goes on on the server: "
+                                   + "`wharf jobs logs \(jobId) --follow` follows it", exitCode: Self.notFinalExitStatus)
+                }
+                pause = min(pause * 2, .seconds(5))
+                try await Task.sleep(for: pause)
+                continue
+            }
+            lostSince = nil
+            pause = interval
+            let log = Array(text.utf8)
             // A log that shrank (it never should) is shown again from the start.
             if log.count < shown { shown = 0 }
             let fresh = log.count > shown ? String(decoding: log[shown...], as: UTF8.self) : ""
@@ -35,7 +71,7 @@ struct JobWatcher {
             if job.isFinal { return (job, data) }
             if let timeout, clock.now - start >= timeout {
                 throw CLIError(code: "timeout", message: "job \(jobId) is still \(job.state) after \(DurationParser.format(timeout)); "
-                               + "it goes on on the server: `wharf jobs logs \(jobId) --follow` follows it")
+                               + "it goes on on the server: `wharf jobs logs \(jobId) --follow` follows it", exitCode: Self.notFinalExitStatus)
             }
             try await Task.sleep(for: interval)
         }
@@ -75,6 +111,11 @@ struct ProgressPrinter {
     }
 
     func watcher(feed: any JobFeed, timeout: Duration?) -> JobWatcher {
-        JobWatcher(feed: feed, timeout: timeout, onState: state, onLog: log)
+        JobWatcher(feed: feed, timeout: timeout, onState: state, onLog: log, onLostContact: lostContact)
+    }
+
+    func lostContact(_ error: CLIError) {
+        // Always on stderr: a note, not the job's progress.
+        Console.err("warning: \(error.message); asking again")
     }
 }

@@ -123,7 +123,8 @@ struct JobsLogsCommand: AsyncParsableCommand {
             let response = try await client.send("GET", "/api/jobs/\(Path.escape(id))/log")
             return Console.raw(response.data)
         }
-        let watcher = JobWatcher(feed: client, timeout: nil, onLog: { Console.raw(Data($0.utf8)) })
+        let watcher = JobWatcher(feed: client, timeout: nil, onLog: { Console.raw(Data($0.utf8)) },
+                                 onLostContact: { Console.err("warning: \($0.message); asking again") })
         _ = try await watcher.watch(id)
     }
 }
