@@ -105,6 +105,11 @@ struct ServerAPITests {
         #expect((filtered["stacks"] as? [[String: Any]])?.map { $0["id"] as? String } == [stackId])
         let (badState, _) = try await api.call("GET", "/api/jobs?state=exploded")
         #expect(badState == 400)
+        // An empty filter (a script's unset variable) is refused, not answered "none".
+        for path in ["/api/stacks?environmentId=", "/api/jobs?stackId="] {
+            let (status, body) = try await api.call("GET", path)
+            #expect(status == 400 && Self.errorCode(body) == "invalid_query", "\(path): \(body)")
+        }
 
         // Registries: the password is never returned, nor logged.
         let password = "s3cret-\(UUID().uuidString)"

@@ -25,6 +25,10 @@ extension API {
                 limit = parsed
             }
             let stackId = query["stackId"].map(String.init)
+            // Empty, it would match no stack: a script's unset variable is told so, not "no jobs".
+            if stackId?.isEmpty == true {
+                throw APIError(status: .badRequest, code: "invalid_query", message: "stackId must not be empty; leave it out for every stack's jobs.")
+            }
             return JSONBody(JobList(jobs: try await mapped { try await store.jobs(stackId: stackId, state: state, limit: limit) }))
         }
         router.get("/api/jobs/{id}") { _, context in

@@ -166,6 +166,10 @@ extension API {
         }
         router.get("/api/stacks") { request, _ in
             let environmentId = request.uri.queryParameters["environmentId"].map(String.init)
+            if environmentId?.isEmpty == true {
+                throw APIError(status: .badRequest, code: "invalid_query",
+                               message: "environmentId must not be empty; leave it out for every environment's stacks.")
+            }
             return JSONBody(StackList(stacks: try await mapped {
                 try await store.stacks(environmentId: environmentId, publicURL: settings.publicURL)
             }))
