@@ -346,13 +346,8 @@ public actor Dispatcher {
                 let sentInSession = sessions[environmentId]?.inFlight.removeValue(forKey: jobId) != nil
                 sessions[environmentId]?.held.insert(jobId)
                 if !sentInSession { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
-            case .started(let jobId):
-                work.started.append(.init(jobId: jobId, environmentId: environmentId))
-            case .log(let chunk):
-                work.logs.append(.init(chunk: chunk, environmentId: environmentId))
-            case .result(let result):
-                work.results.append(.init(result: result, environmentId: environmentId))
-                resultRoutes.append(routingId)
+            case .started, .log, .result:
+                collectReport(decoded, from: routingId, environmentId: environmentId, work: &work, resultRoutes: &resultRoutes)
             case .bye:
                 if sessions[environmentId]?.routingId == routingId { drop(environmentId, reason: "bye") }
             case .ping:
@@ -413,6 +408,19 @@ public actor Dispatcher {
             let sentBefore = sessions[environmentId]?.inFlight.removeValue(forKey: jobId) != nil
             superseded[routingId]?.jobs.insert(jobId)
             if !known && !sentBefore { work.acks.append(.init(jobId: jobId, environmentId: environmentId)) }
+        case .started, .log, .result:
+            collectReport(message, from: routingId, environmentId: environmentId, work: &work, resultRoutes: &resultRoutes)
+        case .bye:
+            return release(routingId, reason: "it said goodbye")
+        }
+        return false
+    }
+
+    /// Adds what a believed connection reports of its jobs (started, log lines, a result) to the
+    /// batch's store work; a result remembers its connection, which gets the acknowledgement.
+    private func collectReport(_ message: AgentMessage, from routingId: [UInt8], environmentId: String,
+                               work: inout AgentBatch, resultRoutes: inout [[UInt8]?]) {
+        switch message {
         case .started(let jobId):
             work.started.append(.init(jobId: jobId, environmentId: environmentId))
         case .log(let chunk):
@@ -420,10 +428,9 @@ public actor Dispatcher {
         case .result(let result):
             work.results.append(.init(result: result, environmentId: environmentId))
             resultRoutes.append(routingId)
-        case .bye:
-            return release(routingId, reason: "it said goodbye")
+        case .hello, .ack, .bye, .ping:
+            break
         }
-        return false
     }
 
     /// Gives a replaced connection's unfinished jobs to whoever has its environment now.
