@@ -152,6 +152,45 @@ struct StackHealthTimeoutTests {
         }
     }
 
+    /// `{"composeFile": …}` or `{"environment": …}` used to answer 200 and redeploy the stack unchanged.
+    @Test func unknownFieldsAreRefusedNamingThemAndNothingIsWritten() async throws {
+        try await PlanAheadTests.withAPI { setup, client in
+            let (created, createdBody) = try await Self.call(client, .post, "/api/stacks", json: [
+                "name": "app", "environmentId": setup.environmentId, "compose": Self.compose, "environment": ["A": "1"]])
+            #expect(created == .badRequest && Self.errorOf(createdBody).code == "invalid_json", "\(createdBody)")
+            #expect(Self.errorOf(createdBody).message.contains("'environment'"), "\(createdBody)")
+            let (_, stacks) = try await Self.call(client, .get, "/api/stacks")
+            #expect((stacks["stacks"] as? [Any])?.isEmpty == true, "\(stacks)")
+            // A misspelt required field is named as unknown, which is what the caller has to fix.
+            let (misspelt, misspeltBody) = try await Self.call(client, .post, "/api/stacks", json: [
+                "name": "app", "environmentId": setup.environmentId, "composeFile": Self.compose])
+            #expect(misspelt == .badRequest && Self.errorOf(misspeltBody).message.contains("'composeFile'"), "\(misspeltBody)")
+
+            let (stack, _) = try await Self.create(setup, client, "app")
+            let stackId = try #require(stack["id"] as? String)
+            let jobs = try await Self.jobCount(setup)
+            let bodies: [[String: Any]] = [["composeFile": "services:\n  web:\n    image: nginx:2\n"],
+                                           ["environment": ["A": "1"]],
+                                           ["compose": Self.compose, "env": ["A": "1"], "healthtimeout": 5]]
+            for json in bodies {
+                let unknown = json.keys.first { !["compose", "env"].contains($0) }!
+                for (method, path) in [(HTTPRequest.Method.put, "/api/stacks/\(stackId)"), (.post, "/api/stacks/\(stackId)/config")] {
+                    let (status, body) = try await Self.call(client, method, path, json: json)
+                    #expect(status == .badRequest, "\(method) \(path) \(json): \(body)")
+                    #expect(Self.errorOf(body).code == "invalid_json", "\(body)")
+                    #expect(Self.errorOf(body).message.contains("'\(unknown)'"), "the message names the key: \(body)")
+                    #expect(Self.errorOf(body).message.contains("compose, env and healthTimeout"), "and what the route takes: \(body)")
+                }
+            }
+            let after = try await PlanAheadTests.stack(client, stackId)
+            #expect(after["compose"] as? String == Self.compose && (after["env"] as? [String: String])?.isEmpty == true, "\(after)")
+            #expect(try await Self.jobCount(setup) == jobs, "no redeploy was queued")
+            // Known fields still go through.
+            let (ok, okBody) = try await Self.call(client, .put, "/api/stacks/\(stackId)", json: ["env": ["A": "1"]])
+            #expect(ok == .ok, "\(okBody)")
+        }
+    }
+
     @Test func aDatabaseOfAnOlderServerGetsTheDefault() async throws {
         // What a server before the setting left: its migrations up to v7, a stack and its queued deploy.
         let harness = try await LinkHarness(database: { path in

@@ -3,7 +3,7 @@ import Hummingbird
 import WharfProtocol
 
 extension API {
-    struct CreateStack: Decodable {
+    struct CreateStack: ClosedJSONBody {
         var name: String; var environmentId: String; var compose: String; var env: [String: String]?
         /// Seconds; nil (left out or `null`) is the default, `Stack.defaultHealthTimeout`. A number,
         /// not an `Int`, so that 1.5 or 1e20 is refused by `checkHealthTimeout` naming the field
@@ -12,7 +12,7 @@ extension API {
         enum CodingKeys: String, CodingKey, CaseIterable { case name, environmentId, compose, env, healthTimeout }
     }
     /// A field left out (or `null`) keeps the stack's value.
-    struct UpdateStack: Decodable {
+    struct UpdateStack: ClosedJSONBody {
         var compose: String?; var env: [String: String]?; var healthTimeout: Double?
         enum CodingKeys: String, CodingKey, CaseIterable { case compose, env, healthTimeout }
     }
