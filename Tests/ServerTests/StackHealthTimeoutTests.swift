@@ -268,8 +268,16 @@ struct StackHealthTimeoutTests {
                 let (_, edited) = try await Self.call(client, .put, "/api/stacks/\(quickId)", json: ["healthTimeout": 2400])
                 let editJob = try #require(PlanAheadTests.job(edited)?["id"] as? String)
                 #expect(try await harness.dispatcher.waitForFinish(jobId: editJob, timeout: .seconds(30)).state == .succeeded)
+                // A webhook call for a stack with nothing open is claimed for the connected agent in
+                // the transaction that queues it (`Enqueued.claimed`): that spec carries it too.
+                let (_, hook) = try await Self.call(client, .post, "/api/stacks/\(quickId)/webhook")
+                let path = String(try #require(hook["url"] as? String).dropFirst("http://wharf.test".count))
+                let (_, trigger) = try await Self.call(client, .post, path + "?tag=v2")
+                let triggerJob = try #require(PlanAheadTests.job(trigger)?["id"] as? String)
+                #expect(PlanAheadTests.job(trigger)?["state"] as? String == "dispatched", "claimed at intake: \(trigger)")
+                #expect(try await harness.dispatcher.waitForFinish(jobId: triggerJob, timeout: .seconds(30)).state == .succeeded)
             }
-            #expect(engine.healthTimeouts.withLock { $0 } == ["quick": [.seconds(7), .seconds(2400)], "plain": [.seconds(60)]])
+            #expect(engine.healthTimeouts.withLock { $0 } == ["quick": [.seconds(7), .seconds(2400), .seconds(2400)], "plain": [.seconds(60)]])
         } catch {
             agent.cancel()
             await harness.stop()
