@@ -154,7 +154,7 @@ struct CLIEndToEndTests {
                 """)
 
             let deploy = try await world.wharf(["stack", "deploy", "app", "--env-name", "prod-1", "-f", composeFile,
-                                                "--env-file", envFile, "-e", "TAG=1.28", "--wait"])
+                                                "--env-file", envFile, "-e", "TAG=1.28", "--health-timeout", "2m", "--wait"])
             #expect(deploy.status == 0, "\(deploy)")
             #expect(deploy.stdout.contains("created on prod-1"), "\(deploy)")
             // Live progress: the job's state changes and its log lines.
@@ -166,12 +166,14 @@ struct CLIEndToEndTests {
             let stackId = try #require(stack["id"] as? String)
             #expect(stack["env"] as? [String: String] == ["TAG": "1.28", "GREETING": "hello # world", "QUOTED": "$not_expanded"])
             #expect(stack["status"] as? String == "running")
+            #expect(stack["healthTimeout"] as? Int == 120)
 
             let config = try await world.wharf(["stack", "config", "app"])
             #expect(config.status == 0 && config.stdout.contains("nginx:1.28") && config.stdout.contains("hello # world"), "\(config)")
 
             let human = try await world.wharf(["stack", "show", "app"])
             #expect(human.stdout.contains("Status:       running") && human.stdout.contains("TAG=1.28"), "\(human)")
+            #expect(human.stdout.contains("Health wait:  up to 2m"), "\(human)")
 
             // The same name on the same environment is an update (PUT), not a second stack.
             let update = try await world.wharf(["stack", "deploy", "app", "--env-name", "prod-1", "-f", composeFile, "-e", "TAG=1.29", "--wait"])
@@ -180,6 +182,7 @@ struct CLIEndToEndTests {
             let stacks = try list.json()["stacks"] as? [[String: Any]] ?? []
             #expect(stacks.count == 1 && stacks.first?["id"] as? String == stackId, "\(list)")
             #expect(stacks.first?["env"] as? [String: String] == ["TAG": "1.29"])
+            #expect(stacks.first?["healthTimeout"] as? Int == 120, "an update without --health-timeout keeps the stack's")
             let table = try await world.wharf(["stack", "ls"])
             #expect(table.stdout.contains("app ") && table.stdout.contains("prod-1") && table.stdout.contains("web=nginx:1.29"), "\(table)")
 

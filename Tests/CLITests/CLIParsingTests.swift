@@ -47,7 +47,7 @@ struct CLIParsingTests {
     @Test func deployFlagsParse() throws {
         let command = try WharfCommand.parseAsRoot([
             "stack", "deploy", "app", "--env-name", "prod-1", "-f", "compose.yml", "--env-file", ".env",
-            "-e", "TAG=v2", "-e", "EMPTY=", "--wait", "--timeout", "90s", "--json",
+            "-e", "TAG=v2", "-e", "EMPTY=", "--wait", "--timeout", "90s", "--json", "--health-timeout", "2m",
         ])
         let deploy = try #require(command as? StackDeployCommand)
         #expect(deploy.name == "app")
@@ -58,6 +58,24 @@ struct CLIParsingTests {
         #expect(deploy.waiting.wait)
         #expect(deploy.waiting.timeoutDuration == .seconds(90))
         #expect(deploy.global.json)
+        #expect(deploy.healthTimeout.flatMap(StackDeployCommand.healthTimeoutSeconds) == 120)
+        let plain = try #require(try WharfCommand.parseAsRoot(["stack", "deploy", "app", "--env-name", "e", "-f", "c.yml"]) as? StackDeployCommand)
+        #expect(plain.healthTimeout == nil, "left out, so the server's default or the stack's own applies")
+    }
+
+    @Test(arguments: [("90s", 90), ("120", 120), ("1s", 1), ("1h", 3600), ("1m30s", 90), ("59m60s", 3600)])
+    func healthTimeoutsParse(text: String, seconds: Int) {
+        #expect(StackDeployCommand.healthTimeoutSeconds(text) == seconds)
+    }
+
+    @Test(arguments: ["0", "0s", "1.5s", "500ms", "1h1s", "2h", "soon"])
+    func aBadHealthTimeoutIsAUsageError(text: String) {
+        let error = #expect(throws: (any Error).self) {
+            try WharfCommand.parseAsRoot(["stack", "deploy", "app", "--env-name", "e", "-f", "c.yml", "--health-timeout", text])
+        }
+        guard let error else { return }
+        #expect(WharfCommand.exitCode(for: error) == .validationFailure)
+        #expect(WharfCommand.message(for: error).contains("--health-timeout must be whole seconds"), "\(WharfCommand.message(for: error))")
     }
 
     @Test(arguments: ["soon", "1e16", "1e16s"])

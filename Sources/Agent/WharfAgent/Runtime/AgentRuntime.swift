@@ -25,7 +25,6 @@ public actor AgentRuntime {
         public var serverTimeout: Duration = .seconds(10)
         /// Results not acknowledged after this long are sent again.
         public var resultResendInterval: Duration = .seconds(5)
-        public var healthTimeoutSeconds = 60
         /// When the agent is told to stop (SIGTERM), how long running jobs may take to finish and
         /// report before they are cut short (they then run again from the start at the next start).
         /// Inside systemd's stop timeout for the shipped unit (60 s).

@@ -38,6 +38,8 @@ struct StackInfo: Decodable, Sendable {
     var environmentId: String
     var compose: String?
     var env: [String: String]?
+    /// Seconds; nil from a server before the setting.
+    var healthTimeout: Int?
     var status: String
     var webhook: WebhookInfo?
     var lastJobId: String?
@@ -109,6 +111,9 @@ struct Health: Decodable, Sendable {
 // Request bodies.
 
 struct CreateEnvironmentRequest: Encodable, Sendable { var name: String; var type: String }
-struct CreateStackRequest: Encodable, Sendable { var name: String; var environmentId: String; var compose: String; var env: [String: String] }
-struct UpdateStackRequest: Encodable, Sendable { var compose: String; var env: [String: String]? }
+// A nil field is left out of the body: the server's default, or the stack's value on an update.
+struct CreateStackRequest: Encodable, Sendable {
+    var name: String; var environmentId: String; var compose: String; var env: [String: String]; var healthTimeout: Int?
+}
+struct UpdateStackRequest: Encodable, Sendable { var compose: String; var env: [String: String]?; var healthTimeout: Int? }
 struct RedeployRequest: Encodable, Sendable { var pullImage: Bool }

@@ -45,7 +45,8 @@ struct StackDeployCommand: AsyncParsableCommand {
         discussion: """
             The stack's variables are the --env-file files' (read as docker compose reads .env files; later \
             files win) and then each -e KEY=VALUE. When updating a stack without --env-file or -e, its \
-            variables stay as they are; with either, they are replaced by exactly the given ones.
+            variables stay as they are; with either, they are replaced by exactly the given ones. \
+            --health-timeout is kept in the same way: a new stack without it waits 60s, an updated one keeps its own.
             With --json, prints the server's answer, or with --wait the finished job (progress goes to stderr), \
             also when it failed or was rolled back (the exit status is then non-zero).
             """
@@ -67,8 +68,26 @@ struct StackDeployCommand: AsyncParsableCommand {
             help: ArgumentHelp("A stack variable, KEY=VALUE (or KEY, taken from this shell); may be repeated.", valueName: "KEY=VALUE"))
     var variables: [String] = []
 
+    @Option(help: ArgumentHelp("How long each deploy waits for every container to run and be healthy before it rolls back, "
+                               + "such as 90s, 5m or 120 (seconds): whole seconds from 1s to 1h.", valueName: "duration"))
+    var healthTimeout: String?
+
     @OptionGroup var waiting: WaitOptions
     @OptionGroup var global: GlobalOptions
+
+    /// `text` as the whole seconds the server takes for a stack's health timeout (1 to 3600), or nil.
+    static func healthTimeoutSeconds(_ text: String) -> Int? {
+        guard let duration = DurationParser.parse(text) else { return nil }
+        let (seconds, attoseconds) = duration.components
+        guard attoseconds == 0, (1...3600).contains(seconds) else { return nil }
+        return Int(seconds)
+    }
+
+    func validate() throws {
+        if let healthTimeout, Self.healthTimeoutSeconds(healthTimeout) == nil {
+            throw ValidationError("--health-timeout must be whole seconds from 1s to 1h, such as 90s, 5m or 120")
+        }
+    }
 
     func run() async throws {
         let shell = ProcessInfo.processInfo.environment
@@ -77,6 +96,7 @@ struct StackDeployCommand: AsyncParsableCommand {
         let fileVariables = try DotEnv.parse(files: envFile.map { (name: $0, text: try readUserFile($0, what: "the env file")) }) { shell[$0] }
         let env = VariableAssignment.merge(envFile: fileVariables, assignments: assignments)
         let setsVariables = !envFile.isEmpty || !assignments.isEmpty
+        let healthTimeout = self.healthTimeout.flatMap(Self.healthTimeoutSeconds)
 
         let client = try global.client()
         let lookup = Lookup(client: client)
@@ -86,10 +106,12 @@ struct StackDeployCommand: AsyncParsableCommand {
         let data: Data
         if let existing {
             (result, data) = try await client.call(StackAndJob.self, "PUT", "/api/stacks/\(Path.escape(existing.id))",
-                                                   body: UpdateStackRequest(compose: compose, env: setsVariables ? env : nil))
+                                                   body: UpdateStackRequest(compose: compose, env: setsVariables ? env : nil,
+                                                                            healthTimeout: healthTimeout))
         } else {
             (result, data) = try await client.call(StackAndJob.self, "POST", "/api/stacks",
-                                                   body: CreateStackRequest(name: name, environmentId: environment.id, compose: compose, env: env))
+                                                   body: CreateStackRequest(name: name, environmentId: environment.id, compose: compose, env: env,
+                                                                            healthTimeout: healthTimeout))
         }
         let printer = ProgressPrinter(toStandardError: global.json)
         if !global.json {
@@ -153,6 +175,7 @@ struct StackShowCommand: AsyncParsableCommand {
             "ID:           \(stack.id)",
             "Environment:  \(environment.map { "\($0.name) (\($0.id), \($0.status))" } ?? stack.environmentId)",
             "Status:       \(stack.status)",
+            "Health wait:  \(stack.healthTimeout.map { "up to \(DurationParser.format(.seconds($0)))" } ?? "-")",
             "Webhook:      \(stack.webhook?.url ?? "off")",
             "Last job:     \(stack.lastJobId ?? "-")",
             "Created:      \(stack.createdAt ?? "-")",

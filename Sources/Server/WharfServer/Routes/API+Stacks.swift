@@ -3,8 +3,19 @@ import Hummingbird
 import WharfProtocol
 
 extension API {
-    struct CreateStack: Decodable { var name: String; var environmentId: String; var compose: String; var env: [String: String]? }
-    struct UpdateStack: Decodable { var compose: String?; var env: [String: String]? }
+    struct CreateStack: ClosedJSONBody {
+        var name: String; var environmentId: String; var compose: String; var env: [String: String]?
+        /// Seconds; nil (left out or `null`) is the default, `Stack.defaultHealthTimeout`. A number,
+        /// not an `Int`, so that 1.5 or 1e20 is refused by `checkHealthTimeout` naming the field
+        /// (the decoder's error for them does not say which field it is).
+        var healthTimeout: Double?
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, environmentId, compose, env, healthTimeout }
+    }
+    /// A field left out (or `null`) keeps the stack's value.
+    struct UpdateStack: ClosedJSONBody {
+        var compose: String?; var env: [String: String]?; var healthTimeout: Double?
+        enum CodingKeys: String, CodingKey, CaseIterable { case compose, env, healthTimeout }
+    }
     struct Redeploy: Decodable { var pullImage: Bool? }
     struct StackAndJob: Encodable, Sendable { var stack: Stack; var job: Job }
     struct StackBody: Encodable, Sendable { var stack: Stack }
@@ -20,6 +31,18 @@ extension API {
         guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
         func allowed(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
         return allowed(first) && name.utf8.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
+    }
+
+    /// The whole seconds of a health timeout a caller sends (nil for none); 400 `invalid_health_timeout`
+    /// for one that is not a whole number in `Stack.healthTimeoutRange`.
+    static func checkHealthTimeout(_ value: Double?) throws -> Int? {
+        guard let value else { return nil }
+        let range = Stack.healthTimeoutRange
+        let whole = value.rounded() == value
+        if whole, value >= Double(range.lowerBound), value <= Double(range.upperBound) { return Int(value) }
+        let shown = whole && abs(value) < 1e15 ? String(Int(value)) : String(value)
+        throw APIError(status: .badRequest, code: "invalid_health_timeout",
+                       message: "healthTimeout is a whole number of seconds from \(range.lowerBound) to \(range.upperBound), not \(shown).")
     }
 
     /// Checks an env a caller sends for a stack: 400 `invalid_variable` for a variable a stack cannot
@@ -150,12 +173,13 @@ extension API {
                 throw APIError(status: .badRequest, code: "invalid_name",
                                message: "A stack name is 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter or digit.")
             }
+            let healthTimeout = try Self.checkHealthTimeout(body.healthTimeout)
             let env = body.env ?? [:]
             try Self.checkGivenEnv(env)
             let resolved = try Self.resolve(body.compose, env: env)
             let (stack, job) = try await mapped {
                 try await store.createStack(name: body.name, environmentId: body.environmentId, compose: body.compose, env: env,
-                                            plan: Self.planned(resolved.services),
+                                            healthTimeout: healthTimeout, plan: Self.planned(resolved.services),
                                             trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress,
                                                                 userAgent: request.headers[.userAgent]),
                                             publicURL: settings.publicURL)
@@ -181,12 +205,14 @@ extension API {
         router.put("/api/stacks/{id}") { request, context in
             let id = try context.parameters.require("id")
             let body = try await request.decodeJSON(UpdateStack.self, context: context)
+            let healthTimeout = try Self.checkHealthTimeout(body.healthTimeout)
             let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             let (compose, env, composeChanged, deploy) = try await edit(current, body)
             // An edit is the stack's new definition, written at once: its deploy is planned on it, not
             // on the deploys still open ahead of it, whose success then leaves the edit in place.
             let job = try await mapped {
-                try await store.updateStack(id: id, compose: compose, env: env, clearPins: composeChanged, request: JobRequest(
+                try await store.updateStack(id: id, compose: compose, env: env, healthTimeout: healthTimeout,
+                                            clearPins: composeChanged, request: JobRequest(
                     kind: .deploy, compose: compose, plan: deploy.planned, pull: true,
                     trigger: JobTrigger(source: "api", remoteAddr: context.clientAddress, userAgent: request.headers[.userAgent]),
                     coalesce: false, followsOpenDeploys: false))
@@ -242,6 +268,8 @@ extension API {
         router.post("/api/stacks/{id}/config") { request, context in
             let id = try context.parameters.require("id")
             let body = try await request.decodeJSON(UpdateStack.self, context: context)
+            // Not rendered, but refused as `PUT` would refuse it (400: not an error of the file or its env).
+            _ = try Self.checkHealthTimeout(body.healthTimeout)
             let current = try await mapped { try await store.stack(id: id, publicURL: settings.publicURL) }
             do {
                 return JSONBody(try Self.rendered(try await edit(current, body).deploy))

@@ -178,12 +178,40 @@ extension Response {
     }
 }
 
+/// A request body that refuses a top-level key it does not know rather than dropping it, so that
+/// a misspelt or misplaced field (`composeFile`, `environment`) is an error instead of a call that
+/// succeeds and changes nothing. Its `CodingKeys` list every field it takes.
+protocol ClosedJSONBody: Decodable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
 extension Request {
     /// Decodes a JSON body, answering 400 `invalid_json` with the reason when it does not fit.
     func decodeJSON<T: Decodable>(_ type: T.Type, context: WharfRequestContext) async throws -> T {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
+        return try Self.decodeJSON(type, from: Data(buffer: buffer))
+    }
+
+    /// `decodeJSON`, answering 400 `invalid_json` naming the first (by name) top-level key that
+    /// `T` does not take, before anything else is checked: such a key is most likely the reason a
+    /// required field is missing.
+    func decodeJSON<T: ClosedJSONBody>(_ type: T.Type, context: WharfRequestContext) async throws -> T {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        let data = Data(buffer: buffer)
+        let known = T.CodingKeys.allCases.map(\.stringValue)
+        // A body that is not an object is left to the decoder, which says what is wrong with it.
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            let list = known.dropLast().joined(separator: ", ") + (known.count > 1 ? " and " : "") + (known.last ?? "")
+            throw APIError(status: .badRequest, code: "invalid_json",
+                           message: "The body has an unknown field '\(unknown.prefix(64))': this route takes \(list).")
+        }
+        return try Self.decodeJSON(type, from: data)
+    }
+
+    private static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(buffer: buffer))
+            return try JSONDecoder().decode(type, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
             throw APIError(status: .badRequest, code: "invalid_json", message: "The body is missing the field '\(key.stringValue)'.")
         } catch let DecodingError.typeMismatch(_, context) {

@@ -62,12 +62,26 @@ public struct Stack: Codable, Sendable, Equatable {
     public var environmentId: String
     public var compose: String
     public var env: [String: String]
+    /// How long, in seconds, a deploy waits for every container to run and be healthy before it
+    /// rolls back (`JobSpec.healthTimeoutSeconds`). Each job keeps the value its stack had when the
+    /// job was queued, as it keeps its compose file and env.
+    public var healthTimeout: Int = Stack.defaultHealthTimeout
     public var status: StackStatus
     public var webhook: StackWebhook?
     public var lastJobId: String?
     public var services: [StackService]
     public var createdAt: Date
     public var updatedAt: Date
+}
+
+extension Stack {
+    /// The health timeout of a stack that was not given one (and of every stack of a server before
+    /// the setting): the contract's 60 s, `JobSpec`'s default.
+    public static let defaultHealthTimeout = 60
+    /// The health timeouts a stack may have, in seconds: at least a second (0 would fail every
+    /// deploy before its containers start), at most an hour, which no sane healthcheck needs and
+    /// which bounds how long a broken deploy holds its stack's later jobs.
+    public static let healthTimeoutRange = 1...3600
 }
 
 /// A job's place in its lifecycle.
@@ -227,7 +241,7 @@ extension Environment {
 
 extension Stack {
     private enum CodingKeys: String, CodingKey {
-        case id, name, environmentId, compose, env, status, webhook, lastJobId, services, createdAt, updatedAt
+        case id, name, environmentId, compose, env, healthTimeout, status, webhook, lastJobId, services, createdAt, updatedAt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -237,6 +251,7 @@ extension Stack {
         try container.encode(environmentId, forKey: .environmentId)
         try container.encode(compose, forKey: .compose)
         try container.encode(env, forKey: .env)
+        try container.encode(healthTimeout, forKey: .healthTimeout)
         try container.encode(status, forKey: .status)
         try container.encode(webhook, forKey: .webhook)
         try container.encode(lastJobId, forKey: .lastJobId)

@@ -63,7 +63,7 @@ extension SQLiteStore {
     static let newestOpenJobKindSQL = "SELECT kind FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) ORDER BY seq DESC LIMIT 1"
     static let anyOpenJobSQL = "SELECT 1 FROM job WHERE stack_id = ? AND state NOT IN \(finalStates) LIMIT 1"
     /// The stack columns `enqueue(_:stackRow:…)` reads.
-    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env, revision, status FROM stack WHERE id = ?"
+    static let enqueueStackColumnsSQL = "SELECT id, name, environment_id, compose, env, revision, status, health_timeout FROM stack WHERE id = ?"
 
     static func jobRecord(from row: Row) -> JobRecord {
         let job = Job(
@@ -178,16 +178,19 @@ extension SQLiteStore {
             compose = request.compose ?? stackRow["compose"]
         }
         let environmentId: String = stackRow["environment_id"]
+        // The stack's, as of now, even for a job planned on a deploy ahead: the timeout is the
+        // stack's setting, which only an edit changes, not something a trigger asks for.
+        let healthTimeout: Int? = stackRow["health_timeout"]
         // Claimed at once only as the stack's head: a job behind another waits for its round.
         let claim = try connected?.contains(environmentId) == true && !anyOpenJob()
         let state: JobState = claim ? .dispatched : .queued
         try db.cachedStatement(sql: """
             INSERT INTO job (id, stack_id, stack_name, environment_id, kind, state, trigger, created_at, plan, compose, env, pull,
-                             revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                             revision, health_timeout)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [id, stackId, stackRow["name"], environmentId, request.kind.rawValue, state.rawValue,
                                      JSONColumn.encode(request.trigger), now.column, JSONColumn.encode(plan),
-                                     compose, JSONColumn.encode(env), request.pull, stackRow["revision"]])
+                                     compose, JSONColumn.encode(env), request.pull, stackRow["revision"], healthTimeout])
         try db.cachedStatement(sql: "UPDATE stack SET last_job_id = ?, updated_at = ?, status = ? WHERE id = ?")
             .execute(arguments: [id, now.column, request.kind == .remove ? StackStatus.removing.rawValue : StackStatus.deploying.rawValue, stackId])
         // What was just written, as a read would return it (dates at the column's precision).
@@ -204,7 +207,7 @@ extension SQLiteStore {
             if queued.registries == nil { queued.registries = try registryAuths(db) }
             return Enqueued(job: job, claimed: Self.jobSpec(id: id, kind: request.kind, stackId: stackId, stackName: stackRow["name"],
                                                             compose: compose, env: env, plan: plan, pull: request.pull,
-                                                            registries: queued.registries ?? []))
+                                                            healthTimeout: healthTimeout, registries: queued.registries ?? []))
         }
         if request.kind == .deploy {
             queued.byStack[stackId] = JobRecord(job: job, compose: compose, env: env, pull: request.pull, stackName: stackRow["name"])

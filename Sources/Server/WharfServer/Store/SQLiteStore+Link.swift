@@ -218,18 +218,20 @@ extension SQLiteStore {
                 stackName: row["stack_name"], compose: row["compose"],
                 env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
                 plan: JSONColumn.decode(JobPlan.self, row["plan"]) ?? JobPlan(services: []),
-                pull: row["pull"], registries: registries)
+                pull: row["pull"], healthTimeout: row["health_timeout"], registries: registries)
     }
 
     /// What a `JobSpec` is made of.
-    static let jobSpecColumns = "id, kind, stack_id, stack_name, compose, env, pull, plan"
+    static let jobSpecColumns = "id, kind, stack_id, stack_name, compose, env, pull, plan, health_timeout"
 
     /// A job as its agent gets it, with the credentials among `registries` that its images need.
+    /// `healthTimeout`: the job's (its stack's when it was queued), nil for the default.
     static func jobSpec(id: String, kind: JobKind, stackId: String, stackName: String, compose: String,
-                        env: [String: String], plan: JobPlan, pull: Bool, registries: [RegistryAuth]) -> JobSpec {
+                        env: [String: String], plan: JobPlan, pull: Bool, healthTimeout: Int?, registries: [RegistryAuth]) -> JobSpec {
         JobSpec(id: id, kind: kind, stackId: stackId, stackName: stackName, compose: compose, env: env,
                 images: Dictionary(plan.services.map { ($0.name, $0.image) }, uniquingKeysWith: { $1 }),
-                pull: pull, credentials: credentials(registries, for: plan.services.map(\.image)))
+                pull: pull, credentials: credentials(registries, for: plan.services.map(\.image)),
+                healthTimeoutSeconds: healthTimeout ?? Stack.defaultHealthTimeout)
     }
 
     func openJobCount(_ db: Database, environmentId: String) throws -> Int {

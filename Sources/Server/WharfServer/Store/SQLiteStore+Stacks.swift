@@ -9,6 +9,7 @@ extension SQLiteStore {
         return Stack(
             id: row["id"], name: row["name"], environmentId: row["environment_id"], compose: row["compose"],
             env: JSONColumn.decode([String: String].self, row["env"]) ?? [:],
+            healthTimeout: row["health_timeout"] ?? Stack.defaultHealthTimeout,
             status: StackStatus(rawValue: row["status"]) ?? .deploying,
             webhook: token.map { StackWebhook(url: "\(publicURL)/api/stacks/webhooks/\($0)",
                                               createdAt: Date(column: row["webhook_created_at"]) ?? Date()) },
@@ -18,8 +19,9 @@ extension SQLiteStore {
         )
     }
 
-    /// Creates a stack and queues its first deploy, in one transaction.
-    public func createStack(name: String, environmentId: String, compose: String, env: [String: String],
+    /// Creates a stack and queues its first deploy, in one transaction. `healthTimeout`: seconds,
+    /// nil for the default (stored as NULL, `Stack.defaultHealthTimeout`).
+    public func createStack(name: String, environmentId: String, compose: String, env: [String: String], healthTimeout: Int? = nil,
                             plan: [PlannedService], trigger: JobTrigger, publicURL: String) async throws -> (Stack, Job) {
         let id = Identifier.make("stk")
         let now = Date()
@@ -31,9 +33,9 @@ extension SQLiteStore {
                 throw StoreError(code: "name_taken", message: "a stack named '\(name)' already exists in this environment")
             }
             try db.execute(sql: """
-                INSERT INTO stack (id, name, environment_id, compose, env, status, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, 'deploying', ?, ?)
-                """, arguments: [id, name, environmentId, compose, JSONColumn.encode(env), now.column, now.column])
+                INSERT INTO stack (id, name, environment_id, compose, env, health_timeout, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'deploying', ?, ?)
+                """, arguments: [id, name, environmentId, compose, JSONColumn.encode(env), healthTimeout, now.column, now.column])
             var stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
             let job = try self.enqueue(db, stackRow: stackRow, request: JobRequest(kind: .deploy, plan: plan, trigger: trigger), now: now)
             stackRow = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
@@ -65,20 +67,23 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
-    /// Replaces a stack's compose file and env and queues its redeploy, in one transaction.
+    /// Replaces a stack's compose file and env (and its health timeout, unless `healthTimeout` is
+    /// nil) and queues its redeploy, in one transaction; the redeploy runs with the new timeout.
     ///
     /// Editing the compose file drops pinned images: the user's file says again what runs. The edit
     /// raises the stack's revision, so that jobs queued before it, when they succeed, do not write
     /// their older definition over it (`applyToStack`).
-    public func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job {
+    public func updateStack(id: String, compose: String, env: [String: String], healthTimeout: Int? = nil, clearPins: Bool,
+                            request: JobRequest) async throws -> Job {
         let now = Date()
         return try await db.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM stack WHERE id = ?", arguments: [id]) == true else {
                 throw StoreError.notFound("stack")
             }
             try db.execute(sql: """
-                UPDATE stack SET compose = ?, env = ?, updated_at = ?, revision = revision + 1\(clearPins ? ", pins = '{}'" : "") WHERE id = ?
-                """, arguments: [compose, JSONColumn.encode(env), now.column, id])
+                UPDATE stack SET compose = ?, env = ?, health_timeout = COALESCE(?, health_timeout), updated_at = ?,
+                    revision = revision + 1\(clearPins ? ", pins = '{}'" : "") WHERE id = ?
+                """, arguments: [compose, JSONColumn.encode(env), healthTimeout, now.column, id])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM stack WHERE id = ?", arguments: [id])!
             return try self.enqueue(db, stackRow: row, request: request, now: now)
         }

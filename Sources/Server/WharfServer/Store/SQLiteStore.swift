@@ -165,6 +165,16 @@ public final class SQLiteStore: Sendable {
             // (every `/metrics` scrape) counts over this index instead of reading every job row.
             try db.execute(sql: "CREATE INDEX job_state_finished ON job(state, finished_at)")
         }
+        migrator.registerMigration("v8-health-timeout") { db in
+            // A stack's health timeout in seconds (`Stack.healthTimeout`), and the one each job was
+            // queued with, which it keeps as it keeps its compose file and env: an edit does not
+            // change what a job queued before it runs. NULL, as on every row of an older server,
+            // is the default (`Stack.defaultHealthTimeout`).
+            try db.execute(sql: """
+                ALTER TABLE stack ADD COLUMN health_timeout INTEGER;
+                ALTER TABLE job ADD COLUMN health_timeout INTEGER;
+                """)
+        }
         return migrator
     }
 }

@@ -20,11 +20,14 @@ public protocol WharfStore: Sendable {
     func touchEnvironments(ids: [String], at date: Date) async throws
 
     // Stacks and webhooks
-    func createStack(name: String, environmentId: String, compose: String, env: [String: String],
+    /// `healthTimeout`: seconds, nil for the default (`Stack.defaultHealthTimeout`).
+    func createStack(name: String, environmentId: String, compose: String, env: [String: String], healthTimeout: Int?,
                      plan: [PlannedService], trigger: JobTrigger, publicURL: String) async throws -> (Stack, Job)
     func stack(id: String, publicURL: String) async throws -> Stack
     func stacks(environmentId: String?, publicURL: String) async throws -> [Stack]
-    func updateStack(id: String, compose: String, env: [String: String], clearPins: Bool, request: JobRequest) async throws -> Job
+    /// `healthTimeout`: the new one in seconds, nil to keep the stack's.
+    func updateStack(id: String, compose: String, env: [String: String], healthTimeout: Int?, clearPins: Bool,
+                     request: JobRequest) async throws -> Job
     func pins(stackId: String) async throws -> [String: String]
     /// Deletes a stack without its agent: its unfinished jobs end `failed` (`stack_forgotten`) and
     /// its row goes, containers untouched. Returns the ids of the jobs it ended.
