@@ -105,6 +105,18 @@ struct ServerAPITests {
         #expect((filtered["stacks"] as? [[String: Any]])?.map { $0["id"] as? String } == [stackId])
         let (badState, _) = try await api.call("GET", "/api/jobs?state=exploded")
         #expect(badState == 400)
+        // A body that does not decode says which field is wrong, and how.
+        for (method, path, json, says) in [
+            ("POST", "/api/environments", ["name": "x", "type": "swarm"] as [String: Any], "`type` must be `agent` or `edge`, not 'swarm'"),
+            ("POST", "/api/stacks", ["name": NSNull(), "environmentId": environmentId, "compose": "services: {}"], "`name` must not be null"),
+            ("POST", "/api/registries", ["url": "r.example.com", "username": 5, "password": "p"], "`username` must be a string"),
+        ] {
+            let (status, body) = try await api.call(method, path, json: json)
+            let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(status == 400 && Self.errorCode(body) == "invalid_json" && message.contains(says), "\(path): \(body)")
+        }
+        let (listStatus, listBody) = try await api.call("POST", "/api/environments", json: [["name": "x"]])
+        #expect(listStatus == 400 && ((listBody["error"] as? [String: Any])?["message"] as? String)?.contains("must be an object") == true, "\(listBody)")
         // An empty filter (a script's unset variable) is refused, not answered "none".
         for path in ["/api/stacks?environmentId=", "/api/jobs?stackId="] {
             let (status, body) = try await api.call("GET", path)

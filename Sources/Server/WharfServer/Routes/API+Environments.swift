@@ -4,7 +4,8 @@ import WharfProtocol
 import ZeroMQ
 
 extension API {
-    struct CreateEnvironment: Decodable { var name: String; var type: EnvironmentType? }
+    /// `type` is read as text, so that a type Wharf does not know is refused naming the ones it does.
+    struct CreateEnvironment: Decodable { var name: String; var type: String? }
     struct EnvironmentCreated: Encodable, Sendable { var environment: Environment; var joinToken: String }
     struct EnvironmentList: Encodable, Sendable { var environments: [Environment] }
     struct EnvironmentBody: Encodable, Sendable { var environment: Environment }
@@ -24,13 +25,20 @@ extension API {
     func addEnvironmentRoutes(to router: Router<WharfRequestContext>) {
         router.post("/api/environments") { request, context in
             let body = try await request.decodeJSON(CreateEnvironment.self, context: context)
+            let type = try body.type.map { text in
+                guard let type = EnvironmentType(rawValue: text) else {
+                    throw APIError(status: .badRequest, code: "invalid_json",
+                                   message: "The field `type` must be \(EnvironmentType.allCases.map { "`\($0.rawValue)`" }.joined(separator: " or ")), not '\(text.prefix(32))'.")
+                }
+                return type
+            }
             let name = body.name.trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty, name.count <= 64, !name.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
                 throw APIError(status: .badRequest, code: "invalid_name",
                                message: "An environment name is 1 to 64 printable characters.")
             }
             let (environment, token) = try await mapped {
-                try await store.createEnvironment(name: name, type: body.type ?? .agent)
+                try await store.createEnvironment(name: name, type: type ?? .agent)
             }
             context.logger.info("environment created", metadata: ["env.id": "\(environment.id)", "env.type": "\(environment.type.rawValue)"])
             return JSONBody(EnvironmentCreated(environment: environment, joinToken: token), status: .created)

@@ -212,11 +212,10 @@ extension Request {
     private static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw APIError(status: .badRequest, code: "invalid_json", message: "The body is missing the field '\(key.stringValue)'.")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw APIError(status: .badRequest, code: "invalid_json",
-                           message: "The field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type.")
+        } catch let error as DecodingError {
+            // Which field, and what it must be: missing, null, of the wrong type, or a value the
+            // route does not know (an enum's); the body's whole shape when no field is to blame.
+            throw APIError(status: .badRequest, code: "invalid_json", message: APIErrorMiddleware<WharfRequestContext>.describe(error))
         } catch {
             throw APIError(status: .badRequest, code: "invalid_json", message: "The body is not the JSON this route expects.")
         }

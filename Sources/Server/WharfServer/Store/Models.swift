@@ -2,7 +2,7 @@ import Foundation
 import WharfProtocol
 
 /// Whether an environment's agent keeps a connection open (`agent`) or only checks in (`edge`).
-public enum EnvironmentType: String, Codable, Sendable {
+public enum EnvironmentType: String, Codable, Sendable, CaseIterable {
     case agent
     case edge
 }
