@@ -106,7 +106,8 @@ enum TestStacks {
         version: String? = nil,
         environment: [String] = [],
         volume: Bool = false,
-        worker: String? = nil
+        worker: String? = nil,
+        pullPolicy: String? = nil
     ) -> String {
         var yaml = ""
         if let version { yaml += "version: \"\(version)\"\n" }
@@ -116,6 +117,10 @@ enum TestStacks {
                 image: \(image)
                 network_mode: host
                 init: true
+
+            """
+        if let pullPolicy { yaml += "    pull_policy: \(pullPolicy)\n" }
+        yaml += """
                 environment:
                   - PORT=${PORT}
 

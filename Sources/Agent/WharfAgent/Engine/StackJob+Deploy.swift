@@ -194,7 +194,8 @@ extension StackJob {
             log.step("rolling back to previous images")
             log.step("  services: \(restore.joined(separator: ", "))")
             let existing = Set(try await job.containers(includeStopped: true, services: Set(restore)).map(\.id))
-            let up = try await job.runCompose(["up", "-d", "--no-deps"] + restore)
+            // The rollback tags are local: never pulled (`pull_policy: always`) nor built over (`pull_policy: build`).
+            let up = try await job.runCompose(["up", "-d", "--no-deps"] + compose.localImagesOnly + restore)
             guard up.succeeded else {
                 return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
             }
