@@ -300,7 +300,11 @@ extension StackJob {
             log.step("  services: \(restore.joined(separator: ", "))")
             let existing = Set(try await job.containers(includeStopped: true, services: Set(restore)).map(\.id))
             // The rollback tags are local: never pulled (`pull_policy: always`) nor built over (`pull_policy: build`).
-            let up = try await job.runCompose(["up", "-d", "--no-deps"] + compose.localImagesOnly + restore)
+            // Once started, this `up` is not torn down by the agent's stop: it takes seconds, and cut
+            // halfway it could leave a service's container removed until the job runs again.
+            let arguments = ["up", "-d", "--no-deps"] + compose.localImagesOnly + restore
+            let up = try await Task { [job] in try await job.runCompose(arguments) }.value
+            try Task.checkCancellation()
             guard up.succeeded else {
                 return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
             }
