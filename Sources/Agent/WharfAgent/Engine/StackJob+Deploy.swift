@@ -142,6 +142,8 @@ extension StackJob {
                 try await tagRollbackImages(previous.images)
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as ContainerEngineError where error.code == .engineUnreachable {
+                throw error
             } catch {
                 // An image of the record was deleted by hand: rather than fail every deploy of the
                 // stack from now on, this one remembers what runs now, as if there were no record.
