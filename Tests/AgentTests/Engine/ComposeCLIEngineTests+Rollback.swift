@@ -56,6 +56,34 @@ extension ComposeCLIEngineTests {
         }
     }
 
+    @Test("a failed pull after a deploy that never ended rolls back what that deploy changed", .timeLimit(.minutes(4)), arguments: flavours)
+    func failedPullAfterAnUnfinishedDeployRollsBack(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "pull-after") { scenario in
+            let (compose, v1ImageID) = try await Self.deployV1ThenBuildNeverHealthyV2(scenario)
+            let abandoned = scenario.deployment(compose: compose, images: ["web": scenario.image("v2")], healthTimeout: .seconds(60), jobId: "job_v2")
+            let (cut, cutLog) = await scenario.deploy(abandoned, cutWhen: { $0.hasPrefix("waiting for health") })
+            #expect(cut.errorMessage == "the job was cancelled", "\(cut.errorMessage ?? "")\n\(cutLog.text)")
+
+            // Nothing this job does changes a container, but the unfinished one left v2 running.
+            let (next, nextLog) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("no-such-tag")], jobId: "job_missing")
+            )
+            #expect(next.state == .rolledBack, "\(next.errorMessage ?? "")\n\(nextLog.text)")
+            #expect(next.errorCode == .pullFailed)
+            #expect(!nextLog.lines.contains("starting services"))
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(nextLog.text)")
+            try await Self.expectRunsOnly(v1ImageID, scenario)
+
+            // With nothing left unfinished, a failed pull touches nothing again.
+            let (again, againLog) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("no-such-tag")], jobId: "job_missing_again")
+            )
+            #expect(again.state == .failed, "\(again.errorMessage ?? "")\n\(againLog.text)")
+            #expect(again.errorCode == .pullFailed)
+            try await Self.expectRunsOnly(v1ImageID, scenario)
+        }
+    }
+
     @Test("a service with pull_policy: always rolls back to its local rollback tag", .timeLimit(.minutes(3)), arguments: flavours)
     func pullPolicyAlwaysRollsBack(flavour: ComposeFlavour) async throws {
         // Compose v1 (1.29.2) reads pull_policy but its `up` never pulls an image that is present:
