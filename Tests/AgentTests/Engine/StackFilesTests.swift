@@ -145,4 +145,21 @@ struct StackFilesTests {
         log.step("rolling back")
         #expect(recorder.lines == ["line 0", "line 1", "... output truncated", "rolling back"])
     }
+
+    @Test("the record of what ran before a deploy is private, read back whole, and deleted when it ends")
+    func inFlightRecord() throws {
+        let stacks = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-inflight-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: stacks) }
+        let files = StackFiles(stacksDirectory: stacks, stackId: "shop")
+        try files.writeCompose("services: {}\n")
+        #expect(files.loadInFlight() == nil)
+        let record = StackFiles.InFlight(jobId: "job_1", images: ["web": "sha256:aa"], containers: ["web": ["c1", "c2"]])
+        try files.saveInFlight(record)
+        #expect(files.loadInFlight() == record)
+        let path = files.directory.appendingPathComponent(StackFiles.inFlightFileName).path
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        try files.removeInFlight()
+        #expect(files.loadInFlight() == nil)
+        try files.removeInFlight()
+    }
 }

@@ -28,11 +28,13 @@ struct Scenario: Sendable {
         environment: [String: String] = [:],
         pull: Bool = true,
         credentials: [RegistryCredential] = [],
-        healthTimeout: Duration = .seconds(30)
+        healthTimeout: Duration = .seconds(30),
+        jobId: String? = nil
     ) -> StackDeployment {
         var environment = environment
         environment["PORT"] = "\(port)"
         return StackDeployment(
+            jobId: jobId,
             stackId: project,
             projectName: project,
             compose: compose,
@@ -58,6 +60,31 @@ struct Scenario: Sendable {
         }
         return (outcome, recorder)
     }
+
+    /// Deploys, and cancels the deploy once it logs a line that `cutWhen` matches, as the agent's
+    /// stop cuts a job short at the end of its grace period; returns the outcome with the job's log.
+    func deploy(_ deployment: StackDeployment, cutWhen matches: (String) -> Bool) async -> (DeployOutcome, LogRecorder) {
+        let recorder = LogRecorder()
+        let ended = MutexBox(false)
+        let driver = self.driver
+        let task = Task {
+            let outcome = await driver.deploy(deployment, log: recorder.sink)
+            ended.update { $0 = true }
+            return outcome
+        }
+        while !ended.value, !recorder.lines.contains(where: matches) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        let outcome = await task.value
+        if ProcessInfo.processInfo.environment["WHARF_TEST_SHOW_LOGS"] != nil {
+            print(recorder.lines.map { "[\(project) cut] \($0)" }.joined(separator: "\n"))
+        }
+        return (outcome, recorder)
+    }
+
+    /// The stack's directory on the agent.
+    var stackDirectory: URL { sandbox.stacks.appendingPathComponent(project) }
 
     /// The IDs of the project's running containers.
     func runningContainers() async throws -> [String] {
@@ -106,7 +133,8 @@ enum TestStacks {
         version: String? = nil,
         environment: [String] = [],
         volume: Bool = false,
-        worker: String? = nil
+        worker: String? = nil,
+        pullPolicy: String? = nil
     ) -> String {
         var yaml = ""
         if let version { yaml += "version: \"\(version)\"\n" }
@@ -116,6 +144,10 @@ enum TestStacks {
                 image: \(image)
                 network_mode: host
                 init: true
+
+            """
+        if let pullPolicy { yaml += "    pull_policy: \(pullPolicy)\n" }
+        yaml += """
                 environment:
                   - PORT=${PORT}
 

@@ -328,16 +328,17 @@ public struct ComposeCLIEngine: ContainerEngine {
             // Checked once, like a detected one: `--compose-command "docker compose"` on a node without
             // the plugin would otherwise fail every job as if its compose file were invalid.
             if let cached = detected.value.withLock({ $0 }) { return cached }
+            var checked = command
             do {
-                _ = try await version(of: command, scope: scope)
+                checked.upTakesPull = ComposeCommand.upTakesPull(version: try await version(of: command, scope: scope))
             } catch let error as ContainerEngineError {
                 throw ContainerEngineError(
                     .composeFailed,
                     "the compose command \"\(words.joined(separator: " "))\" does not work on this node: \(error.message)"
                 )
             }
-            detected.value.withLock { $0 = command }
-            return command
+            detected.value.withLock { $0 = checked }
+            return checked
         }
         if let cached = detected.value.withLock({ $0 }) { return cached }
         let plugin = ComposeCommand(flavour: .plugin, executable: docker.executable, prefix: ["compose"])
@@ -345,8 +346,11 @@ public struct ComposeCLIEngine: ContainerEngine {
         if (try? await version(of: plugin, scope: scope)) != nil {
             found = plugin
         } else if let standalone = ExecutableLookup.find("docker-compose", searchPath: configuration.searchPath) {
-            let command = ComposeCommand(flavour: .standalone, executable: standalone, prefix: [])
-            if (try? await version(of: command, scope: scope)) != nil { found = command }
+            var command = ComposeCommand(flavour: .standalone, executable: standalone, prefix: [])
+            if let version = try? await version(of: command, scope: scope) {
+                command.upTakesPull = ComposeCommand.upTakesPull(version: version)
+                found = command
+            }
         }
         guard let found else {
             throw ContainerEngineError(

@@ -10,6 +10,23 @@ struct ComposeCommand: Sendable, Equatable {
     var executable: String
     /// The arguments before compose's own (`["compose"]` for the plugin).
     var prefix: [String]
+    /// Whether `up` takes `--pull`: Compose v2, as the plugin or as a standalone binary. Compose v1
+    /// (`docker-compose` 1.x) has none, and its `up` never pulls an image that is present, whatever
+    /// the service's `pull_policy` (checked with 1.29.2).
+    var upTakesPull = true
+
+    /// `up` options that make it run the images present, for a rollback to local-only
+    /// `wharf-rollback/...` tags: Compose v2 would pull them for a service with
+    /// `pull_policy: always` (and fail: no registry has them) and build one with `pull_policy: build`.
+    var localImagesOnly: [String] {
+        upTakesPull ? ["--no-build", "--pull", "never"] : ["--no-build"]
+    }
+
+    /// Whether a compose of this version (as `version --short` prints it) takes `up --pull`: all but 1.x.
+    static func upTakesPull(version: String) -> Bool {
+        let trimmed = version.hasPrefix("v") ? version.dropFirst() : Substring(version)
+        return !trimmed.hasPrefix("1.")
+    }
 
     /// Splits a `--compose-command` value such as `"docker compose"` into words.
     ///

@@ -46,9 +46,14 @@ public struct StackDeployment: Sendable {
     public var credentials: [RegistryCredential]
     /// How long services may take to be running and healthy.
     public var healthTimeout: Duration
+    /// The job's ID. A run of a job that finds the stack's record of an unfinished run of the same
+    /// job (cut short by a stop or a crash) returns on failure to what ran before that first run
+    /// (``StackFiles/InFlight``); nil for a deploy that is not a job of the server's.
+    public var jobId: String?
 
     /// Creates a deploy job; `healthTimeout` defaults to the contract's 60 s.
     public init(
+        jobId: String? = nil,
         stackId: String,
         projectName: String,
         compose: String,
@@ -66,6 +71,7 @@ public struct StackDeployment: Sendable {
         self.pull = pull
         self.credentials = credentials
         self.healthTimeout = healthTimeout
+        self.jobId = jobId
     }
 }
 

@@ -1,13 +1,18 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import WharfProtocol
 
 /// The files of one stack on the agent: `STACKS/<stackId>/compose.yml` as the user wrote it,
-/// `wharf.override.yml`, which pins each service to the image the job runs, and
-/// `wharf.last-good.json`, what the last deploy that succeeded ran (``LastGood``).
+/// `wharf.override.yml`, which pins each service to the image the job runs,
+/// `wharf.last-good.json`, what the last deploy that succeeded ran (``LastGood``), and
+/// `wharf.in-flight.json`, what ran before a deploy that has not ended (``InFlight``).
 struct StackFiles: Sendable {
     static let composeFileName = "compose.yml"
     static let overrideFileName = "wharf.override.yml"
     static let lastGoodFileName = "wharf.last-good.json"
+    static let inFlightFileName = "wharf.in-flight.json"
 
     /// What the last successful deploy of the stack ran: its compose text, pinned images, the
     /// stack's variables and the services the file defines. A rollback runs the services it
@@ -19,6 +24,25 @@ struct StackFiles: Sendable {
         var images: [String: String]
         var environment: [String: String]
         var services: [String]
+    }
+
+    /// What ran before a deploy changed anything, kept on disk from before its `up` until the job
+    /// ends, so that a run cut short by a stop or a crash is not forgotten.
+    ///
+    /// A job cut short runs again from the start at the agent's next start. Without this record
+    /// the run again would remember what the first run left running (the new images, perhaps
+    /// broken) as the images to roll back to, and move the rollback tags onto them: a rollback
+    /// would then restore nothing. With it, every run of the job returns on failure to what ran
+    /// before the first. The record is deleted when the deploy ends with an outcome of its own
+    /// (succeeded, rolled back or failed); it stays when the deploy is cut short or stops on an
+    /// error it cannot roll back from (the engine unreachable), as the stack may then be half-way.
+    struct InFlight: Codable, Sendable, Equatable {
+        /// The job that wrote the record; nil for a deploy run without one (tests).
+        var jobId: String?
+        /// Per service that ran, the image ID it ran (also tagged ``StackFiles/rollbackTag(project:service:)``).
+        var images: [String: String]
+        /// Per service that ran, the IDs of its running containers, sorted.
+        var containers: [String: [String]]
     }
 
     /// `STACKS/<stackId>`.
@@ -80,6 +104,55 @@ struct StackFiles: Sendable {
         let url = directory.appendingPathComponent(Self.lastGoodFileName)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         return try? JSONDecoder().decode(LastGood.self, from: data)
+    }
+
+    /// Records what ran before a deploy, synced before it returns (``InFlight``).
+    func saveInFlight(_ record: InFlight) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let url = directory.appendingPathComponent(Self.inFlightFileName)
+        do {
+            try PrivateFile.write(Array(try encoder.encode(record)), to: url.path)
+            // The rename is durable only once the directory is synced: after a power cut a record
+            // that vanished would let a run again record the new images as the old ones.
+            try Self.syncDirectory(directory.path)
+        } catch {
+            throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
+        }
+    }
+
+    /// What ran before a deploy that has not ended, if there is a record of one (nil when the file
+    /// is missing or unreadable).
+    func loadInFlight() -> InFlight? {
+        let url = directory.appendingPathComponent(Self.inFlightFileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        return try? JSONDecoder().decode(InFlight.self, from: data)
+    }
+
+    /// Deletes the record of a deploy that has ended, durably: one that came back after a power cut
+    /// would make the next deploy return on failure to what ran before this one.
+    func removeInFlight() throws {
+        let url = directory.appendingPathComponent(Self.inFlightFileName)
+        guard unlink(url.path) == 0 || errno == ENOENT else {
+            throw ContainerEngineError(.composeFailed, "could not delete \(url.path): \(String(cString: strerror(errno)))")
+        }
+        do {
+            try Self.syncDirectory(directory.path)
+        } catch {
+            throw ContainerEngineError(.composeFailed, "could not delete \(url.path): \(error)")
+        }
+    }
+
+    /// fsync(2) of a directory, which makes the renames and deletions in it durable.
+    private static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SyncError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SyncError(description: "cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    private struct SyncError: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// Deletes the stack directory and everything in it.

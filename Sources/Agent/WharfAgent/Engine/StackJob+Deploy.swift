@@ -2,7 +2,26 @@ import Foundation
 
 extension StackJob {
     /// Deploys: files, validation, pull, record running images, `up`, health; rollback on failure.
+    ///
+    /// The record of what ran before (``StackFiles/InFlight``) is deleted once the deploy has an
+    /// outcome of its own. A deploy cut short (cancelled), or ended by an error thrown before its
+    /// `up` (the engine unreachable, a file it cannot write), leaves it: the stack may be half-way
+    /// from an earlier run, and the next run of the job, or the stack's next job, returns to it.
     func deploy(_ deployment: StackDeployment) async throws -> DeployOutcome {
+        let outcome = try await deployKeepingRecord(deployment)
+        // Cancelled, the outcome is not reported: the job runs again from the start and needs the record.
+        if !Task.isCancelled {
+            do {
+                try files.removeInFlight()
+            } catch {
+                // The next deploy would return on failure to what ran before this one, rather than to what runs now.
+                log.step("could not delete the record of what ran before this deploy: \(Self.engineError(error).message)")
+            }
+        }
+        return outcome
+    }
+
+    private func deployKeepingRecord(_ deployment: StackDeployment) async throws -> DeployOutcome {
         // What the last successful deploy ran, read before this one replaces compose.yml.
         let lastGood = files.loadLastGood()
         try files.writeCompose(deployment.compose)
@@ -23,7 +42,7 @@ extension StackJob {
 
         // The running images are recorded while the pull runs: both only read, and neither waits for the other.
         log.step("recording running images")
-        async let recorded = recordRunningImages()
+        async let recorded = rememberPrevious(jobId: deployment.jobId)
         if deployment.pull {
             log.step("pulling images")
             let pull: CommandResult
@@ -34,12 +53,18 @@ extension StackJob {
                 throw error
             }
             guard pull.succeeded else {
-                _ = try? await recorded
-                // Nothing has changed yet: the running containers are untouched.
-                return .failed(.pullFailed, failureMessage("compose pull", pull))
+                let failure = ContainerEngineError(.pullFailed, failureMessage("compose pull", pull))
+                // Nothing has changed yet: the running containers are untouched — unless an earlier run
+                // of this job (or an unfinished earlier job) changed them before it was cut short.
+                guard let remembered = try? await recorded, remembered.fromRecord,
+                      let changed = try? await changes(since: remembered.previous), !changed.isEmpty
+                else { return .failed(failure.code, failure.message) }
+                log.step("services an unfinished earlier run changed: \(changed.sorted().joined(separator: ", "))")
+                let rollback = Rollback(previous: remembered.previous, services: services, pinned: pinned, version: version, lastGood: lastGood, timeout: deployment.healthTimeout)
+                return try await rollBack(after: failure, rollback)
             }
         }
-        let previous = try await recorded
+        let (previous, _) = try await recorded
         let rollback = Rollback(previous: previous, services: services, pinned: pinned, version: version, lastGood: lastGood, timeout: deployment.healthTimeout)
 
         // From here on containers change: whatever goes wrong, including a query that throws,
@@ -49,14 +74,15 @@ extension StackJob {
             log.step("starting services")
             let up = try await runCompose(["up", "-d", "--remove-orphans"])
             guard up.succeeded else {
-                return await rollBack(after: ContainerEngineError(.composeFailed, failureMessage("compose up", up)), rollback)
+                return try await rollBack(after: ContainerEngineError(.composeFailed, failureMessage("compose up", up)), rollback)
             }
             log.step("waiting for health (timeout \(Self.seconds(deployment.healthTimeout)))")
             health = try await waitUntilHealthy(services: nil, timeout: deployment.healthTimeout, existing: previous.existing)
         } catch is CancellationError {
+            // Cut short by the agent's stop: the job runs again from the start, with the record.
             throw CancellationError()
         } catch {
-            return await rollBack(after: Self.engineError(error), rollback)
+            return try await rollBack(after: Self.engineError(error), rollback)
         }
         switch health {
         case .healthy(let containers):
@@ -74,7 +100,7 @@ extension StackJob {
             }
             return .succeeded(Self.outcomes(containers: containers, services: services, pinned: pinned))
         case .failed(let failure):
-            return await rollBack(after: failure, rollback)
+            return try await rollBack(after: failure, rollback)
         }
     }
 
@@ -86,13 +112,54 @@ extension StackJob {
         var existing: Set<String> = []
     }
 
-    /// The image ID each service runs now, each also tagged (``StackFiles/rollbackTag(project:service:)``)
-    /// so that a rollback needs no registry and survives the plan's tag moving, and the IDs of its
-    /// running containers, so that a rollback touches only the services `up` changed.
-    private func recordRunningImages() async throws -> Previous {
+    /// What this deploy returns to on failure, and whether it came from the stack's record of a
+    /// deploy that did not end (``StackFiles/InFlight``) rather than from what runs now.
+    ///
+    /// Without a record: the image ID each service runs now, each also tagged
+    /// (``StackFiles/rollbackTag(project:service:)``) so that a rollback needs no registry and
+    /// survives the plan's tag moving, and the IDs of its running containers, so that a rollback
+    /// touches only the services `up` changed; then the record is written, before `up` can change
+    /// anything.
+    ///
+    /// With a record of this job, this is a run again after a stop or crash cut the job short: what
+    /// runs now may be what the first run's `up` made, so the first run's record is used as it is.
+    /// A record of another job is of one that never ended (dropped from the journal, or ended by an
+    /// error it could not roll back from): its `up` may have changed the stack as well, and the
+    /// stack's last known state, matching ``StackFiles/LastGood``, is what ran before it; this job
+    /// takes the record over. Either way the rollback tags are set again from the recorded image IDs.
+    private func rememberPrevious(jobId: String?) async throws -> (previous: Previous, fromRecord: Bool) {
+        let all = try await containers(includeStopped: true).sorted(by: { $0.name < $1.name })
+        var record = files.loadInFlight()
+        if let found = record {
+            if let jobId, found.jobId == jobId {
+                log.step("this job was cut short before it ended: on failure it returns to what ran before its first run")
+            } else {
+                log.step("an earlier deploy of this stack\(found.jobId.map { " (job \($0))" } ?? "") did not end: on failure this one returns to what ran before it")
+            }
+            var previous = Previous(images: found.images, containers: found.containers.mapValues { Set($0) })
+            previous.existing = Set(all.map(\.id))
+            do {
+                try await tagRollbackImages(previous.images)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch let error as ContainerEngineError where error.code == .engineUnreachable {
+                throw error
+            } catch {
+                // An image of the record was deleted by hand: rather than fail every deploy of the
+                // stack from now on, this one remembers what runs now, as if there were no record.
+                log.step("the recorded images cannot be kept for a rollback (\(Self.engineError(error).message)): recording what runs now instead")
+                record = nil
+            }
+            if record != nil {
+                if found.jobId != jobId {
+                    try files.saveInFlight(StackFiles.InFlight(jobId: jobId, images: found.images, containers: found.containers))
+                }
+                return (previous, true)
+            }
+        }
         var previous = Previous()
-        for container in try await containers(includeStopped: true).sorted(by: { $0.name < $1.name }) {
-            previous.existing.insert(container.id)
+        previous.existing = Set(all.map(\.id))
+        for container in all {
             guard container.state.running, let service = container.service else { continue }
             previous.containers[service, default: []].insert(container.id)
             if previous.images[service] == nil { previous.images[service] = container.image }
@@ -100,12 +167,48 @@ extension StackJob {
         if previous.images.isEmpty {
             log.step("no running containers: nothing to roll back to if this deploy fails")
         }
-        for (service, imageID) in previous.images.sorted(by: { $0.key < $1.key }) {
+        try await tagRollbackImages(previous.images)
+        // Written after the tags, so that a record always has its tags; before `up`, so that what
+        // `up` makes is never taken for what ran before.
+        try files.saveInFlight(StackFiles.InFlight(
+            jobId: jobId,
+            images: previous.images,
+            containers: previous.containers.mapValues { $0.sorted() }
+        ))
+        return (previous, false)
+    }
+
+    /// Tags each service's image ID with its rollback tag, so that a rollback needs no registry and
+    /// survives the plan's tag moving.
+    private func tagRollbackImages(_ images: [String: String]) async throws {
+        for (service, imageID) in images.sorted(by: { $0.key < $1.key }) {
             let tag = StackFiles.rollbackTag(project: project, service: service)
             try await docker.tag(imageID, tag)
             log.step("  \(service): \(imageID) (kept as \(tag))")
         }
-        return previous
+    }
+
+    /// Per service, the IDs of the containers that run now (restarting ones do not count).
+    private func runningContainersByService() async throws -> [String: Set<String>] {
+        var running: [String: Set<String>] = [:]
+        for container in try await containers(includeStopped: false) where container.state.running && !container.state.restarting {
+            if let service = container.service { running[service, default: []].insert(container.id) }
+        }
+        return running
+    }
+
+    /// The services that ran before and whose running containers are no longer the recorded ones
+    /// (`up` replaced, stopped or removed them).
+    private static func changedServices(_ previous: Previous, runningNow: [String: Set<String>]) -> Set<String> {
+        Set(previous.containers.keys.filter { runningNow[$0] != previous.containers[$0] })
+    }
+
+    /// What an `up` since `previous` was recorded changed: the services that ran before and no
+    /// longer run the same containers, and those that run now but did not before.
+    private func changes(since previous: Previous) async throws -> Set<String> {
+        let runningNow = try await runningContainersByService()
+        return Self.changedServices(previous, runningNow: runningNow)
+            .union(Set(runningNow.keys).subtracting(previous.images.keys))
     }
 
     /// What a rollback needs to know of the deploy it undoes.
@@ -127,13 +230,21 @@ extension StackJob {
     /// Services `up` left alone are not touched. The outcome is `rolled_back` with the original
     /// failure when everything that ran before runs again, else `failed`; a rollback that throws
     /// ends `failed` with both reasons.
-    private func rollBack(after failure: ContainerEngineError, _ rollback: Rollback) async -> DeployOutcome {
+    ///
+    /// Only a cancellation (the agent's stop cut the job short) is thrown: the job then has no
+    /// outcome and runs again from the start at the next start, rolling back again if it fails.
+    private func rollBack(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> DeployOutcome {
+        // A cancelled job's children are torn down as they start (a failure of a command torn down
+        // by the stop lands here too): what failed is not the deploy, and no rollback could run.
+        try Task.checkCancellation()
         log.step("deploy failed: \(failure.code.rawValue): \(failure.message)")
         do {
             return try await rollBackThrowing(after: failure, rollback)
-        } catch is CancellationError {
-            return .failed(failure.code, "\(failure.message); rollback cancelled")
         } catch {
+            if Task.isCancelled {
+                log.step("rollback cut short by the agent's stop: the job runs again at its next start")
+                throw CancellationError()
+            }
             let reason = Self.engineError(error).message
             log.step("rollback failed: \(reason)")
             return .failed(failure.code, "\(failure.message); rollback failed: \(reason)")
@@ -143,11 +254,7 @@ extension StackJob {
     private func rollBackThrowing(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> DeployOutcome {
         let previous = rollback.previous
         // The services whose running containers `up` replaced, stopped or removed.
-        var runningNow: [String: Set<String>] = [:]
-        for container in try await containers(includeStopped: false) where container.state.running && !container.state.restarting {
-            if let service = container.service { runningNow[service, default: []].insert(container.id) }
-        }
-        let changed = Set(previous.containers.keys.filter { runningNow[$0] != previous.containers[$0] })
+        let changed = Self.changedServices(previous, runningNow: try await runningContainersByService())
 
         let fresh = rollback.services.subtracting(previous.images.keys).sorted()
         if !fresh.isEmpty {
@@ -194,7 +301,12 @@ extension StackJob {
             log.step("rolling back to previous images")
             log.step("  services: \(restore.joined(separator: ", "))")
             let existing = Set(try await job.containers(includeStopped: true, services: Set(restore)).map(\.id))
-            let up = try await job.runCompose(["up", "-d", "--no-deps"] + restore)
+            // The rollback tags are local: never pulled (`pull_policy: always`) nor built over (`pull_policy: build`).
+            // Once started, this `up` is not torn down by the agent's stop: it takes seconds, and cut
+            // halfway it could leave a service's container removed until the job runs again.
+            let arguments = ["up", "-d", "--no-deps"] + compose.localImagesOnly + restore
+            let up = try await Task { [job] in try await job.runCompose(arguments) }.value
+            try Task.checkCancellation()
             guard up.succeeded else {
                 return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
             }

@@ -27,7 +27,9 @@ public actor AgentRuntime {
         public var resultResendInterval: Duration = .seconds(5)
         /// When the agent is told to stop (SIGTERM), how long running jobs may take to finish and
         /// report before they are cut short (they then run again from the start at the next start).
-        /// Inside systemd's stop timeout for the shipped unit (60 s).
+        /// Inside systemd's stop timeout for the shipped unit (60 s). Shorter than the default health
+        /// wait (60 s): a deploy cut short while it waits keeps, in its stack's directory, the record
+        /// of what ran before it, and its run again rolls back to that (``StackFiles/InFlight``).
         public var stopGracePeriod: Duration = .seconds(45)
 
         /// Makes a configuration.
@@ -401,7 +403,7 @@ public actor AgentRuntime {
         switch spec.kind {
         case .deploy:
             outcome = await engine.deploy(StackDeployment(
-                stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose, environment: spec.env,
+                jobId: spec.id, stackId: spec.stackId, projectName: spec.stackName, compose: spec.compose, environment: spec.env,
                 images: spec.images, pull: spec.pull,
                 credentials: spec.credentials,
                 healthTimeout: .seconds(spec.healthTimeoutSeconds)
