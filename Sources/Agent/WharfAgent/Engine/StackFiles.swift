@@ -88,45 +88,46 @@ struct StackFiles: Sendable {
 
     /// Records what a deploy that succeeded ran.
     func saveLastGood(_ lastGood: LastGood) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let url = directory.appendingPathComponent(Self.lastGoodFileName)
-        do {
-            try PrivateFile.write(Array(try encoder.encode(lastGood)), to: url.path)
-        } catch {
-            throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
-        }
+        try saveJSON(lastGood, as: Self.lastGoodFileName, syncingDirectory: false)
     }
 
     /// What the last successful deploy ran, if this agent recorded one (nil when the file is
     /// missing or unreadable: the rollback then uses the failed deploy's file and variables).
     func loadLastGood() -> LastGood? {
-        let url = directory.appendingPathComponent(Self.lastGoodFileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        return try? JSONDecoder().decode(LastGood.self, from: data)
+        loadJSON(LastGood.self, from: Self.lastGoodFileName)
     }
 
-    /// Records what ran before a deploy, synced before it returns (``InFlight``).
+    /// Records what ran before a deploy, synced before it returns (``InFlight``). The rename is
+    /// durable only once the directory is synced: after a power cut a record that vanished would
+    /// let a run again record the new images as the old ones.
     func saveInFlight(_ record: InFlight) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let url = directory.appendingPathComponent(Self.inFlightFileName)
-        do {
-            try PrivateFile.write(Array(try encoder.encode(record)), to: url.path)
-            // The rename is durable only once the directory is synced: after a power cut a record
-            // that vanished would let a run again record the new images as the old ones.
-            try Self.syncDirectory(directory.path)
-        } catch {
-            throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
-        }
+        try saveJSON(record, as: Self.inFlightFileName, syncingDirectory: true)
     }
 
     /// What ran before a deploy that has not ended, if there is a record of one (nil when the file
     /// is missing or unreadable).
     func loadInFlight() -> InFlight? {
-        let url = directory.appendingPathComponent(Self.inFlightFileName)
+        loadJSON(InFlight.self, from: Self.inFlightFileName)
+    }
+
+    /// Writes `value` as JSON to a private file of the stack's directory (``PrivateFile``).
+    private func saveJSON(_ value: some Encodable, as name: String, syncingDirectory: Bool) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let url = directory.appendingPathComponent(name)
+        do {
+            try PrivateFile.write(Array(try encoder.encode(value)), to: url.path)
+            if syncingDirectory { try Self.syncDirectory(directory.path) }
+        } catch {
+            throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
+        }
+    }
+
+    /// A JSON file of the stack's directory; nil when it is missing or does not decode.
+    private func loadJSON<T: Decodable>(_ type: T.Type, from name: String) -> T? {
+        let url = directory.appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        return try? JSONDecoder().decode(InFlight.self, from: data)
+        return try? JSONDecoder().decode(type, from: data)
     }
 
     /// Deletes the record of a deploy that has ended, durably: one that came back after a power cut
