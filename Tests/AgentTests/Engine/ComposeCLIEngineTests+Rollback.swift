@@ -10,13 +10,8 @@ extension ComposeCLIEngineTests {
     func cutShortDeployRunAgainRollsBack(flavour: ComposeFlavour) async throws {
         try await Scenario.run(flavour, "rerun") { scenario in
             let (compose, v1ImageID) = try await Self.deployV1ThenBuildNeverHealthyV2(scenario)
-            let job = scenario.deployment(compose: compose, images: ["web": scenario.image("v2")], healthTimeout: .seconds(8), jobId: "job_v2")
-
-            // The agent's stop cuts the job short while it waits for v2's health: no rollback runs,
-            // and the job stays in the journal, to run again from the start at the next start.
-            let (cut, cutLog) = await scenario.deploy(job, cutWhen: { $0.hasPrefix("waiting for health") })
-            #expect(cut.errorMessage == "the job was cancelled", "\(cut.errorMessage ?? "")\n\(cutLog.text)")
-            #expect(await waitForBody(port: scenario.port, expected: "v2") == "v2", "the run cut short left v2 running")
+            // The job stays in the journal, to run again from the start at the next start.
+            let job = await Self.cutShortDeployOfV2(compose, healthTimeout: .seconds(8), scenario)
 
             let (rerun, rerunLog) = await scenario.deploy(job)
             #expect(rerun.state == .rolledBack, "\(rerun.errorMessage ?? "")\n\(rerunLog.text)")
@@ -40,10 +35,7 @@ extension ComposeCLIEngineTests {
             try await scenario.images.build(scenario.image("crash"), content: "crash", behaviour: .crash)
 
             // Cut short, and then never run again (dropped from the journal, say by a new enrolment).
-            let abandoned = scenario.deployment(compose: compose, images: ["web": scenario.image("v2")], healthTimeout: .seconds(60), jobId: "job_v2")
-            let (cut, cutLog) = await scenario.deploy(abandoned, cutWhen: { $0.hasPrefix("waiting for health") })
-            #expect(cut.errorMessage == "the job was cancelled", "\(cut.errorMessage ?? "")\n\(cutLog.text)")
-            #expect(await waitForBody(port: scenario.port, expected: "v2") == "v2")
+            _ = await Self.cutShortDeployOfV2(compose, healthTimeout: .seconds(60), scenario)
 
             // v2 never proved healthy: a failed next deploy returns to v1, not to v2.
             let (next, nextLog) = await scenario.deploy(
@@ -60,9 +52,7 @@ extension ComposeCLIEngineTests {
     func failedPullAfterAnUnfinishedDeployRollsBack(flavour: ComposeFlavour) async throws {
         try await Scenario.run(flavour, "pull-after") { scenario in
             let (compose, v1ImageID) = try await Self.deployV1ThenBuildNeverHealthyV2(scenario)
-            let abandoned = scenario.deployment(compose: compose, images: ["web": scenario.image("v2")], healthTimeout: .seconds(60), jobId: "job_v2")
-            let (cut, cutLog) = await scenario.deploy(abandoned, cutWhen: { $0.hasPrefix("waiting for health") })
-            #expect(cut.errorMessage == "the job was cancelled", "\(cut.errorMessage ?? "")\n\(cutLog.text)")
+            _ = await Self.cutShortDeployOfV2(compose, healthTimeout: .seconds(60), scenario)
 
             // Nothing this job does changes a container, but the unfinished one left v2 running.
             let (next, nextLog) = await scenario.deploy(
@@ -116,6 +106,16 @@ extension ComposeCLIEngineTests {
         )
         try #require(first.state == .succeeded, "\(first.errorMessage ?? "")\n\(firstLog.text)")
         return (compose, try #require(first.services.first?.imageId))
+    }
+
+    /// Deploys v2 as job `job_v2` and cuts it short, as the agent's stop does, while it waits for
+    /// v2's health: no rollback runs, and v2 is left running. Returns the job, to run it again.
+    private static func cutShortDeployOfV2(_ compose: String, healthTimeout: Duration, _ scenario: Scenario) async -> StackDeployment {
+        let job = scenario.deployment(compose: compose, images: ["web": scenario.image("v2")], healthTimeout: healthTimeout, jobId: "job_v2")
+        let (cut, cutLog) = await scenario.deploy(job, cutWhen: { $0.hasPrefix("waiting for health") })
+        #expect(cut.errorMessage == "the job was cancelled", "\(cut.errorMessage ?? "")\n\(cutLog.text)")
+        #expect(await waitForBody(port: scenario.port, expected: "v2") == "v2", "the run cut short left v2 running")
+        return job
     }
 
     /// Expects the stack to run one container, of `imageID`.
