@@ -112,10 +112,13 @@ public struct APIClient: Sendable {
 }
 
 /// A `wharf-server` process on a temp data dir, with fixed free ports so that it can restart on them.
+///
+/// A port `freePort()` found free can be taken by another test's process before the server binds
+/// it: a first start that fails with "Address already in use" is tried again on new ports.
 public final class ServerProcess: @unchecked Sendable {
     public let dataDirectory: URL
-    public let httpPort = freePort()
-    public let zmqPort = freePort()
+    public private(set) var httpPort = freePort()
+    public private(set) var zmqPort = freePort()
     public private(set) var child: ChildProcess?
     /// Variables set for the server on top of the test's (`WHARF_*` settings).
     public var environment: [String: String] = [:]
@@ -128,17 +131,37 @@ public final class ServerProcess: @unchecked Sendable {
     public var url: String { "http://127.0.0.1:\(httpPort)" }
 
     public func start() async throws -> APIClient {
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce()
+            } catch let failure as APIClient.Failure where starts == 1 && attempt < 3 && failure.body.contains("Address already in use") {
+                await child?.stop()
+                starts = 0
+                httpPort = freePort()
+                zmqPort = freePort()
+                attempt += 1
+            }
+        }
+    }
+
+    private func startOnce() async throws -> APIClient {
         starts += 1
         child = try ChildProcess("wharf-server", [
             "--data-dir", dataDirectory.path, "--http-host", "127.0.0.1", "--http-port", "\(httpPort)",
             "--zmq-bind", "tcp://127.0.0.1:\(zmqPort)", "--public-url", url,
         ], log: dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(starts).log"), environment: environment)
         let token = dataDirectory.appendingPathComponent("admin-token")
+        let child = self.child
         let ready = await eventually(timeout: .seconds(30)) {
+            // A server that exited (a port taken) will not start: no need to wait out the timeout.
+            if child?.process.isRunning == false { return true }
             guard FileManager.default.fileExists(atPath: token.path) else { return false }
             return (try? await APIClient(base: url).call("GET", "/api/health", expect: 200)) != nil
         }
-        guard ready else { throw APIClient.Failure(status: 0, body: "server did not start: \(child?.output ?? "")") }
+        guard ready, child?.process.isRunning == true else {
+            throw APIClient.Failure(status: 0, body: "server did not start: \(child?.output ?? "")")
+        }
         let text = try String(contentsOf: token, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         return APIClient(base: url, token: text)
     }
