@@ -20,6 +20,13 @@ public struct API: Sendable {
 
     init(store: any WharfStore, dispatcher: Dispatcher, keys: AgentKeyRegistry, settings: ServerSettings, adminToken: String,
          logger: Logger, metrics: WharfMetrics, webhookRateLimit: Double? = 20) {
+        self.init(store: store, dispatcher: dispatcher, keys: keys, settings: settings, adminToken: adminToken,
+                  logger: logger, metrics: metrics, webhookLimiters: webhookRateLimit.map(WebhookLimiters.init(rate:)))
+    }
+
+    /// Creates the API with the given limiters (nil: none).
+    init(store: any WharfStore, dispatcher: Dispatcher, keys: AgentKeyRegistry, settings: ServerSettings, adminToken: String,
+         logger: Logger, metrics: WharfMetrics, webhookLimiters: WebhookLimiters?) {
         self.store = store
         self.dispatcher = dispatcher
         self.keys = keys
@@ -27,7 +34,7 @@ public struct API: Sendable {
         self.adminToken = adminToken
         self.logger = logger
         self.metrics = metrics
-        self.webhookLimiters = webhookRateLimit.map(WebhookLimiters.init(rate:))
+        self.webhookLimiters = webhookLimiters
     }
 
     /// Builds the responder the server runs: the router, with the public webhook route in front
@@ -124,8 +131,13 @@ struct WebhookLimiters: Sendable {
     let address: RateLimiter
 
     init(rate: Double) {
-        token = RateLimiter(.init(rate: rate, burst: max(1, Int(rate * 2))))
-        address = RateLimiter(.init(rate: rate * 2.5, burst: max(1, Int(rate * 5))))
+        self.init(token: .init(rate: rate, burst: max(1, Int(rate * 2))),
+                  address: .init(rate: rate * 2.5, burst: max(1, Int(rate * 5))))
+    }
+
+    init(token: RateLimiter.Configuration, address: RateLimiter.Configuration) {
+        self.token = RateLimiter(token)
+        self.address = RateLimiter(address)
     }
 }
 
