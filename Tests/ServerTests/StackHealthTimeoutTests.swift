@@ -184,7 +184,16 @@ struct StackHealthTimeoutTests {
             }
             let after = try await PlanAheadTests.stack(client, stackId)
             #expect(after["compose"] as? String == Self.compose && (after["env"] as? [String: String])?.isEmpty == true, "\(after)")
+            // A redeploy asked not to pull under a misspelt name used to pull; a render, to drop the field.
+            for (path, json, takes) in [("/api/stacks/\(stackId)/redeploy", ["pullimage": false] as [String: Any], "takes pullImage."),
+                                        ("/api/compose/render", ["compose": Self.compose, "environment": ["A": "1"]], "takes compose and env.")] {
+                let (status, body) = try await Self.call(client, .post, path, json: json)
+                #expect(status == .badRequest && Self.errorOf(body).code == "invalid_json", "\(path): \(body)")
+                #expect(Self.errorOf(body).message.contains(takes), "\(path): \(body)")
+            }
             #expect(try await Self.jobCount(setup) == jobs, "no redeploy was queued")
+            let (redeployed, redeployBody) = try await Self.call(client, .post, "/api/stacks/\(stackId)/redeploy", json: ["pullImage": false])
+            #expect(redeployed == .accepted, "\(redeployBody)")
             // Known fields still go through.
             let (ok, okBody) = try await Self.call(client, .put, "/api/stacks/\(stackId)", json: ["env": ["A": "1"]])
             #expect(ok == .ok, "\(okBody)")

@@ -16,13 +16,19 @@ extension API {
         var compose: String?; var env: [String: String]?; var healthTimeout: Double?
         enum CodingKeys: String, CodingKey, CaseIterable { case compose, env, healthTimeout }
     }
-    struct Redeploy: Decodable { var pullImage: Bool? }
+    struct Redeploy: ClosedJSONBody {
+        var pullImage: Bool?
+        enum CodingKeys: String, CodingKey, CaseIterable { case pullImage }
+    }
     struct StackAndJob: Encodable, Sendable { var stack: Stack; var job: Job }
     struct StackBody: Encodable, Sendable { var stack: Stack }
     struct StackList: Encodable, Sendable { var stacks: [Stack] }
     struct JobOnly: Encodable, Sendable { var job: Job }
     struct Forgotten: Encodable, Sendable { var forgotten: String; var endedJobs: [String] }
-    struct RenderRequest: Decodable { var compose: String; var env: [String: String]? }
+    struct RenderRequest: ClosedJSONBody {
+        var compose: String; var env: [String: String]?
+        enum CodingKeys: String, CodingKey, CaseIterable { case compose, env }
+    }
     struct RenderedService: Encodable, Sendable { var name: String; var image: String }
     struct Rendered: Encodable, Sendable { var config: String; var services: [RenderedService] }
 
