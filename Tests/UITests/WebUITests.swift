@@ -144,9 +144,22 @@ struct WebUITests {
         #expect(try await ui.text("#resolved-config").contains("image: nginx:1.27-alpine"))
         try await ui.screenshots("06-stack-preview", scrollTo: "#preview")
 
+        // A health timeout out of range is refused in the form; nothing is created.
+        #expect(try await ui.element("#stack-health-timeout").property("value") as? String == "60")
+        try await ui.type("#stack-health-timeout", "0")
+        try await ui.click("#deploy-stack")
+        let timeoutError = try await ui.waitForText("#stack-health-timeout-error", "the field's error") { !$0.isEmpty }
+        #expect(timeoutError.contains("1 to 3600"), "\(timeoutError)")
+        let (_, none) = try await ui.api.call("GET", "/api/stacks", expect: 200)
+        #expect(!((none["stacks"] as? [[String: Any]]) ?? []).contains { $0["name"] as? String == "web" })
+        try await ui.type("#stack-health-timeout", "120")
+
         try await ui.click("#deploy-stack")
         try await ui.waitUntil("the stack page") { try await ui.browser.currentURL().contains("#/stacks/stk_") }
         try await ui.waitForText("#stack-title", "web") { $0 == "web" }
+        let (_, stacks) = try await ui.api.call("GET", "/api/stacks", expect: 200)
+        let created = ((stacks["stacks"] as? [[String: Any]]) ?? []).first { $0["name"] as? String == "web" }
+        #expect(created?["healthTimeout"] as? Int == 120, "\(String(describing: created))")
         try await ui.waitForText("#stack-status", timeout: .seconds(30), "running") { $0 == "running" }
         try await ui.waitForText("#stack-jobs", timeout: .seconds(20), "a succeeded deploy") { $0.contains("succeeded") && $0.contains("deploy") }
         try await ui.waitForText("#stack-services", "the deployed service") { $0.contains("nginx:1.27-alpine") }
@@ -303,6 +316,8 @@ struct WebUITests {
         }
         try await ui.open("/stacks/\(stackId)/edit")
         try await ui.element("#update-stack")
+        #expect(try await ui.element("#stack-health-timeout").property("value") as? String == "60")
+        try await ui.type("#stack-health-timeout", "90")
 
         // While the page is open, CI deploys v5 through the webhook; its success sets API_TAG.
         let (_, hook) = try await ui.api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
@@ -326,6 +341,8 @@ struct WebUITests {
         // A second click is the user's choice: the form's variables replace the stack's.
         try await ui.click("#update-stack")
         try await ui.waitUntil("the update to replace API_TAG") { try await env() == ["API_TAG": "v4"] }
+        let (_, updated) = try await ui.api.call("GET", "/api/stacks/\(stackId)", expect: 200)
+        #expect((updated["stack"] as? [String: Any])?["healthTimeout"] as? Int == 90, "and the form's health timeout")
         #expect(try await ui.text("#stack-form-error").isEmpty)
         #expect(try await ui.scriptErrors() == [])
     }

@@ -249,3 +249,44 @@ export function envRows(initial = {}, { onInput } = {}) {
     },
   };
 }
+
+/**
+ * A stack's health timeout: the seconds a deploy waits for its containers to run (and be healthy,
+ * where they have a healthcheck) before it rolls back; 1 to 3600, 60 by default.
+ */
+export function healthTimeoutField(initial = 60) {
+  const input = h("input", {
+    id: "stack-health-timeout", name: "healthTimeout", class: "input num", type: "number", inputmode: "numeric",
+    min: 1, max: 3600, step: 1, value: String(initial), required: true, "aria-describedby": "stack-health-timeout-help",
+    style: "max-width:10rem",
+  });
+  const error = h("p", { class: "field-error", id: "stack-health-timeout-error", "aria-live": "polite" });
+  const root = h("div", { class: "field" },
+    h("label", { for: "stack-health-timeout" }, "Health timeout (seconds)"),
+    input,
+    h("p", { class: "help", id: "stack-health-timeout-help" },
+      "How long a deploy waits for every container to run, and to be healthy where it has a healthcheck, before it rolls back. 1 to 3600; 60 by default."),
+    error);
+  input.addEventListener("input", () => { error.textContent = ""; input.removeAttribute("aria-invalid"); });
+  return {
+    root,
+    /** The whole seconds, or null after showing why the field's value cannot be used. */
+    value() {
+      const text = input.value.trim();
+      const seconds = Number(text);
+      if (!/^[0-9]+$/.test(text) || seconds < 1 || seconds > 3600) {
+        error.textContent = "Enter a whole number of seconds from 1 to 3600.";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return null;
+      }
+      return seconds;
+    },
+    /** Shows a server's error about the field. */
+    show(message) {
+      error.textContent = message;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    },
+  };
+}

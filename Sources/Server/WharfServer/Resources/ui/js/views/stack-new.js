@@ -2,7 +2,7 @@
 
 import { get, post, enc } from "../api.js";
 import { h, icon, pageHead, alertBox, toast } from "../dom.js";
-import { composeField, envRows } from "../components.js";
+import { composeField, envRows, healthTimeoutField } from "../components.js";
 import { previewPanel } from "./preview.js";
 
 const EXAMPLE = `services:
@@ -34,6 +34,7 @@ export function renderNewStack(main, ctx) {
   };
   const compose = composeField({ value: EXAMPLE, onInput: changed });
   const vars = envRows({}, { onInput: changed });
+  const healthTimeout = healthTimeoutField();
   const formError = h("div", { id: "stack-form-error", "aria-live": "assertive" });
   const previewButton = h("button", { type: "button", class: "btn", id: "preview-stack" }, icon("eye"), "Preview config");
   const deploy = h("button", { type: "submit", class: "btn btn-primary", id: "deploy-stack", disabled: true }, icon("play"), "Deploy stack");
@@ -52,7 +53,7 @@ export function renderNewStack(main, ctx) {
             environment,
             envHelp)))),
     h("div", { class: "card" },
-      h("div", { class: "card-body" }, compose.root, vars.root)),
+      h("div", { class: "card-body" }, compose.root, vars.root, healthTimeout.root)),
     preview.root,
     formError,
     h("div", { class: "form-actions" },
@@ -144,10 +145,12 @@ export function renderNewStack(main, ctx) {
     }
     const env = variables();
     if (!env) return;
+    const seconds = healthTimeout.value();
+    if (seconds === null) return;
     deploy.disabled = true;
     try {
       const { stack, job } = await post("/api/stacks", {
-        name: name.value, environmentId: environment.value, compose: compose.editor.value, env,
+        name: name.value, environmentId: environment.value, compose: compose.editor.value, env, healthTimeout: seconds,
       });
       toast(`Stack ${stack.name} created; its first deploy is queued.`, { link: { href: `#/jobs/${enc(job.id)}`, label: "View job" } });
       location.hash = `/stacks/${enc(stack.id)}`;
@@ -157,6 +160,8 @@ export function renderNewStack(main, ctx) {
         preview.hide();
         compose.show(error);
         compose.editor.textarea.focus();
+      } else if (error.code === "invalid_health_timeout") {
+        healthTimeout.show(error.message);
       } else if (error.code === "invalid_name" || error.code === "name_taken") {
         nameError.textContent = error.message;
         name.setAttribute("aria-invalid", "true");

@@ -4,7 +4,7 @@ import { get, post, put, del, enc } from "../api.js";
 import {
   h, icon, badge, jobBadge, typeTag, timeEl, alertBox, toast, confirmDialog, replace, refreshList, shortId, duration,
 } from "../dom.js";
-import { composeField, envRows } from "../components.js";
+import { composeField, envRows, healthTimeoutField } from "../components.js";
 import { previewPanel } from "./preview.js";
 import { webhookSection } from "./webhook.js";
 import { webhookState } from "./stacks.js";
@@ -222,6 +222,7 @@ function edit(body, ctx, stack, env, onStack) {
   };
   const compose = composeField({ value: stack.compose, onInput: changed });
   const vars = envRows(stack.env, { onInput: changed });
+  const healthTimeout = healthTimeoutField(stack.healthTimeout ?? 60);
   const formError = h("div", { id: "stack-form-error", "aria-live": "assertive" });
   const previewButton = h("button", { type: "button", class: "btn", id: "preview-stack" }, icon("eye"), "Preview config");
   const save = h("button", { type: "submit", class: "btn btn-primary", id: "update-stack" }, icon("play"), "Update the stack");
@@ -256,7 +257,7 @@ function edit(body, ctx, stack, env, onStack) {
     h("div", { class: "card" },
       h("div", { class: "card-head" },
         h("div", { class: "section-title" }, h("h2", {}, "Compose file and variables"), h("p", {}, "Updating redeploys the stack at once."))),
-      h("div", { class: "card-body" }, compose.root, vars.root)),
+      h("div", { class: "card-body" }, compose.root, vars.root, healthTimeout.root)),
     preview.root,
     formError,
     h("div", { class: "form-actions" }, previewButton, save));
@@ -264,11 +265,12 @@ function edit(body, ctx, stack, env, onStack) {
   // The definition this form was filled from. A webhook (`?SERVICE_TAG=v5`) or another user may
   // change it while the form is open; an update replaces the whole compose file and env, so it
   // would undo that change without a word. The first click then says what changed instead.
-  let loaded = { compose: stack.compose, env: { ...stack.env } };
+  let loaded = { compose: stack.compose, env: { ...stack.env }, healthTimeout: stack.healthTimeout };
   let overwriteConfirmed = null;
   function changedSinceLoaded(current) {
     const changes = [];
     if (current.compose !== loaded.compose) changes.push("the compose file");
+    if (current.healthTimeout !== loaded.healthTimeout) changes.push(`health timeout ${current.healthTimeout} s`);
     const names = [...new Set([...Object.keys(loaded.env), ...Object.keys(current.env || {})])].sort();
     for (const name of names) {
       const now = (current.env || {})[name];
@@ -282,27 +284,31 @@ function edit(body, ctx, stack, env, onStack) {
     formError.replaceChildren();
     const env = variables();
     if (!env) return;
+    const seconds = healthTimeout.value();
+    if (seconds === null) return;
     save.disabled = true;
     try {
       const { stack: current } = await get(`/api/stacks/${enc(stack.id)}`, { signal: ctx.signal });
       const changes = changedSinceLoaded(current);
-      const key = JSON.stringify([current.compose, current.env]);
+      const key = JSON.stringify([current.compose, current.env, current.healthTimeout]);
       if (changes.length && overwriteConfirmed !== key) {
         overwriteConfirmed = key;
         formError.replaceChildren(alertBox("warn", h("strong", {}, "The stack changed since this form was opened"),
           h("span", { class: "changed-since" }, `Now: ${changes.join(", ")} (a webhook call or another user). `,
-            "Updating replaces the compose file and all variables with this form's. Click “Update the stack” again to do that, or reload the page to start from the stack as it is now.")));
+            "Updating replaces the compose file, all variables and the health timeout with this form's. Click “Update the stack” again to do that, or reload the page to start from the stack as it is now.")));
         return;
       }
-      const { stack: fresh, job } = await put(`/api/stacks/${enc(stack.id)}`, { compose: compose.editor.value, env });
-      loaded = { compose: fresh.compose, env: { ...fresh.env } };
+      const { stack: fresh, job } = await put(`/api/stacks/${enc(stack.id)}`, { compose: compose.editor.value, env, healthTimeout: seconds });
+      loaded = { compose: fresh.compose, env: { ...fresh.env }, healthTimeout: fresh.healthTimeout };
       overwriteConfirmed = null;
       onStack(fresh);
       compose.clear();
       toast(`Update of ${fresh.name} queued.`, { link: { href: `#/jobs/${enc(job.id)}`, label: "View job" } });
     } catch (error) {
       if (error.name === "AbortError") return;
-      if (error.status === 422) { preview.hide(); compose.show(error); } else formError.replaceChildren(alertBox("err", error.message));
+      if (error.status === 422) { preview.hide(); compose.show(error); }
+      else if (error.code === "invalid_health_timeout") healthTimeout.show(error.message);
+      else formError.replaceChildren(alertBox("err", error.message));
     } finally {
       save.disabled = false;
     }
