@@ -42,7 +42,7 @@ extension ComposeCLIEngineTests {
                 scenario.deployment(compose: compose, images: ["web": scenario.image("crash")], jobId: "job_crash")
             )
             #expect(next.state == .rolledBack, "\(next.errorMessage ?? "")\n\(nextLog.text)")
-            #expect(nextLog.lines.contains { $0.hasPrefix("an earlier deploy of this stack (job job_v2) did not end") }, "\(nextLog.text)")
+            #expect(nextLog.lines.contains { $0.hasPrefix("an earlier deploy of this stack (job job_v2) did not end, or could not roll back") }, "\(nextLog.text)")
             #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(nextLog.text)")
             try await Self.expectRunsOnly(v1ImageID, scenario)
         }
@@ -71,6 +71,44 @@ extension ComposeCLIEngineTests {
             #expect(again.state == .failed, "\(again.errorMessage ?? "")\n\(againLog.text)")
             #expect(again.errorCode == .pullFailed)
             try await Self.expectRunsOnly(v1ImageID, scenario)
+        }
+    }
+
+    @Test("after a deploy whose rollback failed, the next job returns to what ran before it", .timeLimit(.minutes(4)), arguments: flavours)
+    func nextJobAfterAFailedRollbackReturnsToWhatRanBefore(flavour: ComposeFlavour) async throws {
+        try await Scenario.run(flavour, "rb-failed") { scenario in
+            try await scenario.images.build(scenario.image("v1"), content: "v1")
+            try await scenario.images.build(scenario.image("crash"), content: "crash", behaviour: .crash)
+            let compose = TestStacks.web(image: scenario.image("v1"))
+            let (first, firstLog) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("v1")], jobId: "job_v1"))
+            try #require(first.state == .succeeded, "\(first.errorMessage ?? "")\n\(firstLog.text)")
+            let v1ImageID = try #require(first.services.first?.imageId)
+
+            // The crashing image fails; once its `up` has stopped v1, another process takes v1's port,
+            // so v1's httpd cannot bind it again and the rollback fails too.
+            let port = scenario.port
+            let (failed, failedLog, blocker) = try await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("crash")], healthTimeout: .seconds(15), jobId: "job_crash"),
+                when: { $0.hasPrefix("waiting for health") }, do: { try occupyLoopbackPort(port) })
+            let fd = try #require(blocker, "\(failedLog.text)")
+            close(fd)
+            #expect(failed.state == .failed, "\(failed.errorMessage ?? "")\n\(failedLog.text)")
+            #expect(failed.errorMessage?.contains("rollback failed") == true, "\(failed.errorMessage ?? "")\n\(failedLog.text)")
+            #expect(FileManager.default.fileExists(atPath: scenario.stackDirectory.appendingPathComponent(StackFiles.inFlightFileName).path),
+                    "the stack is neither deployed nor rolled back: the record of what ran before stays")
+
+            // With the port free again, the next failed deploy returns to v1: not to the state the
+            // failed rollback left (v1's container exited), which would leave nothing to return to.
+            let (next, nextLog) = await scenario.deploy(
+                scenario.deployment(compose: compose, images: ["web": scenario.image("crash")], jobId: "job_crash_again"))
+            #expect(next.state == .rolledBack, "\(next.errorMessage ?? "")\n\(nextLog.text)")
+            #expect(nextLog.lines.contains { $0.hasPrefix("an earlier deploy of this stack (job job_crash) did not end, or could not roll back") },
+                    "\(nextLog.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(nextLog.text)")
+            try await Self.expectRunsOnly(v1ImageID, scenario)
+            #expect(!FileManager.default.fileExists(atPath: scenario.stackDirectory.appendingPathComponent(StackFiles.inFlightFileName).path),
+                    "rolled back: the record is gone")
         }
     }
 

@@ -83,6 +83,38 @@ struct Scenario: Sendable {
         return (outcome, recorder)
     }
 
+    /// Deploys, and runs `action` once, while the deploy goes on, when it logs a line that `when`
+    /// matches; returns the outcome with the job's log, and what `action` returned (nil if no line matched).
+    func deploy<T: Sendable>(_ deployment: StackDeployment, when matches: @escaping @Sendable (String) -> Bool,
+                             do action: @escaping @Sendable () throws -> T) async throws -> (DeployOutcome, LogRecorder, T?) {
+        let recorder = LogRecorder()
+        let ended = MutexBox(false)
+        let driver = self.driver
+        let task = Task {
+            let outcome = await driver.deploy(deployment, log: recorder.sink)
+            ended.update { $0 = true }
+            return outcome
+        }
+        var result: T?
+        while !ended.value {
+            if recorder.lines.contains(where: matches) {
+                do {
+                    result = try action()
+                } catch {
+                    _ = await task.value
+                    throw error
+                }
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let outcome = await task.value
+        if ProcessInfo.processInfo.environment["WHARF_TEST_SHOW_LOGS"] != nil {
+            print(recorder.lines.map { "[\(project)] \($0)" }.joined(separator: "\n"))
+        }
+        return (outcome, recorder, result)
+    }
+
     /// The stack's directory on the agent.
     var stackDirectory: URL { sandbox.stacks.appendingPathComponent(project) }
 

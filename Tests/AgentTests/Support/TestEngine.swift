@@ -181,3 +181,28 @@ final class MutexBox<Value: Sendable>: Sendable {
         storage.withLock { body(&$0) }
     }
 }
+
+/// Listens on `127.0.0.1:port` (with `SO_REUSEADDR`, so a closed server's connections do not stop
+/// it) until the returned descriptor is closed: a server started meanwhile cannot bind the port.
+func occupyLoopbackPort(_ port: Int) throws -> Int32 {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw TestSetupError(description: "socket() failed") }
+    var reuse: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0, listen(fd, 1) == 0 else {
+        close(fd)
+        throw TestSetupError(description: "could not listen on 127.0.0.1:\(port): errno \(errno)")
+    }
+    return fd
+}

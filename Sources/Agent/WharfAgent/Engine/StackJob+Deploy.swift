@@ -4,24 +4,37 @@ extension StackJob {
     /// Deploys: files, validation, pull, record running images, `up`, health; rollback on failure.
     ///
     /// The record of what ran before (``StackFiles/InFlight``) is deleted once the deploy has an
-    /// outcome of its own. A deploy cut short (cancelled), or ended by an error thrown before its
-    /// `up` (the engine unreachable, a file it cannot write), leaves it: the stack may be half-way
-    /// from an earlier run, and the next run of the job, or the stack's next job, returns to it.
+    /// outcome that leaves the stack settled: deployed, rolled back, or never changed. A deploy cut
+    /// short (cancelled), ended by an error thrown before its `up` (the engine unreachable, a file
+    /// it cannot write), or whose rollback failed, leaves it: the stack may be half-way from an
+    /// earlier run, and the next run of the job, or the stack's next job, returns to it on failure
+    /// rather than to the broken state it finds.
     func deploy(_ deployment: StackDeployment) async throws -> DeployOutcome {
-        let outcome = try await deployKeepingRecord(deployment)
+        let ended = try await deployKeepingRecord(deployment)
         // Cancelled, the outcome is not reported: the job runs again from the start and needs the record.
         if !Task.isCancelled {
-            do {
-                try files.removeInFlight()
-            } catch {
-                // The next deploy would return on failure to what ran before this one, rather than to what runs now.
-                log.step("could not delete the record of what ran before this deploy: \(Self.engineError(error).message)")
+            if ended.settled {
+                do {
+                    try files.removeInFlight()
+                } catch {
+                    // The next deploy would return on failure to what ran before this one, rather than to what runs now.
+                    log.step("could not delete the record of what ran before this deploy: \(Self.engineError(error).message)")
+                }
+            } else {
+                log.step("the stack is neither deployed nor rolled back: on failure, its next deploy returns to what ran before this one")
             }
         }
-        return outcome
+        return ended.outcome
     }
 
-    private func deployKeepingRecord(_ deployment: StackDeployment) async throws -> DeployOutcome {
+    /// A deploy's outcome, and whether it left the stack settled: running what it deployed, what
+    /// ran before it, or what it found (nothing changed). A failed rollback is not settled.
+    private struct Ended {
+        var outcome: DeployOutcome
+        var settled: Bool
+    }
+
+    private func deployKeepingRecord(_ deployment: StackDeployment) async throws -> Ended {
         // What the last successful deploy ran, read before this one replaces compose.yml.
         let lastGood = files.loadLastGood()
         try files.writeCompose(deployment.compose)
@@ -58,7 +71,7 @@ extension StackJob {
                 // of this job (or an unfinished earlier job) changed them before it was cut short.
                 guard let remembered = try? await recorded, remembered.fromRecord,
                       let changed = try? await changes(since: remembered.previous), !changed.isEmpty
-                else { return .failed(failure.code, failure.message) }
+                else { return Ended(outcome: .failed(failure.code, failure.message), settled: true) }
                 log.step("services an unfinished earlier run changed: \(changed.sorted().joined(separator: ", "))")
                 let rollback = Rollback(previous: remembered.previous, services: services, pinned: pinned, version: version, lastGood: lastGood, timeout: deployment.healthTimeout)
                 return try await rollBack(after: failure, rollback)
@@ -98,7 +111,7 @@ extension StackJob {
                 // The deploy itself succeeded; only a later rollback loses this deploy's file and variables.
                 log.step("could not record this deploy for later rollbacks: \(Self.engineError(error).message)")
             }
-            return .succeeded(Self.outcomes(containers: containers, services: services, pinned: pinned))
+            return Ended(outcome: .succeeded(Self.outcomes(containers: containers, services: services, pinned: pinned)), settled: true)
         case .failed(let failure):
             return try await rollBack(after: failure, rollback)
         }
@@ -134,7 +147,7 @@ extension StackJob {
             if let jobId, found.jobId == jobId {
                 log.step("this job was cut short before it ended: on failure it returns to what ran before its first run")
             } else {
-                log.step("an earlier deploy of this stack\(found.jobId.map { " (job \($0))" } ?? "") did not end: on failure this one returns to what ran before it")
+                log.step("an earlier deploy of this stack\(found.jobId.map { " (job \($0))" } ?? "") did not end, or could not roll back: on failure this one returns to what ran before it")
             }
             var previous = Previous(images: found.images, containers: found.containers.mapValues { Set($0) })
             previous.existing = Set(all.map(\.id))
@@ -233,7 +246,7 @@ extension StackJob {
     ///
     /// Only a cancellation (the agent's stop cut the job short) is thrown: the job then has no
     /// outcome and runs again from the start at the next start, rolling back again if it fails.
-    private func rollBack(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> DeployOutcome {
+    private func rollBack(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> Ended {
         // A cancelled job's children are torn down as they start (a failure of a command torn down
         // by the stop lands here too): what failed is not the deploy, and no rollback could run.
         try Task.checkCancellation()
@@ -247,11 +260,11 @@ extension StackJob {
             }
             let reason = Self.engineError(error).message
             log.step("rollback failed: \(reason)")
-            return .failed(failure.code, "\(failure.message); rollback failed: \(reason)")
+            return Ended(outcome: .failed(failure.code, "\(failure.message); rollback failed: \(reason)"), settled: false)
         }
     }
 
-    private func rollBackThrowing(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> DeployOutcome {
+    private func rollBackThrowing(after failure: ContainerEngineError, _ rollback: Rollback) async throws -> Ended {
         let previous = rollback.previous
         // The services whose running containers `up` replaced, stopped or removed.
         let changed = Self.changedServices(previous, runningNow: try await runningContainersByService())
@@ -264,7 +277,7 @@ extension StackJob {
         }
         guard !previous.images.isEmpty else {
             log.step("nothing to roll back to: no service was running before this deploy")
-            return .failed(failure.code, failure.message)
+            return Ended(outcome: .failed(failure.code, failure.message), settled: true)
         }
 
         // The file, images and variables to return to: the last good deploy's, else this one's.
@@ -308,19 +321,23 @@ extension StackJob {
             let up = try await Task { [job] in try await job.runCompose(arguments) }.value
             try Task.checkCancellation()
             guard up.succeeded else {
-                return .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))")
+                log.step("rollback failed: \(failureMessage("compose up", up))")
+                return Ended(outcome: .failed(failure.code, "\(failure.message); rollback failed: \(failureMessage("compose up", up))"), settled: false)
             }
             log.step("waiting for the previous images (timeout \(Self.seconds(rollback.timeout)))")
             if case .failed(let rollbackFailure) = try await job.waitUntilHealthy(services: Set(restore), timeout: rollback.timeout,
                                                                                     existing: existing) {
-                return .failed(failure.code, "\(failure.message); rollback failed: \(rollbackFailure.message)")
+                log.step("rollback failed: \(rollbackFailure.message)")
+                return Ended(outcome: .failed(failure.code, "\(failure.message); rollback failed: \(rollbackFailure.message)"), settled: false)
             }
         }
+        // What could be restored was: settled, or every later deploy would try to restore the rest again.
         guard lost.isEmpty else {
-            return .failed(failure.code, "\(failure.message); rollback failed: \(lost.joined(separator: ", ")) cannot be restored")
+            return Ended(outcome: .failed(failure.code, "\(failure.message); rollback failed: \(lost.joined(separator: ", ")) cannot be restored"),
+                         settled: true)
         }
         log.step("rolled back to previous images")
-        return .rolledBack(failure.code, failure.message)
+        return Ended(outcome: .rolledBack(failure.code, failure.message), settled: true)
     }
 
     /// An error as a job error: engine errors as they are, anything else as `compose_failed`.
