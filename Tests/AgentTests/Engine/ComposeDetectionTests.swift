@@ -18,6 +18,25 @@ struct ComposeDetectionTests {
         }
     }
 
+    @Test("the docker compose plugin runs as its own binary, the one the docker CLI would run", .timeLimit(.minutes(2)))
+    func pluginRunsAsItsOwnBinary() async throws {
+        let engine = try TestEngine.fromEnvironment()
+        let binary = try #require(ComposeCommand.pluginBinaryCandidates.first { FileManager.default.isExecutableFile(atPath: $0) },
+                                  "the compose plugin is installed in one of the docker CLI's plugin directories")
+        for flavour in [nil, ComposeFlavour.plugin] {
+            try await withSandbox { sandbox async throws in
+                let recorder = LogRecorder()
+                // A compose file compose refuses: the job fails at once, after saying which compose it uses.
+                let outcome = await engine.makeEngine(flavour: flavour, sandbox: sandbox).deploy(
+                    StackDeployment(jobId: nil, stackId: "direct", projectName: "direct", compose: "services: [\n",
+                                    environment: [:], images: [:], pull: false, credentials: [], healthTimeout: .seconds(5)),
+                    log: recorder.sink)
+                #expect(outcome.errorCode == .invalidStack, "\(outcome.errorMessage ?? "")")
+                #expect(recorder.lines.contains { $0.hasPrefix("using docker compose (\(binary)) on ") }, "\(recorder.text)")
+            }
+        }
+    }
+
     @Test("without the plugin, docker-compose is used", .timeLimit(.minutes(1)))
     func fallsBackToStandalone() async throws {
         let engine = try TestEngine.fromEnvironment()

@@ -330,7 +330,12 @@ public struct ComposeCLIEngine: ContainerEngine {
             if let cached = detected.value.withLock({ $0 }) { return cached }
             var checked = command
             do {
-                checked.upTakesPull = ComposeCommand.upTakesPull(version: try await version(of: command, scope: scope))
+                let found = try await version(of: command, scope: scope)
+                checked.upTakesPull = ComposeCommand.upTakesPull(version: found)
+                if command.isPluginThroughDocker(dockerExecutable: docker.executable),
+                   let binary = await pluginBinary(version: found, scope: scope) {
+                    checked = binary
+                }
             } catch let error as ContainerEngineError {
                 throw ContainerEngineError(
                     .composeFailed,
@@ -343,8 +348,8 @@ public struct ComposeCLIEngine: ContainerEngine {
         if let cached = detected.value.withLock({ $0 }) { return cached }
         let plugin = ComposeCommand(flavour: .plugin, executable: docker.executable, prefix: ["compose"])
         var found: ComposeCommand?
-        if (try? await version(of: plugin, scope: scope)) != nil {
-            found = plugin
+        if let version = try? await version(of: plugin, scope: scope) {
+            found = await pluginBinary(version: version, scope: scope) ?? plugin
         } else if let standalone = ExecutableLookup.find("docker-compose", searchPath: configuration.searchPath) {
             var command = ComposeCommand(flavour: .standalone, executable: standalone, prefix: [])
             if let version = try? await version(of: command, scope: scope) {
@@ -361,6 +366,18 @@ public struct ComposeCLIEngine: ContainerEngine {
         logger.info("compose detected", metadata: ["compose.command": "\(found.displayName)"])
         detected.value.withLock { $0 = found }
         return found
+    }
+
+    /// The binary `docker compose` runs, run directly (``ComposeCommand/pluginBinary(_:)``): the
+    /// first of the docker CLI's plugin directories that has one, if it reports the `version` that
+    /// `docker compose` reported; nil (keep going through the docker CLI) otherwise.
+    private func pluginBinary(version: String, scope: JobDockerConfig) async -> ComposeCommand? {
+        guard let path = ComposeCommand.pluginBinaryCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return nil
+        }
+        let binary = ComposeCommand.pluginBinary(path)
+        guard let direct = try? await self.version(of: binary, scope: scope), direct == version else { return nil }
+        return binary
     }
 
     /// `compose version --short`.
