@@ -48,7 +48,15 @@ public final class ZMQSocket: @unchecked Sendable {
     public let context: ZMQContext
 
     /// Creates a socket of `type` in `context`. Linger defaults to 0 so that shutdown never hangs.
+    ///
+    /// A ROUTER numbers the peers that set no routing id of their own from a start libzmq 4.3.4
+    /// takes from `rand()`, which nothing seeds: 0x6b8b4567 in every process, then one up per
+    /// peer. A peer may set its own routing id, and when the ROUTER later gives a peer a number
+    /// that one took, libzmq aborts the process (`Assertion failed: ok (src/socket_base.cpp:2130)`,
+    /// measured). So `rand()` is seeded from the system's CSPRNG before each ROUTER is made: an
+    /// enrolled agent can no longer tell which numbers are coming.
     public init(context: ZMQContext, type: ZMQSocketType) throws {
+        if type == .router { srand(UInt32.random(in: .min ... .max)) }
         guard let handle = zmq_socket(context.handle, type.rawValue) else {
             throw ZMQError.last("zmq_socket")
         }

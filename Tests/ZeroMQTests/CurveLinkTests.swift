@@ -179,3 +179,30 @@ struct CurveLinkTests {
         await server.stop()
     }
 }
+
+/// libzmq's numbering of the peers that set no routing id of their own (see `ZMQSocket.init`).
+@Suite(.timeLimit(.minutes(1)))
+struct RoutingIdNumberingTests {
+    /// The routing id a fresh ROUTER gives its first peer, made right after `srand(seed)`.
+    static func firstRoutingId(afterSeed seed: UInt32) async throws -> [UInt8] {
+        let context = try ZMQContext()
+        srand(seed)
+        let router = try ZMQChannel(context: context, type: .router) { try $0.bind("tcp://127.0.0.1:*") }
+        let dealer = try ZMQChannel(context: context, type: .dealer) { try $0.connect(router.endpoint) }
+        #expect(try await dealer.send([Array("hello".utf8)]))
+        let message = try #require(await CurveLinkTests.first(router.incoming, within: .seconds(10)))
+        await dealer.shutdown()
+        await router.shutdown()
+        return message.frames[0]
+    }
+
+    @Test func aRoutersPeerNumbersDoNotFollowFromRandsSeed() async throws {
+        // Unseeded, every process's first ROUTER numbered its first peer 00 6b 8b 45 67: a peer
+        // that took the next numbers as its own routing ids made libzmq abort the server.
+        let first = try await Self.firstRoutingId(afterSeed: 1)
+        let second = try await Self.firstRoutingId(afterSeed: 1)
+        #expect(first.count == 5 && first[0] == 0)
+        #expect(first != second, "the same seed gave the same numbers: \(first) and \(second)")
+        #expect(first != [0, 0x6b, 0x8b, 0x45, 0x67] && second != [0, 0x6b, 0x8b, 0x45, 0x67])
+    }
+}
