@@ -64,14 +64,7 @@ struct Scenario: Sendable {
     /// Deploys, and cancels the deploy once it logs a line that `cutWhen` matches, as the agent's
     /// stop cuts a job short at the end of its grace period; returns the outcome with the job's log.
     func deploy(_ deployment: StackDeployment, cutWhen matches: (String) -> Bool) async -> (DeployOutcome, LogRecorder) {
-        let recorder = LogRecorder()
-        let ended = MutexBox(false)
-        let driver = self.driver
-        let task = Task {
-            let outcome = await driver.deploy(deployment, log: recorder.sink)
-            ended.update { $0 = true }
-            return outcome
-        }
+        let (task, recorder, ended) = start(deployment)
         while !ended.value, !recorder.lines.contains(where: matches) {
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -87,14 +80,7 @@ struct Scenario: Sendable {
     /// matches; returns the outcome with the job's log, and what `action` returned (nil if no line matched).
     func deploy<T: Sendable>(_ deployment: StackDeployment, when matches: @escaping @Sendable (String) -> Bool,
                              do action: @escaping @Sendable () throws -> T) async throws -> (DeployOutcome, LogRecorder, T?) {
-        let recorder = LogRecorder()
-        let ended = MutexBox(false)
-        let driver = self.driver
-        let task = Task {
-            let outcome = await driver.deploy(deployment, log: recorder.sink)
-            ended.update { $0 = true }
-            return outcome
-        }
+        let (task, recorder, ended) = start(deployment)
         var result: T?
         while !ended.value {
             if recorder.lines.contains(where: matches) {
@@ -113,6 +99,20 @@ struct Scenario: Sendable {
             print(recorder.lines.map { "[\(project)] \($0)" }.joined(separator: "\n"))
         }
         return (outcome, recorder, result)
+    }
+
+    /// Starts a deploy in a task, for a caller that watches its log while it runs; `ended` turns
+    /// true once the deploy has returned.
+    private func start(_ deployment: StackDeployment) -> (task: Task<DeployOutcome, Never>, recorder: LogRecorder, ended: MutexBox<Bool>) {
+        let recorder = LogRecorder()
+        let ended = MutexBox(false)
+        let driver = self.driver
+        let task = Task {
+            let outcome = await driver.deploy(deployment, log: recorder.sink)
+            ended.update { $0 = true }
+            return outcome
+        }
+        return (task, recorder, ended)
     }
 
     /// The stack's directory on the agent.

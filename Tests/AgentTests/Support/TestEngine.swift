@@ -117,23 +117,38 @@ func uniqueStackName(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
-func freeLoopbackPort() throws -> Int {
+/// A TCP socket bound to `127.0.0.1:port` (0: any free port), with `SO_REUSEADDR` when asked;
+/// the caller closes it.
+private func boundLoopbackSocket(port: Int, reuseAddress: Bool = false) throws -> Int32 {
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
     let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw TestSetupError(description: "socket() failed") }
-    defer { close(fd) }
+    if reuseAddress {
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw TestSetupError(description: "bind() failed") }
+    guard bound == 0 else {
+        close(fd)
+        throw TestSetupError(description: "could not bind 127.0.0.1:\(port): errno \(errno)")
+    }
+    return fd
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
+func freeLoopbackPort() throws -> Int {
+    let fd = try boundLoopbackSocket(port: 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let named = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -185,22 +200,8 @@ final class MutexBox<Value: Sendable>: Sendable {
 /// Listens on `127.0.0.1:port` (with `SO_REUSEADDR`, so a closed server's connections do not stop
 /// it) until the returned descriptor is closed: a server started meanwhile cannot bind the port.
 func occupyLoopbackPort(_ port: Int) throws -> Int32 {
-    #if canImport(Glibc)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    #else
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
-    #endif
-    guard fd >= 0 else { throw TestSetupError(description: "socket() failed") }
-    var reuse: Int32 = 1
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0, listen(fd, 1) == 0 else {
+    let fd = try boundLoopbackSocket(port: port, reuseAddress: true)
+    guard listen(fd, 1) == 0 else {
         close(fd)
         throw TestSetupError(description: "could not listen on 127.0.0.1:\(port): errno \(errno)")
     }
