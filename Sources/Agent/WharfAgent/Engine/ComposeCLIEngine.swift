@@ -202,7 +202,7 @@ public struct ComposeCLIEngine: ContainerEngine {
 
     // MARK: - Jobs
 
-    /// Validates the names, creates the job's `DOCKER_CONFIG`, checks that the engine answers,
+    /// Validates the names, creates the job's `DOCKER_CONFIG`, starts checking that the engine answers,
     /// runs `body`, and always deletes the `DOCKER_CONFIG` afterwards.
     private func runJob(
         stackId: String,
@@ -222,7 +222,10 @@ public struct ComposeCLIEngine: ContainerEngine {
             let scope = try makeScope(credentials: credentials)
             defer { scope.remove() }
             let docker = try dockerCLI(scope)
-            _ = try await docker.serverVersion()
+            // The engine is checked alongside what needs none (finding compose, validating the file);
+            // the job waits for the answer before its first call to the engine (``StackJob/engineAnswers()``).
+            let engineCheck = Task { try await docker.serverVersion() }
+            defer { engineCheck.cancel() }
             let compose = try await composeCommand(docker: docker, scope: scope)
             log.step("using \(compose.displayName) on \(configuration.dockerHost)")
 
@@ -238,6 +241,7 @@ public struct ComposeCLIEngine: ContainerEngine {
                 stackEnvironment: stackEnvironment,
                 baseEnvironment: baseEnvironment(scope),
                 docker: docker,
+                engineCheck: engineCheck,
                 log: log,
                 logger: logger,
                 configuration: configuration

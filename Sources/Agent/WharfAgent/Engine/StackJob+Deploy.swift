@@ -52,6 +52,7 @@ extension StackJob {
         // compose flavours); the override is ours, made of the plan's images, so it is not validated again:
         // one compose call fewer (60–100 ms with v2, about 1 s with v1).
         try files.writeOverride(images: pinned, version: version)
+        try await engineAnswers()
 
         // The running images are recorded while the pull runs: both only read, and neither waits for the other.
         log.step("recording running images")

@@ -13,9 +13,18 @@ struct StackJob: Sendable {
     /// What compose needs besides the stack's variables: `PATH`, `DOCKER_HOST`, the job's `DOCKER_CONFIG`.
     let baseEnvironment: [String: String]
     let docker: DockerCLI
+    /// `docker version`, started with the job: the engine's version, or `engine_unreachable`.
+    let engineCheck: Task<String, any Error>
     let log: JobLog
     let logger: Logger
     let configuration: ComposeCLIEngine.Configuration
+
+    /// Waits for the job's engine check: throws `engine_unreachable` when the engine did not answer.
+    /// Called before the job's first step that needs the engine, so that an unreachable engine fails
+    /// the job before anything of the stack is pulled, queried or changed.
+    func engineAnswers() async throws {
+        _ = try await engineCheck.value
+    }
 
     /// Runs compose in the stack directory with the stack's variables and what compose needs.
     var composeRunner: CommandRunner {
@@ -105,6 +114,7 @@ struct StackJob: Sendable {
         try files.writeCompose(text)
         try files.writeOverride(images: [:], version: nil)
         let services = (try? await services()) ?? []
+        try await engineAnswers()
         log.step("stopping and removing containers (volumes are kept)")
         let down = try await runCompose(["down", "--remove-orphans"])
         guard down.succeeded else {
