@@ -74,6 +74,9 @@ struct WharfAgentCommand: AsyncParsableCommand {
             return
         }
         let directory = try AgentDataDirectory(url: URL(fileURLWithPath: dataDir))
+        // Held until the process ends: a second agent on this directory refuses to start.
+        let lock = try AgentDataDirectoryLock(directory)
+        defer { withExtendedLifetime(lock) {} }
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()
         if let join, !join.isEmpty, let enrolled = identity {

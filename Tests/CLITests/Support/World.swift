@@ -106,9 +106,10 @@ final class World {
         return CLIRun(status: status, stdout: child.stdout, stderr: child.stderr)
     }
 
-    /// Starts the agent command `wharf env add` printed, with a temp data dir and `--simulate 0s` added.
+    /// Starts the agent command `wharf env add` printed, with a temp data dir (or `dataDirectory`) and
+    /// `--simulate 0s` added.
     @discardableResult
-    func startAgent(printedBy output: String, extra: [String] = []) throws -> Child {
+    func startAgent(printedBy output: String, extra: [String] = [], dataDirectory: URL? = nil) throws -> Child {
         guard let line = output.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) })
             .first(where: { $0.hasPrefix("wharf-agent ") }) else {
             throw TestFailure("no wharf-agent command in:\n\(output)")
@@ -118,7 +119,7 @@ final class World {
             throw TestFailure("the agent command has no --data-dir: \(line)")
         }
         runs += 1
-        words[dataDir + 1] = root.appendingPathComponent("agent-\(runs)").path
+        words[dataDir + 1] = (dataDirectory ?? root.appendingPathComponent("agent-\(runs)")).path
         let agent = try Child(products.appendingPathComponent("wharf-agent"), Array(words.dropFirst()) + ["--simulate", "0s"] + extra,
                               environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
                               logs: root.appendingPathComponent("logs"), name: "agent-\(runs)")
