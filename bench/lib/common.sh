@@ -71,6 +71,16 @@ wait_http() {
 status_kib() { local v; v="$(awk -v key="$2:" '$1 == key { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null)"; echo "${v:-0}"; }
 rss_kib() { status_kib "$1" VmRSS; }
 hwm_kib() { status_kib "$1" VmHWM; }
+# BENCH_SMAPS=1: where a process's memory is — its smaps, and glibc's heap statistics (malloc_info,
+# through gdb when present: it stops the process for a moment, so only outside a measured span).
+save_memory_map() {
+    cp "/proc/$1/smaps" "$2.smaps" 2>/dev/null || true
+    command -v gdb >/dev/null || return 0
+    gdb -p "$1" -batch -nx \
+        -ex "set \$f = (void*)fopen(\"$2.malloc.xml\", \"w\")" \
+        -ex "call (int)malloc_info(0, \$f)" -ex "call (int)fclose(\$f)" \
+        -ex detach >/dev/null 2>&1 || true
+}
 # RSS of a process and all its descendants (nginx master + workers).
 tree_rss_kib() {
     local total=0 pid

@@ -50,6 +50,7 @@ part_scale() {
     local connected_rss
     connected_rss="$(rss_kib "$WHARF_PID")"
     echo 5 >"/proc/$WHARF_PID/clear_refs" 2>/dev/null || true  # resets VmHWM to the current RSS
+    [ -n "${BENCH_SMAPS:-}" ] && save_memory_map "$WHARF_PID" "$dir/server-connected"
 
     # 3. The round: one webhook per environment, all at once.
     local perf_pid=""
@@ -63,6 +64,7 @@ part_scale() {
     log "round: $(tr -d '\n ' <"$dir/round.json")"
     local peak_rss
     peak_rss="$(hwm_kib "$WHARF_PID")"
+    [ -n "${BENCH_SMAPS:-}" ] && save_memory_map "$WHARF_PID" "$dir/server-after-round"
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" 2>/dev/null || true
         perf report -i "$dir/perf.data" --children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null \
