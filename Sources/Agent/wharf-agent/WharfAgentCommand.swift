@@ -77,6 +77,9 @@ struct WharfAgentCommand: AsyncParsableCommand {
         // Held until the process ends: a second agent on this directory refuses to start.
         let lock = try AgentDataDirectoryLock(directory)
         defer { withExtendedLifetime(lock) {} }
+        if let problem = lock.problem {
+            logger.warning("running without the check that no other agent uses this data directory", metadata: ["problem": "\(problem)"])
+        }
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()
         if let join, !join.isEmpty, let enrolled = identity {

@@ -19,26 +19,36 @@ public final class AgentDataDirectoryLock: Sendable {
     public static let fileName = "agent.lock"
 
     private let descriptor: Int32
+    /// Why the lock could not be taken, when it could not for another reason than another agent
+    /// holding it (a read-only directory, a file system without locks): the agent then runs
+    /// without this check, as it did before it had one, and says so.
+    public let problem: String?
 
     /// Takes the lock, or throws ``AgentSetupError`` when another process holds it.
     public init(_ directory: AgentDataDirectory) throws {
         let path = directory.url.appendingPathComponent(Self.fileName).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AgentSetupError(message: "could not open \(path): \(String(cString: strerror(errno)))")
+            descriptor = -1
+            problem = "could not open \(path): \(String(cString: strerror(errno)))"
+            return
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
+            guard code == EWOULDBLOCK else {
+                close(fd)
+                descriptor = -1
+                problem = "could not lock \(path): \(String(cString: strerror(code)))"
+                return
+            }
             let holder = Self.readHolder(fd)
             close(fd)
-            guard code == EWOULDBLOCK else {
-                throw AgentSetupError(message: "could not lock \(path): \(String(cString: strerror(code)))")
-            }
             let who = holder.map { "another wharf-agent (process \($0))" } ?? "another wharf-agent"
             throw AgentSetupError(message: "\(who) is using the data directory \(directory.url.path); one agent per data "
                                   + "directory: stop that agent first (systemctl stop wharf-agent, if it runs as the shipped unit)")
         }
         descriptor = fd
+        problem = nil
         // Only informative (the lock is what counts): which process holds the directory.
         let text = Array("\(getpid())\n".utf8)
         if ftruncate(fd, 0) == 0 {
@@ -47,7 +57,7 @@ public final class AgentDataDirectoryLock: Sendable {
     }
 
     deinit {
-        close(descriptor)
+        if descriptor >= 0 { close(descriptor) }
     }
 
     /// The process ID the holder wrote, if it can be read.
