@@ -4,7 +4,8 @@ import Testing
 @testable import WharfAgent
 
 /// Rollbacks a deploy can reach only by a detour: a run cut short by the agent's stop (or a crash)
-/// and run again, and a service whose `pull_policy` would make compose fetch or build its image.
+/// and run again, and a service whose `pull_policy` would make compose fetch or build its image
+/// (`always`, `build`).
 extension ComposeCLIEngineTests {
     @Test("a deploy cut short during its health wait rolls back to the old image when the job runs again", .timeLimit(.minutes(4)), arguments: flavours)
     func cutShortDeployRunAgainRollsBack(flavour: ComposeFlavour) async throws {
@@ -125,6 +126,47 @@ extension ComposeCLIEngineTests {
             let v1ImageID = try #require(first.services.first?.imageId)
 
             let (outcome, log) = await scenario.deploy(scenario.deployment(compose: compose, images: ["web": scenario.image("crash")]))
+            #expect(outcome.state == .rolledBack, "\(outcome.errorMessage ?? "")\n\(log.text)")
+            #expect(outcome.errorCode == .unhealthy)
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(log.text)")
+            try await Self.expectRunsOnly(v1ImageID, scenario)
+        }
+    }
+
+    @Test("a service with pull_policy: build rolls back to its recorded image, not a rebuild", .timeLimit(.minutes(3)),
+          arguments: [ComposeFlavour.plugin])
+    func pullPolicyBuildRollsBack(flavour: ComposeFlavour) async throws {
+        // Compose v2 builds a `pull_policy: build` service at every `up`. Without the rollback's
+        // `--no-build --pull never` (either one is enough with v2.40.3), its `up` builds the broken
+        // context again as the rollback tag: the job fails and no container of the stack runs (checked).
+        // Compose v1 (1.29.2) builds such a service only when its image is missing, so its `up`
+        // runs a present image as it is and a rebuilt context never reaches it: no case here.
+        try await Scenario.run(flavour, "pull-build") { scenario in
+            let base = scenario.image("base")
+            try await scenario.images.build(base, content: "base", push: false)
+            let context = scenario.sandbox.scratch.appendingPathComponent("build-context")
+            try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+            // COPY and CMD only: a RUN step would need a container network, and the test engine has none.
+            func writeContext(content: String, command: String?) throws {
+                var dockerfile = "FROM \(base)\nCOPY index.html /www/index.html\n"
+                if let command { dockerfile += command + "\n" }
+                try Data(dockerfile.utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                try Data(content.utf8).write(to: context.appendingPathComponent("index.html"))
+            }
+            let built = scenario.image("built")
+            let compose = TestStacks.web(image: built, pullPolicy: "build")
+                .replacingOccurrences(of: "    pull_policy: build\n", with: "    pull_policy: build\n    build: \(context.path)\n")
+            try #require(compose.contains("build: \(context.path)"), "\(compose)")
+
+            try writeContext(content: "v1", command: nil)
+            let (first, firstLog) = await scenario.deploy(scenario.deployment(compose: compose, images: ["web": built]))
+            try #require(first.state == .succeeded, "\(first.errorMessage ?? "")\n\(firstLog.text)")
+            #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(firstLog.text)")
+            let v1ImageID = try #require(first.services.first?.imageId)
+
+            // The same stack again, its build context now an image that exits at once.
+            try writeContext(content: "v2", command: TestImages.crashCommand)
+            let (outcome, log) = await scenario.deploy(scenario.deployment(compose: compose, images: ["web": built]))
             #expect(outcome.state == .rolledBack, "\(outcome.errorMessage ?? "")\n\(log.text)")
             #expect(outcome.errorCode == .unhealthy)
             #expect(await waitForBody(port: scenario.port, expected: "v1") == "v1", "\(log.text)")
