@@ -3,8 +3,8 @@ import WharfTestSupport
 import Testing
 
 /// The benchmark suite's own tools (`bench/`), run for real against a real `wharf-server`: the
-/// simulated fleet (`wharf-agent --fleet N`, real CURVE connections), the load clients (the scale
-/// round's `bench/http/httpburst.c`, the paced sender in `bench/lib/wharfbench.py`), the analyser
+/// simulated fleet (`wharf-agent --fleet N`, real CURVE connections), the load client
+/// (`bench/http/httpburst.c`: the scale round's burst, and paced through `wharfbench.py paced`), the analyser
 /// (`wharfbench.py`) and the report builder (`bench/lib/report.py`). The timed
 /// runs stay in `make bench`; this checks that the tools measure what they say they measure.
 @Suite(.serialized)
@@ -92,11 +92,21 @@ struct BenchToolingTests {
                 #expect((try job.json()["job"] as? [String: Any])?["state"] as? String == "succeeded", "\(job)")
             }
 
-            // A paced run (the dispatch part's client: each call at its scheduled time) and its analysis.
+            // A paced run (the dispatch part's client: the same sender, each call at its scheduled time) and its analysis.
             let paced = world.root.appendingPathComponent("paced.jsonl").path
             let sent = try await world.shell(Self.wharfbench("paced", "--url", world.url, "--paths", paths, "--rate", "12",
-                                                            "--duration", "1", "--conns", "2", "--out", paced))
+                                                            "--duration", "1", "--conns", "2", "--out", paced, "--sender", sender))
             #expect(try sent.status == 0 && sent.json()["requests"] as? Int == 12, "\(sent)")
+            // Call i is due 1/12 s after call i-1, and is not sent before it is due.
+            let pacedLines = Self.lines(URL(fileURLWithPath: paced)).filter { $0["job"] != nil }
+            let scheduled = pacedLines.compactMap { $0["scheduled"] as? Double }
+            #expect(scheduled.count == 12, "\(pacedLines)")
+            for (earlier, later) in zip(scheduled, scheduled.dropFirst()) {
+                #expect(abs(later - earlier - 1.0 / 12) < 0.001, "\(scheduled)")
+            }
+            for line in pacedLines {
+                #expect(try #require(line["sent"] as? Double) >= #require(line["scheduled"] as? Double), "\(line)")
+            }
             try await waitIdle()
             try await Task.sleep(for: .milliseconds(300))  // the fleet writes its log every 50 ms
             let latency = world.root.appendingPathComponent("dispatch.json").path

@@ -149,16 +149,21 @@ class Report:
             if not case:
                 continue
             h, f, a = case["holdAfter202Ms"], case["finalAfterResultMs"], case["ackAfterResultMs"]
+            sync = case.get("syncProbeMs") or {}
             rows.append([label, case["jobs"], case["notFinal"], case["httpMs"].get("p99"),
                          h.get("p50"), h.get("p99"), h.get("max"), f.get("p50"), f.get("p99"), f.get("max"),
                          a.get("p99"), fmt_ratio(ratio(h.get("p99"), paced["p99Micros"] / 1000)),
-                         fmt_ratio(ratio(f.get("p99"), paced["p99Micros"] / 1000))])
+                         fmt_ratio(ratio(f.get("p99"), paced["p99Micros"] / 1000)),
+                         f"{fmt(sync.get('p50'), 2)} / {fmt(sync.get('p99'), 2)}", fmt_ratio(ratio(f.get("p99"), sync.get("p99")))])
         self.table(["case", "jobs", "not final", "HTTP p99", "202→held p50", "p99", "max", "result→final p50", "p99", "max",
-                    "result→ack p99", "held p99 vs zmq", "final p99 vs zmq"], rows)
+                    "result→ack p99", "held p99 vs zmq", "final p99 vs zmq", "sync p50 / p99", "final p99 vs sync"], rows)
         self.md.append("`202→held`: the agent read the job, minus the moment the client had the 202 (negative when the "
                        "job reached the agent before the HTTP answer reached the client: the server dispatches before it "
                        "answers). `result→final`: the job's `finished_at` in the store minus the moment the agent sent its "
-                       "result. `result→ack`: until the agent held the server's `result_ack`. Fleet overhead: "
+                       "result. `result→ack`: until the agent held the server's `result_ack`. `sync`: in the same seconds, "
+                       "a 4-KiB write and `fdatasync` every 5 ms on the store's file system — what one commit's sync takes "
+                       "under that load (the store commits with `synchronous = FULL`; a result waits for the commit before "
+                       "it, and its acknowledgement for its own). Fleet overhead: "
                        f"{fmt((p.get('fleet1000') or {}).get('meanIterationMs'), 3)} ms per wake-up on average with 1,000 agents.\n")
         worst = p["cases"].get("agents1000-rate1000")
         for key, _ in DISPATCH_CASES:
@@ -168,6 +173,9 @@ class Report:
                             "raw libzmq round trip p99 (1 ms apart)", paced["p99Micros"] / 1000, better="lower")
                 self.figure("dispatch", f"{key} result→final p99", case["finalAfterResultMs"].get("p99"), "ms",
                             "raw libzmq round trip p99 (1 ms apart)", paced["p99Micros"] / 1000, better="lower")
+                if case.get("syncProbeMs"):
+                    self.figure("dispatch", f"{key} result→final p99", case["finalAfterResultMs"].get("p99"), "ms",
+                                "4-KiB write + fdatasync p99, same seconds", case["syncProbeMs"].get("p99"), better="lower")
         if worst:
             held = worst["holdAfter202Ms"].get("p99")
             final = worst["finalAfterResultMs"].get("p99")

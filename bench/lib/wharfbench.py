@@ -1,26 +1,26 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh: set up stacks over Wharf's API, send webhooks at a fixed rate (the scale
-round's all-at-once sender is bench/http/httpburst, in C), wait for jobs to end, and turn the
-timestamps of client, fleet and store into latency figures.
+"""Helpers for bench/run.sh: set up stacks over Wharf's API, send webhooks at a fixed rate (with
+bench/http/httpburst, in C, which also sends the scale round's all-at-once burst), wait for jobs to
+end, and turn the timestamps of client, fleet and store into latency figures.
 
 Standard library only. Every network call goes to the URL given (127.0.0.1 in the benchmarks).
 
     wharfbench.py setup      --url U --token-file F --prefix fleet --first 0 --envs N --stacks-per-env M --out PATHS
     wharfbench.py wait-idle  --url U --token-file F [--timeout S]
-    wharfbench.py paced      --url U --paths PATHS --rate R --duration S [--conns C] --out LOG
+    wharfbench.py paced      --url U --paths PATHS --rate R --duration S [--conns C] --out LOG --sender HTTPBURST
     wharfbench.py client-summary --client LOG     (the summary of a log written by bench/http/httpburst)
+    wharfbench.py sync-probe --dir D --seconds S [--interval-ms 5]   (4-KiB write + fdatasync latency on D's file system)
     wharfbench.py dispatch   --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--label L]
     wharfbench.py round      --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--timeout S]
     wharfbench.py jobs-since --db wharf.db --since T --until T
 """
 import argparse
-import asyncio
 import http.client
 import json
 import math
 import os
-import re
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +28,6 @@ import urllib.parse
 
 COMPOSE = "services:\n  web:\n    image: 127.0.0.1:5000/bench/web:${TAG:-1}\n"
 FINAL = ("succeeded", "failed", "rolled_back")
-JOB_ID = re.compile(rb'"id":"(job_[0-9A-Za-z]+)"')
 
 
 def split_url(url):
@@ -186,69 +185,9 @@ def cmd_wait_idle(args):
 # ---------------------------------------------------------------------------
 # webhook senders
 
-async def read_response(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    body = await reader.readexactly(length) if length else b""
-    return status, body
-
-
-async def sender(host, port, queue, records):
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            index, scheduled, path = item
-            request = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\n\r\n".encode()
-            sent = time.time()
-            writer.write(request)
-            status, body = await read_response(reader)
-            accepted = time.time()
-            match = JOB_ID.search(body)
-            records[index] = (scheduled, sent, accepted, status, match.group(1).decode() if match else None)
-    finally:
-        writer.close()
-
-
-async def send_paced(url, paths, rate, conns):
-    """Sends every path once, at fixed times `rate` a second apart (open loop)."""
-    host, port = split_url(url)
-    queue = asyncio.Queue()
-    records = [None] * len(paths)
-    tasks = [asyncio.create_task(sender(host, port, queue, records)) for _ in range(conns)]
-    await asyncio.sleep(0.2)  # connections up before the clock starts
-    start = time.time()
-    for index, path in enumerate(paths):
-        due = start + index / rate
-        delay = due - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((index, due, path))
-    for _ in tasks:
-        queue.put_nowait(None)
-    await asyncio.gather(*tasks)
-    return start, records
-
-
 def load_paths(path):
     with open(path) as f:
         return [line.strip() for line in f if line.strip()]
-
-
-def write_client_log(out, start, records):
-    with open(out, "w") as f:
-        f.write(json.dumps({"event": "start", "at": start}) + "\n")
-        for record in records:
-            if record is None:
-                continue
-            scheduled, sent, accepted, status, job = record
-            f.write(json.dumps({"job": job, "scheduled": scheduled, "sent": sent, "accepted": accepted, "status": status}) + "\n")
 
 
 def client_summary(start, records):
@@ -266,20 +205,58 @@ def client_summary(start, records):
 
 
 def cmd_paced(args):
+    """Sends rate × duration calls, cycling through the paths from --offset, with bench/http/httpburst
+    in its paced mode (call i due at start + i/rate), and prints the client's summary."""
     paths = load_paths(args.paths)
+    if not paths:
+        sys.exit(f"wharfbench paced: {args.paths} has no path")
     total = int(args.rate * args.duration)
-    chosen = [paths[(args.offset + i) % len(paths)] for i in range(total)]
-    start, records = asyncio.run(send_paced(args.url, chosen, args.rate, args.conns))
-    write_client_log(args.out, start, records)
-    print(json.dumps(client_summary(start, records)))
+    chosen = args.out + ".paths"
+    with open(chosen, "w") as f:
+        for i in range(total):
+            f.write(paths[(args.offset + i) % len(paths)] + "\n")
+    sent = subprocess.run([args.sender, args.url, chosen, str(args.conns), args.out, repr(float(args.rate))])
+    if sent.returncode != 0:
+        sys.exit(f"wharfbench paced: {args.sender} exited with status {sent.returncode}")
+    print(json.dumps(read_client_summary(args.out)))
+
+
+def read_client_summary(path):
+    lines = list(read_jsonl(path))
+    start = next(r["at"] for r in lines if r.get("event") == "start")
+    records = [(r["scheduled"], r["sent"], r["accepted"], r["status"], r["job"]) for r in lines if "job" in r]
+    return client_summary(start, records)
 
 
 def cmd_client_summary(args):
-    """Summarises a client log written by bench/http/httpburst (the scale round's sender)."""
-    lines = list(read_jsonl(args.client))
-    start = next(r["at"] for r in lines if r.get("event") == "start")
-    records = [(r["scheduled"], r["sent"], r["accepted"], r["status"], r["job"]) for r in lines if "job" in r]
-    print(json.dumps(client_summary(start, records)))
+    """Summarises a client log written by bench/http/httpburst."""
+    print(json.dumps(read_client_summary(args.client)))
+
+
+def cmd_sync_probe(args):
+    """What one commit's sync costs on this file system while the run goes on: overwrites a 4-KiB
+    page of a preallocated file and fdatasync()s it every --interval-ms for --seconds (as SQLite's
+    WAL commit does with `synchronous = FULL`), and prints the latency figures."""
+    path = os.path.join(args.dir, "sync-probe.bin")
+    page = b"w" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.pwrite(fd, b"\0" * 16 * 4096, 0)
+        os.fsync(fd)
+        latencies = []
+        end = time.monotonic() + args.seconds
+        i = 0
+        while time.monotonic() < end:
+            os.pwrite(fd, page, (i % 16) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter() - t)
+            i += 1
+            time.sleep(args.interval_ms / 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    print(json.dumps(summary_ms(latencies)))
 
 
 # ---------------------------------------------------------------------------
@@ -435,7 +412,14 @@ def main():
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--sender", required=True, help="bench/http/httpburst, built")
     p.set_defaults(func=cmd_paced)
+
+    p = sub.add_parser("sync-probe")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--interval-ms", type=float, default=5)
+    p.set_defaults(func=cmd_sync_probe)
 
     p = sub.add_parser("client-summary")
     p.add_argument("--client", required=True)

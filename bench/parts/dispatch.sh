@@ -1,13 +1,18 @@
 # Part 2 — dispatch latency: from the webhook's 202 to the simulated agent holding the job, and from
 # the agent's result to the job's final state, with 1 and with 1,000 connected agents, at 100 and
 # 1,000 webhooks/s (an open-loop paced client: latencies count from each call's scheduled time).
-# Baseline: raw libzmq ROUTER→DEALER round trips (CURVE + ZAP), back to back and paced at 1 ms.
+# Baselines: raw libzmq ROUTER→DEALER round trips (CURVE + ZAP), back to back and paced at 1 ms; and,
+# during each case, a 4-KiB write + fdatasync every 5 ms on the store's file system (a commit's sync).
 
 dispatch_case() {  # dispatch_case LABEL RATE PATHS FLEETLOG
     local label="$1" rate="$2" paths="$3" fleet_log="$4"
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >/dev/null || true
-    wb paced --url "$WHARF_URL" --paths "$paths" --rate "$rate" --duration "$DURATION" --conns 16 \
+    # Beside the calls, what a commit's sync alone takes on the store's file system under this load.
+    wb sync-probe --dir "$(dirname "$WHARF_DB")" --seconds "$DURATION" >"$dir/$label.sync.json" &
+    local probe=$!
+    wb paced --url "$WHARF_URL" --paths "$paths" --rate "$rate" --duration "$DURATION" --conns 16 --sender "$HTTPBURST" \
         --out "$dir/$label.client.jsonl" >"$dir/$label.client.json"
+    wait "$probe" || die "the sync probe failed ($label)"
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >"$dir/$label.idle.json" || true
     sleep 0.3  # the fleet writes its log every 50 ms
     wb dispatch --client "$dir/$label.client.jsonl" --fleet "$fleet_log" --db "$WHARF_DB" --label "$label" \
@@ -60,6 +65,7 @@ out = {"part": "dispatch", "zmqRoundTrip": load("zmq-rtt.json"), "zmqRoundTripPa
 for label in ("agents1-rate100", "agents1-rate1000", "agents1000-rate100", "agents1000-rate1000"):
     case = load(f"{label}.json")
     case["client"] = load(f"{label}.client.json")
+    case["syncProbeMs"] = load(f"{label}.sync.json")
     case["drain"] = load(f"{label}.idle.json")
     out["cases"][label] = case
 print(json.dumps(out, indent=2))
