@@ -5,10 +5,15 @@
  *                                       child process; 100-byte round trips, PACE_US apart (0: back to back)
  *   zmqbench idle                       ROUTER here, one connected DEALER in a child process: the RSS
  *                                       of each once the hello has arrived (a footprint floor)
- *   zmqbench fanout PEERS PER_CHILD     ROUTER (CURVE + ZAP) here; PEERS DEALERs in child processes of
+ *   zmqbench fanout PEERS PER_CHILD [ROUNDS]
+ *                                       ROUTER (CURVE + ZAP) here; PEERS DEALERs in child processes of
  *                                       PER_CHILD each (one thread, epoll over ZMQ_FD); each DEALER sends a
  *                                       hello, then the ROUTER sends a 100-byte job to every peer and waits
- *                                       for every 100-byte answer
+ *                                       for every 100-byte answer; ROUNDS times (1 if not given), with the
+ *                                       ROUTER's RSS after rounds 1, 2, 4, 8, … and the last ("rssAfterRounds"):
+ *                                       each message takes the next 64-byte slot of its pipe's 16-KiB chunk,
+ *                                       so the RSS grows with the messages a connection has carried until
+ *                                       every chunk has been touched
  *
  * Prints one JSON object on stdout. All traffic on 127.0.0.1. Build: cc -O2 zmqbench.c -lzmq.
  */
@@ -289,7 +294,7 @@ static void fanout_child(const char *endpoint, int count) {
     _exit(0);
 }
 
-static int run_fanout(int peers, int per_child) {
+static int run_fanout(int peers, int per_child, int rounds) {
     void *ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, peers + 64);
     void *zap;
@@ -318,29 +323,42 @@ static int run_fanout(int peers, int per_child) {
     long rss_connected = rss_kib();
     char job[100];
     memset(job, 'j', sizeof job);
-    double t1 = now();
-    int sent = 0, answers = 0, unsent = 0;
-    while (answers < hellos && now() - t1 < 60) {
-        while (sent < hellos) {
-            if (zmq_send(r, rids[sent], ridlens[sent], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) { unsent++; sent++; continue; }
-            zmq_send(r, job, sizeof job, 0);
-            sent++;
-            if (sent % 512 == 0) break;  /* let answers in while sending */
+    double round = 0;
+    int answers = 0, unsent = 0;
+    char marks[4096] = "";
+    size_t marks_len = 0;
+    for (int rnd = 1; rnd <= rounds; rnd++) {
+        double t1 = now();
+        int sent = 0;
+        answers = 0;
+        unsent = 0;
+        while (answers < hellos && now() - t1 < 60) {
+            while (sent < hellos) {
+                if (zmq_send(r, rids[sent], ridlens[sent], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) { unsent++; sent++; continue; }
+                zmq_send(r, job, sizeof job, 0);
+                sent++;
+                if (sent % 512 == 0) break;  /* let answers in while sending */
+            }
+            zmq_poll(items, 1, sent < hellos ? 0 : 100);
+            unsigned char got[64];
+            while (router_recv(r, got, sizeof got) >= 0) answers++;
+            if (answers + unsent >= hellos) break;
         }
-        zmq_poll(items, 1, sent < hellos ? 0 : 100);
-        unsigned char got[64];
-        while (router_recv(r, got, sizeof got) >= 0) answers++;
-        if (answers + unsent >= hellos) break;
+        if (rnd == 1) round = now() - t1;  /* the first round: the scale part's figure */
+        if (answers < hellos) break;
+        if ((rnd & (rnd - 1)) == 0 || rnd == rounds)
+            marks_len += (size_t)snprintf(marks + marks_len, sizeof marks - marks_len, "%s\"%d\":%.1f",
+                                          marks_len ? "," : "", rnd, rss_kib() / 1024.0);
     }
-    double round = now() - t1;
     for (int i = 0; i < hellos; i++) {
         zmq_send(r, rids[i], ridlens[i], ZMQ_SNDMORE | ZMQ_DONTWAIT);
         zmq_send(r, "stop", 4, ZMQ_DONTWAIT);
     }
     for (int c = 0; c < children; c++) waitpid(pids[c], NULL, 0);
     printf("{\"mode\":\"fanout\",\"curve\":true,\"zap\":true,\"peers\":%d,\"connected\":%d,\"connectSeconds\":%.3f,"
-           "\"routerRssMiB\":%.1f,\"routerRssIdleMiB\":%.1f,\"roundSeconds\":%.3f,\"answers\":%d,\"unsent\":%d}\n",
-           peers, hellos, connected, rss_connected / 1024.0, rss_before / 1024.0, round, answers, unsent);
+           "\"routerRssMiB\":%.1f,\"routerRssIdleMiB\":%.1f,\"roundSeconds\":%.3f,\"answers\":%d,\"unsent\":%d,"
+           "\"rounds\":%d,\"rssAfterRounds\":{%s}}\n",
+           peers, hellos, connected, rss_connected / 1024.0, rss_before / 1024.0, round, answers, unsent, rounds, marks);
     zmq_close(r);
     zmq_close(zap);
     zmq_ctx_term(ctx);
@@ -349,7 +367,7 @@ static int run_fanout(int peers, int per_child) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: zmqbench rtt SAMPLES PACE_US | zmqbench idle | zmqbench fanout PEERS PER_CHILD\n");
+        fprintf(stderr, "usage: zmqbench rtt SAMPLES PACE_US | zmqbench idle | zmqbench fanout PEERS PER_CHILD [ROUNDS]\n");
         return 2;
     }
     struct rlimit rl;
@@ -357,7 +375,11 @@ int main(int argc, char **argv) {
     if (zmq_curve_keypair(server_public, server_secret) != 0) die("server keypair");
     if (strcmp(argv[1], "rtt") == 0 && argc == 4) return run_rtt(atoi(argv[2]), atoi(argv[3]));
     if (strcmp(argv[1], "idle") == 0) return run_idle();
-    if (strcmp(argv[1], "fanout") == 0 && argc == 4) return run_fanout(atoi(argv[2]), atoi(argv[3]));
+    if (strcmp(argv[1], "fanout") == 0 && (argc == 4 || argc == 5)) {
+        int rounds = argc == 5 ? atoi(argv[4]) : 1;
+        if (rounds < 1) { fprintf(stderr, "zmqbench: ROUNDS must be at least 1\n"); return 2; }
+        return run_fanout(atoi(argv[2]), atoi(argv[3]), rounds);
+    }
     fprintf(stderr, "zmqbench: bad arguments\n");
     return 2;
 }
