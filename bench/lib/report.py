@@ -211,6 +211,9 @@ class Report:
         self.md.append(f"- Server RSS: {p['serverRssIdleMiB']} MiB idle, {p['serverRssConnectedMiB']} MiB with {agents:,} agents, "
                        f"peak {p['serverRssPeakInRoundMiB']} MiB during the round. Fleet processes: {p['fleetRssMiB']} MiB in all "
                        f"({p['connect']['processes']} processes).")
+        self.md.append("- These are the RSS figures right after the connect and its round. Both Wharf and raw libzmq then grow by about 56 KiB "
+                       "per connection as pings and jobs fill libzmq's pipe chunks, and level off after about 500 messages each "
+                       "way (half an hour of 2-s pings): about 1 GiB for 10,000 agents (bench/FINDINGS.md, fifteenth pass).")
         self.md.append("")
         self.figure("scale", "connect all agents", p["connect"]["allConnectedSeconds"], "s", "raw libzmq", z["connectSeconds"], better="lower")
         self.figure("scale", "server RSS, all connected", p["serverRssConnectedMiB"], "MiB", "raw libzmq ROUTER", z["routerRssMiB"], better="lower")
