@@ -154,9 +154,7 @@ extension ComposeCLIEngineTests {
                 try Data(content.utf8).write(to: context.appendingPathComponent("index.html"))
             }
             let built = scenario.image("built")
-            let compose = TestStacks.web(image: built, pullPolicy: "build")
-                .replacingOccurrences(of: "    pull_policy: build\n", with: "    pull_policy: build\n    build: \(context.path)\n")
-            try #require(compose.contains("build: \(context.path)"), "\(compose)")
+            let compose = TestStacks.web(image: built, pullPolicy: "build", build: context.path)
 
             try writeContext(content: "v1", command: nil)
             let (first, firstLog) = await scenario.deploy(scenario.deployment(compose: compose, images: ["web": built]))

@@ -166,7 +166,8 @@ enum TestStacks {
         environment: [String] = [],
         volume: Bool = false,
         worker: String? = nil,
-        pullPolicy: String? = nil
+        pullPolicy: String? = nil,
+        build: String? = nil
     ) -> String {
         var yaml = ""
         if let version { yaml += "version: \"\(version)\"\n" }
@@ -179,6 +180,7 @@ enum TestStacks {
 
             """
         if let pullPolicy { yaml += "    pull_policy: \(pullPolicy)\n" }
+        if let build { yaml += "    build: \(build)\n" }
         yaml += """
                 environment:
                   - PORT=${PORT}
