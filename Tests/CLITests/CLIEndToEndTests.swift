@@ -85,6 +85,18 @@ struct CLIEndToEndTests {
             #expect(dryRun.stdout.contains("WHARF_DATA_DIR=/var/lib/wharf-agent"), "\(dryRun)")
             // Found as the service user will find it (the test machine has it in a system plugin directory).
             #expect(dryRun.stderr.contains("compose: docker compose"), "\(dryRun)")
+            // The unit it writes is the shipped one (deploy/systemd), directive for directive: a
+            // revoked agent (exit 78) must not be restarted every 5 s by an installed unit.
+            let written = dryRun.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+                .drop { !$0.hasPrefix("+ write /etc/systemd/system/wharf-agent.service ") }.dropFirst()
+                .prefix { $0.hasPrefix("|") }.map { String($0.dropFirst(4)) }
+            let shipped = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../deploy/systemd/wharf-agent.service").standardized, encoding: .utf8)
+            func directives<S: Sequence>(_ lines: S) -> [String] where S.Element: StringProtocol {
+                lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            }
+            #expect(directives(written).contains("RestartPreventExitStatus=78"), "\(dryRun)")
+            #expect(directives(written) == directives(shipped.split(separator: "\n")), "\(dryRun)")
 
             // The printed command, run as printed (plus the simulator), joins the environment.
             let agent = try world.startAgent(printedBy: added.stdout)

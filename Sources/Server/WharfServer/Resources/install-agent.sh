@@ -313,6 +313,7 @@ EnvironmentFile=-/etc/default/wharf-agent
 ExecStart=/usr/local/bin/wharf-agent $WHARF_AGENT_OPTS
 Restart=on-failure
 RestartSec=5s
+RestartPreventExitStatus=78
 KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStopSec=60s
