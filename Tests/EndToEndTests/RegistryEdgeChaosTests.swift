@@ -132,9 +132,11 @@ struct RegistryEdgeChaosTests {
         await deployment.stop(testEnv, project: project)
     }
 
-    @Test func sigtermLetsTheRunningDeployFinishAndReportBeforeTheAgentExits() async throws {
+    @Test(arguments: [false, true])
+    func sigtermLetsTheRunningDeployFinishAndReportBeforeTheAgentExits(edge: Bool) async throws {
         let testEnv = try TestEnvironment.require()
-        let deployment = try await Deployment.start(testEnv)
+        let deployment = try await Deployment.start(testEnv, type: edge ? "edge" : "agent",
+                                                    agentFlags: edge ? ["--edge", "--checkin-interval", "2s"] : [])
         let project = "sigterm\(UUID().uuidString.prefix(6).lowercased())"
         let image = "\(testEnv.registry)/demo/\(project)"
         try testEnv.makeImage("\(image):v1", content: "term v1")
@@ -143,10 +145,10 @@ struct RegistryEdgeChaosTests {
         let port = freePort()
         let (stackId, firstJob) = try await deployment.stack(project, image: "\(image):v1", port: port)
         #expect(try await deployment.api.finishedJob(firstJob)["state"] as? String == "succeeded")
-        let (_, hook) = try await deployment.api.call("POST", "/api/stacks/\(stackId)/webhook", expect: 201)
-        let (_, accepted) = try await post((hook["url"] as! String) + "?tag=slow")
-        let jobId = (accepted["job"] as! [String: Any])["id"] as! String
-        #expect(try await eventually {
+        let compose = "services:\n  web:\n    image: \(image):slow\n    network_mode: host\n    environment:\n      PORT: \"\(port)\"\n"
+        let (_, edited) = try await deployment.api.call("PUT", "/api/stacks/\(stackId)", json: ["compose": compose], expect: 200)
+        let jobId = (edited["job"] as! [String: Any])["id"] as! String
+        #expect(try await eventually(timeout: .seconds(20)) {
             let (_, body) = try await deployment.api.call("GET", "/api/jobs/\(jobId)", expect: 200)
             return (body["job"] as? [String: Any])?["state"] as? String == "running"
         })

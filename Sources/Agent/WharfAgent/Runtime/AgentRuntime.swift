@@ -105,7 +105,13 @@ public actor AgentRuntime {
             schedule(spec)
         }
         if configuration.edge {
-            try await runEdge()
+            // As below: a stop ends the check-in under way once its running jobs have reported.
+            let checkingIn = Task { try await self.runEdge() }
+            try await withTaskCancellationHandler {
+                try await checkingIn.value
+            } onCancel: {
+                Task { await self.beginStop() }
+            }
         } else {
             try connect()
             // The link is served by a task of its own, which the stop does not cancel: running jobs
@@ -253,8 +259,11 @@ public actor AgentRuntime {
 
     // MARK: Edge mode
 
+    /// Check-ins until a stop (``beginStop()``) or a refusal. A stop between check-ins ends the
+    /// loop at once unless a job still runs or a result is owed (a check-in that found the server
+    /// away); then one more check-in reports them, within the stop's grace period.
     private func runEdge() async throws {
-        while !Task.isCancelled {
+        while true {
             try connect()
             let started = ContinuousClock.now
             await serve(until: { [weak self] in
@@ -262,14 +271,18 @@ public actor AgentRuntime {
                 return await self.edgeCheckInDone(since: started)
             })
             await disconnect()
-            if refusal != nil { return }
+            if refusal != nil || stopping != nil { return }
             logger.info("edge check-in done", metadata: ["next.in": "\(configuration.checkinInterval)"])
-            try await Task.sleep(for: configuration.checkinInterval)
+            let next = ContinuousClock.now + configuration.checkinInterval
+            while stopping == nil, ContinuousClock.now < next {
+                try await Task.sleep(for: min(.milliseconds(200), next - .now))
+            }
+            if stopping != nil, running.isEmpty, unacknowledged.isEmpty { return }
         }
     }
 
     private func edgeCheckInDone(since started: ContinuousClock.Instant) -> Bool {
-        if refusal != nil { return stopped() }
+        if refusal != nil || stopping != nil { return stopped() }
         if !welcomed {
             // A server that does not answer is tried again at the next check-in.
             return ContinuousClock.now - started > configuration.serverTimeout
