@@ -82,6 +82,31 @@ struct LinkKeyRevocationTests {
         await harness.stop()
     }
 
+    @Test func aRevokedAgentLetsItsRunningJobEndAndDropsTheJobsItHadNotStarted() async throws {
+        let harness = try await LinkHarness()
+        let (environment, pair) = try await harness.enrolledEnvironment()
+        let data = harness.directory.appendingPathComponent("agent-a")
+        let ran = harness.directory.appendingPathComponent("runs-a.log")
+        // One stack at a time: of two stacks' jobs, one runs and the other waits in the journal.
+        let (_, agent) = try harness.agent(keys: pair, delay: .seconds(2), journal: ran, dataDirectory: data, maxConcurrentStacks: 1)
+        let outcome = watch(agent)
+        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        _ = try await harness.stack("first", on: environment.id)
+        _ = try await harness.stack("second", on: environment.id)
+        let journal = try JobJournal(dataDirectory: data)
+        #expect(await eventually { journal.heldJobs().count == 2 }, "the agent took both jobs")
+
+        _ = try await enrolAgain(harness, environmentId: environment.id)
+        #expect(await eventually(timeout: .seconds(20)) { outcome.withLock { $0 } != nil })
+        #expect(outcome.withLock { $0 }?.contains("agent_revoked") == true, "\(String(describing: outcome.withLock { $0 }))")
+        // The running job ended as at a stop (its result is kept); the waiting one, whose spec may
+        // carry registry credentials, is not left on this host for a key that will not run it.
+        #expect(runs(ran).count == 1)
+        #expect(journal.heldJobs().isEmpty, "\(journal.heldJobs().map(\.id))")
+        #expect(journal.pendingResults().count == 1)
+        await harness.stop()
+    }
+
     @Test func anAgentOfADeletedEnvironmentIsDroppedAndStops() async throws {
         let harness = try await LinkHarness()
         let (environment, pair) = try await harness.enrolledEnvironment()

@@ -71,10 +71,12 @@ final class LinkHarness: Sendable {
     /// An in-process agent with a simulated engine (or `engine`, if given).
     func agent(keys pair: CurveKeyPair, delay: Duration = .zero, journal: URL? = nil, dataDirectory: URL? = nil,
                edge: Bool = false, checkin: Duration = .seconds(1), endpoint: String? = nil,
-               serverTimeout: Duration? = nil, engine: (any ContainerEngine)? = nil) throws -> (AgentRuntime, Task<Void, any Error>) {
+               serverTimeout: Duration? = nil, engine: (any ContainerEngine)? = nil,
+               maxConcurrentStacks: Int? = nil) throws -> (AgentRuntime, Task<Void, any Error>) {
         var configuration = AgentRuntime.Configuration(endpoint: endpoint ?? dispatcher.endpoint, serverKey: serverKeys.publicKey,
                                                        keyPair: pair, hostname: "agent-test")
         if let serverTimeout { configuration.serverTimeout = serverTimeout }
+        if let maxConcurrentStacks { configuration.maxConcurrentStacks = maxConcurrentStacks }
         configuration.edge = edge
         configuration.checkinInterval = checkin
         configuration.resultResendInterval = .seconds(1)

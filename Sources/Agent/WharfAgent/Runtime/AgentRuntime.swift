@@ -124,10 +124,15 @@ public actor AgentRuntime {
             }
         }
         await disconnect()
-        if refusal is AgentSupersededError {
+        // Jobs held and not started (their specs carry registry credentials) are dropped: the
+        // server gives them to the connection that replaced this one, or to the environment's new
+        // agent, or they went with the environment. This key will not run them.
+        if refusal is AgentSupersededError || refusal is AgentRevokedError {
             let dropped = journal.discardHeld()
             if dropped > 0 {
-                logger.notice("left out jobs not started: the server gives them to the connection that replaced this one",
+                logger.notice(refusal is AgentSupersededError
+                              ? "left out jobs not started: the server gives them to the connection that replaced this one"
+                              : "left out jobs not started: this agent's key was revoked",
                               metadata: ["jobs": "\(dropped)"])
             }
         }
