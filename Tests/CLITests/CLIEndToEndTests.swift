@@ -139,6 +139,53 @@ struct CLIEndToEndTests {
         }
     }
 
+    /// An agent whose agent.key is lost says so and stops (exit 78, which the unit does not restart);
+    /// `wharf env join` gives a new token, with which the agent enrols a new key and is back.
+    @Test(.timeLimit(.minutes(2)))
+    func anAgentThatLostItsKeyStopsAndEnrolsAgainWithANewJoinToken() async throws {
+        try await World.run { world in
+            let added = try await world.wharf(["env", "add", "lost"])
+            #expect(added.status == 0, "\(added)")
+            let data = world.root.appendingPathComponent("lost-agent")
+            func status() async throws -> String? {
+                let list = try await world.wharf(["env", "ls", "--json"])
+                return (try list.json()["environments"] as? [[String: Any]])?.first { $0["name"] as? String == "lost" }?["status"] as? String
+            }
+            let first = try world.startAgent(printedBy: added.stdout, dataDirectory: data)
+            #expect(try await eventually(timeout: .seconds(30)) { try await status() == "connected" }, "\(first.stderr)")
+            await first.stop()
+            let key = data.appendingPathComponent("agent.key").path
+            try FileManager.default.removeItem(atPath: key)
+
+            // Without a token: a clear stop, and no new key made behind the user's back.
+            let stranded = try Child(world.products.appendingPathComponent("wharf-agent"),
+                                     ["--server", world.url, "--data-dir", data.path, "--simulate", "0s"],
+                                     environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
+                                     logs: world.root.appendingPathComponent("logs"), name: "stranded")
+            #expect(await stranded.wait(timeout: .seconds(30)) == 78, "\(stranded.stderr)")
+            #expect(stranded.stderr.contains("agent.key is missing") && stranded.stderr.contains("wharf env join"), "\(stranded.stderr)")
+            await stranded.stop()
+            #expect(!FileManager.default.fileExists(atPath: key))
+
+            let joined = try await world.wharf(["env", "join", "lost", "--agent-data-dir", "/srv/agent"])
+            #expect(joined.status == 0, "\(joined)")
+            #expect(joined.stdout.contains("--data-dir /srv/agent") && joined.stdout.contains("replaces this environment's current agent"), "\(joined)")
+            let token = try #require(joined.stdout.split(separator: " ").first { $0.hasPrefix("join_") }.map(String.init), "\(joined)")
+            #expect(!added.stdout.contains(token), "a new token")
+            // The install script, in a dry run against this data directory, enrols again rather than keeping the old identity.
+            let dryRun = try await world.shell("curl -fsSL \(world.url)/install-agent.sh | sh -s -- --join \(token) --data-dir \(data.path) "
+                                               + "--binary \(world.products.appendingPathComponent("wharf-agent").path) --dry-run")
+            #expect(dryRun.status == 0 && dryRun.stderr.contains("agent.key is missing: the agent enrols a new key"), "\(dryRun)")
+            #expect(dryRun.stdout.contains("+ rm -f \(data.path)/identity.json"), "\(dryRun)")
+
+            let back = try world.startAgent(printedBy: joined.stdout, dataDirectory: data)
+            #expect(try await eventually(timeout: .seconds(30)) { try await status() == "connected" }, "\(back.stderr)")
+            #expect(FileManager.default.fileExists(atPath: key))
+            #expect(back.stderr.contains("enrolling a new key"), "\(back.stderr)")
+            #expect(try await world.wharf(["env", "join", "nowhere"]).stderr.contains("(not_found)"))
+        }
+    }
+
     /// Agents reach the server at its public URL, which may not be the URL the CLI uses.
     @Test(.timeLimit(.minutes(2)))
     func envAddPrintsCommandsWithTheServersPublicURL() async throws {

@@ -82,6 +82,19 @@ struct WharfAgentCommand: AsyncParsableCommand {
         }
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()
+        if let enrolled = identity, !directory.hasKey {
+            // The server knows this agent by the enrolled key only: a new one would be refused at
+            // every connection. A join token enrols the new key instead.
+            guard let join, !join.isEmpty else {
+                // Exit 78, as for a revoked key: restarting cannot help (the unit's RestartPreventExitStatus).
+                logger.critical("\(directory.url.path)/agent.key is missing, and the server knows this agent only by that key. Restore the file, or enrol this agent again: start it once with --join and a new join token for its environment (wharf env join ENVIRONMENT)",
+                                metadata: ["env.id": "\(enrolled.environmentId)", "exit": "78"])
+                throw ExitCode(Self.revokedExitStatus)
+            }
+            logger.notice("agent.key is missing: enrolling a new key with the join token", metadata: ["env.id": "\(enrolled.environmentId)"])
+            try directory.forgetIdentity()
+            identity = nil
+        }
         if let join, !join.isEmpty, let enrolled = identity {
             // Restarting with the same command line (or a unit that keeps WHARF_JOIN) must not fail: the token is spent.
             logger.info("already enrolled; ignoring --join (remove the data dir to enrol again)", metadata: ["env.id": "\(enrolled.environmentId)"])

@@ -60,10 +60,24 @@ public struct AgentDataDirectory: Sendable {
         return pair
     }
 
+    /// Whether the agent's key file is there (``keyPair()`` makes one when it is not).
+    public var hasKey: Bool { FileManager.default.fileExists(atPath: keyURL.path) }
+
     /// The stored identity, if the agent has enrolled.
     public func identity() -> AgentIdentity? {
         guard let data = FileManager.default.contents(atPath: identityURL.path) else { return nil }
         return try? JSONDecoder().decode(AgentIdentity.self, from: data)
+    }
+
+    /// Removes the stored identity (before a new key is enrolled in its place: should that
+    /// enrolment fail, the directory is not left with an identity and a key the server never saw).
+    public func forgetIdentity() throws {
+        do {
+            try FileManager.default.removeItem(at: identityURL)
+        } catch CocoaError.fileNoSuchFile {
+        } catch {
+            throw AgentSetupError(message: "cannot remove \(identityURL.path): \(error.localizedDescription)")
+        }
     }
 
     /// Stores the identity (0600).

@@ -19,6 +19,7 @@ struct EnvironmentInfo: Decodable, Sendable {
 
 struct EnvironmentList: Decodable, Sendable { var environments: [EnvironmentInfo] }
 struct EnvironmentCreated: Decodable, Sendable { var environment: EnvironmentInfo; var joinToken: String }
+struct JoinTokenCreated: Decodable, Sendable { var joinToken: String }
 
 struct WebhookInfo: Decodable, Sendable {
     var url: String

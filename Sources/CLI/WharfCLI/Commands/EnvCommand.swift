@@ -5,8 +5,8 @@ import Foundation
 struct EnvCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "env",
-        abstract: "Add, list and remove environments.",
-        subcommands: [EnvAddCommand.self, EnvListCommand.self, EnvRemoveCommand.self]
+        abstract: "Add, list and remove environments, and join their agents.",
+        subcommands: [EnvAddCommand.self, EnvJoinCommand.self, EnvListCommand.self, EnvRemoveCommand.self]
     )
 }
 
@@ -39,11 +39,18 @@ struct EnvAddCommand: AsyncParsableCommand {
                                                     body: CreateEnvironmentRequest(name: name, type: edge ? "edge" : "agent"))
         if global.json { return Console.json(data) }
         let environment = created.environment
+        try await Self.printJoin(environment, token: created.joinToken, client: client, agentDataDir: agentDataDir,
+                                 headline: "Environment \(environment.name) (\(environment.id), \(environment.type)) created.")
+    }
+
+    /// Prints the two ways to start an environment's agent with a join token.
+    static func printJoin(_ environment: EnvironmentInfo, token: String, client: APIClient, agentDataDir: String,
+                          headline: String, footnote: String = "") async throws {
         let health = try? await client.call(Health.self, "GET", "/api/health", authenticated: false).0
         let (server, note) = Self.agentServerURL(publicURL: health?.publicUrl, cliServer: client.server)
         if let note { Console.err(note) }
-        var agent = ["wharf-agent", "--server", server, "--join", created.joinToken, "--data-dir", agentDataDir]
-        var install = ["--join", created.joinToken, "--data-dir", agentDataDir]
+        var agent = ["wharf-agent", "--server", server, "--join", token, "--data-dir", agentDataDir]
+        var install = ["--join", token, "--data-dir", agentDataDir]
         if environment.type == "edge" {
             agent.append("--edge")
             install.append("--edge")
@@ -51,7 +58,7 @@ struct EnvAddCommand: AsyncParsableCommand {
         // The script stops with "no wharf-agent binary" unless one is installed or given.
         install += ["--binary", "/path/to/wharf-agent"]
         Console.out("""
-            Environment \(environment.name) (\(environment.id), \(environment.type)) created.
+            \(headline)
 
             Start its agent on the Docker host, where wharf-agent is installed:
 
@@ -62,7 +69,7 @@ struct EnvAddCommand: AsyncParsableCommand {
 
               curl -fsSL \(Shell.quote(server + "/install-agent.sh")) | sudo sh -s -- \(Shell.command(install))
 
-            The join token works once and expires in 24 hours.
+            The join token works once and expires in 24 hours.\(footnote)
             """)
     }
 
@@ -79,6 +86,37 @@ struct EnvAddCommand: AsyncParsableCommand {
             return (cliServer, "note: the server's public URL is \(url), which agents on other hosts cannot reach; the commands below use \(cliServer). Start the server with --public-url to set it.")
         }
         return (url, nil)
+    }
+}
+
+/// `wharf env join NAME|ID`: a new join token for an existing environment.
+struct EnvJoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Print the command that joins an agent to an existing environment, with a new join token.",
+        discussion: """
+            For an agent that lost its data directory or its agent.key, or that moves to another host. \
+            The agent that enrols with the new token replaces the environment's current one: the server \
+            no longer accepts the old agent's key. The token works once and expires in 24 hours.
+            """
+    )
+
+    @Argument(help: "The environment's name or id.")
+    var environment: String
+
+    @Option(help: ArgumentHelp("The agent data directory the printed command uses.", valueName: "dir"))
+    var agentDataDir = "/var/lib/wharf-agent"
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.client()
+        let target = try await Lookup(client: client).environment(environment)
+        let (created, data) = try await client.call(JoinTokenCreated.self, "POST", "/api/environments/\(Path.escape(target.id))/join-token")
+        if global.json { return Console.json(data) }
+        try await EnvAddCommand.printJoin(target, token: created.joinToken, client: client, agentDataDir: agentDataDir,
+                                          headline: "New join token for environment \(target.name) (\(target.id), \(target.type)).",
+                                          footnote: "\nThe agent that enrols with it replaces this environment's current agent, whose key the server then refuses.")
     }
 }
 

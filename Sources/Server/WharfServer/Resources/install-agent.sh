@@ -172,6 +172,18 @@ esac
 if [ -n "$BINARY" ] && [ -n "$BINARY_URL" ]; then
     die "give --binary or --binary-url, not both"
 fi
+# A join token for a directory that has enrolled is used only when agent.key is gone (lost, or
+# removed to enrol again): the agent then enrols a new key. Otherwise it keeps its enrolment.
+REENROL=0
+if [ -n "$JOIN" ] && [ -f "$DATA_DIR/identity.json" ]; then
+    if [ -f "$DATA_DIR/agent.key" ]; then
+        say "already enrolled ($DATA_DIR/identity.json exists); the join token is not used (to enrol this host again, remove $DATA_DIR/identity.json and $DATA_DIR/agent.key first)"
+        JOIN=''
+    else
+        say "$DATA_DIR/agent.key is missing: the agent enrols a new key with the join token"
+        REENROL=1
+    fi
+fi
 case "$BINARY_URL" in
     ''|http://*|https://*|file://*) ;;
     *) die "--binary-url must be an http://, https:// or file:// URL" ;;
@@ -266,6 +278,8 @@ else
         --shell /usr/sbin/nologin --comment "Wharf agent" "$USER_NAME"
 fi
 run install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$DATA_DIR"
+# The old enrolment goes, so that the wait below is for the new one.
+if [ "$REENROL" -eq 1 ]; then run rm -f "$DATA_DIR/identity.json"; fi
 
 OPTS=''
 [ "$EDGE" -eq 1 ] && OPTS='--edge'
