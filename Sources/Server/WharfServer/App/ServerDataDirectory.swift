@@ -73,10 +73,20 @@ public struct ServerDataDirectory: Sendable {
         return token
     }
 
-    /// Writes `{"http": …, "zmq": …}` with the ports really bound.
+    /// Writes `{"http": …, "zmq": …}` with the ports really bound. The file is for tools on this
+    /// host, so a wildcard bind is written as the loopback address that reaches it (as the HTTP
+    /// one is): `tcp://0.0.0.0:9001` as `tcp://127.0.0.1:9001`, `tcp://[::]:9001` as `tcp://[::1]:9001`.
     public func writeEndpoints(http: String, zmq: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(["http": http, "zmq": zmq]).write(to: endpointsURL, options: .atomic)
+        try encoder.encode(["http": http, "zmq": Self.local(zmq)]).write(to: endpointsURL, options: .atomic)
+    }
+
+    static func local(_ endpoint: String) -> String {
+        for (wildcard, loopback) in [("tcp://0.0.0.0:", "tcp://127.0.0.1:"), ("tcp://[::]:", "tcp://[::1]:")]
+        where endpoint.hasPrefix(wildcard) {
+            return loopback + endpoint.dropFirst(wildcard.count)
+        }
+        return endpoint
     }
 }
