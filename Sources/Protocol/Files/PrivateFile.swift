@@ -56,6 +56,15 @@ public enum PrivateFile {
         return text
     }
 
+    /// fsync(2) of a directory, which makes the renames and deletions in it durable: after a power
+    /// cut, a file renamed or deleted before this returned stays so.
+    public static func syncDirectory(_ path: String) throws(WriteError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw WriteError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw WriteError(description: "cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+
     /// Writes `bytes` to `path` (0600), replacing what is there.
     public static func write(_ bytes: [UInt8], to path: String) throws(WriteError) {
         let temporary = path + ".tmp"

@@ -144,16 +144,8 @@ struct StackFiles: Sendable {
         }
     }
 
-    /// fsync(2) of a directory, which makes the renames and deletions in it durable.
     private static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw SyncError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw SyncError(description: "cannot sync \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    private struct SyncError: Error, CustomStringConvertible {
-        var description: String
+        try PrivateFile.syncDirectory(path)
     }
 
     /// Deletes the stack directory and everything in it.

@@ -63,10 +63,16 @@ public struct JobJournal: Sendable {
         try write(try encoder.encode(spec), to: url(spec.id, "job"))
     }
 
-    /// Records a result and drops the spec (and the credentials in it).
+    /// Records a result and drops the spec (and the credentials in it). Both are on disk when this
+    /// returns, the directory synced: after a power cut the job is finished, never run again.
     public func finish(_ result: JobResult) throws {
         try write(try JSONEncoder().encode(result), to: url(result.jobId, "result"))
         try? FileManager.default.removeItem(at: url(result.jobId, "job"))
+        do {
+            try PrivateFile.syncDirectory(directory.path)
+        } catch {
+            throw AgentSetupError(message: error.description)
+        }
     }
 
     /// The server has the result: it becomes the tombstone, so a job sent again is answered, never run.
