@@ -159,6 +159,42 @@ struct StoreBatchingTests {
         #expect(finished == stored, "the job a result returns is the one on disk")
     }
 
+    /// An agent is believed only for its own environment: another environment's agent that names
+    /// this job in an ack, a start, a log chunk or a result changes nothing of it.
+    @Test func acksStartsLogsAndResultsFromAnotherEnvironmentsAgentChangeNothing() async throws {
+        let store = try Self.store()
+        let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
+        let (other, _) = try await store.createEnvironment(name: "intruder", type: .agent)
+        let (_, job) = try await Self.stack(store, "app", on: environment.id)
+        _ = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
+        let before = try await store.job(id: job.id).job
+        #expect(before.state == .dispatched)
+
+        var batch = AgentBatch()
+        batch.acks = [.init(jobId: job.id, environmentId: other.id)]
+        batch.started = [.init(jobId: job.id, environmentId: other.id)]
+        batch.logs = [.init(chunk: LogChunk(jobId: job.id, seq: 0, lines: ["forged"]), environmentId: other.id)]
+        batch.results = [.init(result: JobResult(jobId: job.id, state: .failed, services: []), environmentId: other.id)]
+        let outcome = try await store.applyAgentBatch(batch, at: Date())
+        guard outcome.results.count == 1, case .unknown = outcome.results[0] else {
+            Issue.record("a result from another environment was taken: \(outcome.results)")
+            return
+        }
+        let after = try await store.job(id: job.id).job
+        #expect(after.state == .dispatched, "started by another environment's agent")
+        #expect(after.startedAt == nil)
+        #expect(try await store.jobLog(jobId: job.id).isEmpty, "a log line from another environment's agent was stored")
+
+        // The same messages from its own agent do count (the test above checks each in detail).
+        batch.acks[0].environmentId = environment.id
+        batch.started[0].environmentId = environment.id
+        batch.logs[0].environmentId = environment.id
+        batch.results = []
+        _ = try await store.applyAgentBatch(batch, at: Date())
+        #expect(try await store.job(id: job.id).job.state == .running)
+        #expect(try await store.jobLog(jobId: job.id) == "forged\n")
+    }
+
     @Test func lastSeenTimesOfManyAgentsAreWrittenInOneStatement() async throws {
         let store = try Self.store()
         var ids: [String] = []
