@@ -166,9 +166,13 @@ struct StoreBatchingTests {
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (other, _) = try await store.createEnvironment(name: "intruder", type: .agent)
         let (_, job) = try await Self.stack(store, "app", on: environment.id)
+        // An ack moves a queued job to dispatched, but not one from another environment's agent.
+        var ack = AgentBatch()
+        ack.acks = [.init(jobId: job.id, environmentId: other.id)]
+        _ = try await store.applyAgentBatch(ack, at: Date())
+        #expect(try await store.job(id: job.id).job.state == .queued, "acknowledged by another environment's agent")
         _ = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
-        let before = try await store.job(id: job.id).job
-        #expect(before.state == .dispatched)
+        #expect(try await store.job(id: job.id).job.state == .dispatched)
 
         var batch = AgentBatch()
         batch.acks = [.init(jobId: job.id, environmentId: other.id)]
