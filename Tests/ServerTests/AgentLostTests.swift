@@ -43,15 +43,18 @@ struct AgentLostTests {
         #expect(nextId != lostId)
         #expect(try await Self.job(api, nextId)["state"] as? String == "queued")
 
-        // The agent comes back: it runs the job cut short again (it cannot know), its result is
-        // ignored, and the new deploy runs after it.
+        // The agent comes back holding the job cut short. The server, which ended it, tells the
+        // agent not to run it (before the welcome the agent waits for to start its journal's
+        // jobs), and the new deploy runs alone.
         agent = try ChildProcess("wharf-agent", ["--data-dir", agentData, "--simulate", "0s", "--simulate-journal", runs.path],
                                  log: work.appendingPathComponent("agent-2.log"))
         #expect(await eventually(timeout: .seconds(60)) { (try? await Self.job(api, nextId))?["state"] as? String == "succeeded" },
                 "agent log: \(agent.output.suffix(2000))")
-        // Both ran: the lost job again (first: it is ahead in the agent's journal), then the new one.
         let lines = try String(contentsOf: runs, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 2, "\(lines)")
+        #expect(lines.count == 1, "only the new deploy ran: \(lines)")
+        #expect(agent.output.contains("not running a job the server ended"), "\(agent.output.suffix(2000))")
+        let journal = URL(fileURLWithPath: agentData).appendingPathComponent("jobs/\(lostId).job").path
+        #expect(!FileManager.default.fileExists(atPath: journal), "the lost job's spec is gone from the agent's journal")
         let after = try await Self.job(api, lostId)
         #expect(after["state"] as? String == "failed")
         #expect((after["error"] as? [String: Any])?["code"] as? String == "agent_lost")

@@ -83,6 +83,9 @@ public enum ServerMessage: Sendable, Equatable {
     case job(JobSpec)
     /// The result is on the server's disk; the agent may forget it.
     case resultAck(jobId: String)
+    /// The agent holds a job the server has ended without it (`agent_lost` after a long absence,
+    /// a stack removed with `--forget`) or does not know: it is not to run it. Sent before the
+    /// welcome, for the jobs the hello said it holds.
     case cancel(jobId: String)
     /// The answer to a ping; `pending` counts jobs waiting that the agent does not hold.
     case pong(pending: Int)

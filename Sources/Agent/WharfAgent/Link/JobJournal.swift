@@ -125,6 +125,11 @@ public struct JobJournal: Sendable {
         return dated.sorted { $0.created == $1.created ? $0.url.path < $1.url.path : $0.created < $1.created }.map(\.url)
     }
 
+    /// Drops one held job's spec (the server ended the job without this agent); nothing of it is run.
+    public func discard(_ id: String) {
+        try? FileManager.default.removeItem(at: url(id, "job"))
+    }
+
     /// Empties the journal: held jobs, results and tombstones; returns how many jobs were held.
     ///
     /// For a new enrolment: what the journal holds was given to (or owed to) an earlier key, which

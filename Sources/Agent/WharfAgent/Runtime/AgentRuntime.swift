@@ -57,6 +57,9 @@ public actor AgentRuntime {
     private var queues: [String: [JobSpec]] = [:]
     private var busyStacks: Set<String> = []
     private var queued: Set<String> = []
+    /// Jobs start only once the server has welcomed this process's first connection: it first
+    /// says which of the jobs the journal held it ended without this agent (`cancel`).
+    private var released = false
     private var unacknowledged: [String: (result: JobResult, sentAt: ContinuousClock.Instant)] = [:]
     /// The tasks of the jobs running now, by job ID.
     private var running: [String: Task<Void, Never>] = [:]
@@ -315,6 +318,10 @@ public actor AgentRuntime {
         case .welcome(let welcome):
             welcomed = true
             pendingOnServer = welcome.pending
+            if !released {
+                released = true
+                pump()
+            }
         case .helloRequired:
             await refreshEngineInfo()
             sendHello()
@@ -331,7 +338,7 @@ public actor AgentRuntime {
             }
             if configuration.edge { lastPing = .now - .seconds(60) }
         case .cancel(let id):
-            logger.info("server cancelled a job", metadata: ["job.id": "\(id)"])
+            cancel(id)
         case .error(AgentRevokedError.code, let text):
             guard refusal == nil else { return }
             refusal = AgentRevokedError(message: text)
@@ -400,8 +407,25 @@ public actor AgentRuntime {
         pump()
     }
 
+    /// The server ended a job this agent holds without it: dropped unless it already runs (a
+    /// deploy is never cut short half-done; its result is then ignored by the server).
+    private func cancel(_ id: String) {
+        guard queued.contains(id), running[id] == nil else {
+            logger.info("the server ended a job without this agent; it runs on", metadata: ["job.id": "\(id)"])
+            return
+        }
+        for (stackId, specs) in queues {
+            queues[stackId] = specs.filter { $0.id != id }
+            if queues[stackId]?.isEmpty == true { queues[stackId] = nil }
+        }
+        queued.remove(id)
+        journal.discard(id)
+        logger.notice("not running a job the server ended while this agent was away (agent_lost, or its stack removed)",
+                      metadata: ["job.id": "\(id)"])
+    }
+
     private func pump() {
-        while stopping == nil, busyStacks.count < configuration.maxConcurrentStacks,
+        while stopping == nil, released, busyStacks.count < configuration.maxConcurrentStacks,
               let stackId = queues.first(where: { !busyStacks.contains($0.key) && !$0.value.isEmpty })?.key {
             let spec = queues[stackId]!.removeFirst()
             if queues[stackId]!.isEmpty { queues[stackId] = nil }

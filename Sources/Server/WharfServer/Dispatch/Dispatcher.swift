@@ -320,7 +320,7 @@ public actor Dispatcher {
                 }
                 work.hellos.append(.init(environmentId: environmentId, info: AgentInfo(
                     hostname: hello.hostname, version: hello.agentVersion,
-                    dockerVersion: hello.dockerVersion, composeVersion: hello.composeVersion)))
+                    dockerVersion: hello.dockerVersion, composeVersion: hello.composeVersion), holding: hello.holding))
                 for result in hello.results {
                     work.results.append(.init(result: result, environmentId: environmentId))
                     resultRoutes.append(routingId)
@@ -355,15 +355,25 @@ public actor Dispatcher {
             }
         }
         guard !work.isEmpty else { return }
+        var endedHeld: [String: [String]] = [:]
         do {
             // A stack's next job, if queued, is claimed as the result before it is stored.
             let outcome = try await store.applyAgentBatch(work, at: Date(), claimingFor: connectedAgents)
             touched.formUnion(absorb(outcome, of: work, routes: resultRoutes))
+            endedHeld = outcome.endedHeld
         } catch {
             // Nothing of the batch is stored; results are not acknowledged, so the agents send them again.
             logger.error("could not store agents' messages", metadata: ["messages": "\(batch.messages.count)", "error": "\(error)"])
         }
         for welcome in welcomes {
+            // Before the welcome, which an agent waits for to start the jobs its journal held: those
+            // the server ended without it (agent_lost) are not run after all.
+            for jobId in endedHeld[welcome.environmentId] ?? [] where sessions[welcome.environmentId]?.routingId == welcome.routingId {
+                sessions[welcome.environmentId]?.held.remove(jobId)
+                logger.notice("an agent holds a job that ended without it; told not to run it",
+                              metadata: ["env.id": "\(welcome.environmentId)", "job.id": "\(jobId)"])
+                send(.cancel(jobId: jobId), to: welcome.routingId)
+            }
             send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
                                   pending: sessions[welcome.environmentId]?.pending ?? 0)), to: welcome.routingId)
         }

@@ -7,6 +7,8 @@ public struct AgentBatch: Sendable {
     public struct Hello: Sendable {
         public var environmentId: String
         public var info: AgentInfo
+        /// The jobs the agent says it holds and has not finished (`AgentHello.holding`).
+        public var holding: [String] = []
     }
     public struct JobEvent: Sendable {
         public var jobId: String
@@ -61,6 +63,10 @@ public struct AgentBatchOutcome: Sendable {
     public var claimed: [(environmentId: String, spec: JobSpec)] = []
     /// Open jobs per environment in `AgentBatch.countOpen`, after the batch.
     public var openCounts: [String: Int] = [:]
+    /// Per environment, the jobs its agent's hello says it holds that are not open jobs of that
+    /// environment: ended without the agent (`agent_lost`, a stack removed with `--forget`) or
+    /// unknown here. The agent is told not to run them (`ServerMessage.cancel`).
+    public var endedHeld: [String: [String]] = [:]
 
     public init() {}
 }
@@ -97,6 +103,8 @@ extension SQLiteStore {
         ORDER BY j.seq
         """
 
+    static let openJobOfEnvironmentSQL = "SELECT 1 FROM job WHERE id = ? AND environment_id = ? AND state NOT IN \(finalStates)"
+
     /// Applies a batch of agent messages in one write transaction: hellos, acknowledgements, starts,
     /// log chunks, then results (each result in its own savepoint, so one bad result does not undo
     /// the others).
@@ -106,9 +114,15 @@ extension SQLiteStore {
     /// what the dispatcher's next round would do with it, without a round.
     public func applyAgentBatch(_ batch: AgentBatch, at date: Date, claimingFor connected: ConnectedAgents? = nil) async throws -> AgentBatchOutcome {
         try await db.write { db in
+            var endedHeld: [String: [String]] = [:]
             for hello in batch.hellos {
                 try db.cachedStatement(sql: "UPDATE environment SET agent_info = ?, last_seen_at = ? WHERE id = ?")
                     .execute(arguments: [JSONColumn.encode(hello.info), date.column, hello.environmentId])
+                for jobId in hello.holding {
+                    let open = try Bool.fetchOne(db.cachedStatement(sql: Self.openJobOfEnvironmentSQL),
+                                                 arguments: [jobId, hello.environmentId]) ?? false
+                    if !open { endedHeld[hello.environmentId, default: []].append(jobId) }
+                }
             }
             for ack in batch.acks {
                 try self.foldJoins(db, self.joinable.take(jobId: ack.jobId))
@@ -126,6 +140,7 @@ extension SQLiteStore {
                 try self.appendLog(db, log.chunk, environmentId: log.environmentId)
             }
             var outcome = AgentBatchOutcome()
+            outcome.endedHeld = endedHeld
             outcome.results.reserveCapacity(batch.results.count)
             var registries: [RegistryAuth]?
             for item in batch.results {
