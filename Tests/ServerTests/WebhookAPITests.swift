@@ -88,6 +88,16 @@ struct WebhookAPITests {
         let (_, jobs) = try await api.call("GET", "/api/jobs?stackId=\(stackId)", expect: 200)
         #expect((jobs["jobs"] as? [Any])?.count == 1)
 
+        // wait=N with no agent to run the job: after N seconds the call answers as without wait
+        // (202, the job as it stands, its Location), and the job goes on.
+        let waitStarted = ContinuousClock.now
+        let (timedOut, timedOutBody, timedOutResponse) = try await Self.post(url + "?wait=1")
+        #expect(timedOut == 202, "\(timedOutBody)")
+        #expect(ContinuousClock.now - waitStarted >= .seconds(1), "answered before its wait was over")
+        #expect(((timedOutBody["job"] as? [String: Any])?["state"] as? String) == "queued")
+        #expect(timedOutBody["statusUrl"] as? String == "/api/jobs/\(firstJob)")
+        #expect(timedOutResponse.value(forHTTPHeaderField: "Location") == "/api/jobs/\(firstJob)")
+
         // An agent runs the merged job; the trigger's variables then become the stack's.
         let agent = try ChildProcess("wharf-agent", ["--server", server.url, "--join", created["joinToken"] as! String,
                                                      "--data-dir", work.appendingPathComponent("agent").path, "--simulate", "0s"],
@@ -120,7 +130,9 @@ struct WebhookAPITests {
         #expect(oldStatus == 404 && unknownStatus == 404)
         #expect(NSDictionary(dictionary: oldBody) == NSDictionary(dictionary: unknownBody))
         try await api.call("DELETE", "/api/stacks/\(stackId)/webhook", expect: 204)
-        #expect(try await Self.post(newURL).0 == 404)
+        let (disabledStatus, disabledBody, _) = try await Self.post(newURL)
+        #expect(disabledStatus == 404)
+        #expect(NSDictionary(dictionary: disabledBody) == NSDictionary(dictionary: unknownBody), "a disabled token answers as an unknown one")
 
         // Edge environments refuse webhooks, saying why.
         let (_, edge) = try await api.call("POST", "/api/environments", json: ["name": "edge-1", "type": "edge"], expect: 201)
