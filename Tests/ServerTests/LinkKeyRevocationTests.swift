@@ -88,7 +88,7 @@ struct LinkKeyRevocationTests {
         let data = harness.directory.appendingPathComponent("agent-a")
         let ran = harness.directory.appendingPathComponent("runs-a.log")
         // One stack at a time: of two stacks' jobs, one runs and the other waits in the journal.
-        let (_, agent) = try harness.agent(keys: pair, delay: .seconds(2), journal: ran, dataDirectory: data, maxConcurrentStacks: 1)
+        let (_, agent) = try harness.agent(keys: pair, delay: .seconds(3), journal: ran, dataDirectory: data, maxConcurrentStacks: 1)
         let outcome = watch(agent)
         #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
         _ = try await harness.stack("first", on: environment.id)

@@ -696,8 +696,7 @@ public actor Dispatcher {
     /// A message from a connection whose key is no longer its environment's: not believed. The
     /// agent is told (it stops), and a session it still owned is dropped.
     private func revoked(userId: String, routingId: [UInt8]) {
-        send(.error(code: "agent_revoked", message: "This agent's key is no longer enrolled: its environment was deleted or another agent enrolled in it. Enrol again with a new join token."),
-             to: routingId)
+        send(Self.revokedError, to: routingId)
         // The User-Id starts with the environment id (`AgentKeyRegistry.userId`): no scan of every session.
         let environmentId = String(userId.prefix { $0 != " " })
         if let session = sessions[environmentId], session.userId == userId, session.routingId == routingId {
@@ -763,16 +762,29 @@ public actor Dispatcher {
 
     /// Forgets an environment's connection (its keys were removed).
     public func forget(environmentId: String) {
+        // Told at once, not at its next message: until then it could start a job it holds.
+        if let session = sessions[environmentId] { send(Self.revokedError, to: session.routingId) }
+        for (routingId, entry) in superseded where entry.environmentId == environmentId { send(Self.revokedError, to: routingId) }
         drop(environmentId, reason: "its agent key was removed")
         superseded = superseded.filter { $0.value.environmentId != environmentId }
     }
 
+    static let revokedError = ServerMessage.error(
+        code: "agent_revoked",
+        message: "This agent's key is no longer enrolled: its environment was deleted or another agent enrolled in it. Enrol again with a new join token.")
+
     /// Drops an environment's session if its connection's key is no longer the environment's
-    /// (another agent enrolled): nothing more goes to it, and its next message is answered `agent_revoked`.
+    /// (another agent enrolled): it is told `agent_revoked` at once (and again at each message it
+    /// sends), so that it starts none of the jobs it holds, and nothing else goes to it.
     public func revalidate(environmentId: String) {
         // Replaced connections with the old key: a revoked key's jobs go to the new agent (docs/production.md).
-        superseded = superseded.filter { $0.value.environmentId != environmentId || keys.environment(forUserId: $0.value.userId) == environmentId }
-        guard let session = sessions[environmentId], keys.environment(forUserId: session.userId) != environmentId else { return }
+        func revoked(_ userId: String) -> Bool { keys.environment(forUserId: userId) != environmentId }
+        for (routingId, entry) in superseded where entry.environmentId == environmentId && revoked(entry.userId) {
+            send(Self.revokedError, to: routingId)
+        }
+        superseded = superseded.filter { $0.value.environmentId != environmentId || !revoked($0.value.userId) }
+        guard let session = sessions[environmentId], revoked(session.userId) else { return }
+        send(Self.revokedError, to: session.routingId)
         drop(environmentId, reason: "another agent enrolled in its environment")
     }
 }
