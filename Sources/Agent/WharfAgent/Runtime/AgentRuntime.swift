@@ -410,7 +410,8 @@ public actor AgentRuntime {
     /// The server ended a job this agent holds without it: dropped unless it already runs (a
     /// deploy is never cut short half-done; its result is then ignored by the server).
     private func cancel(_ id: String) {
-        guard queued.contains(id), running[id] == nil else {
+        guard queued.contains(id) else { return }  // Not held (a cancel repeated by a second welcome).
+        guard running[id] == nil else {
             logger.info("the server ended a job without this agent; it runs on", metadata: ["job.id": "\(id)"])
             return
         }
