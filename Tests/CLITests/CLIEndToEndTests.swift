@@ -166,6 +166,14 @@ struct CLIEndToEndTests {
             #expect(stranded.stderr.contains("agent.key is missing") && stranded.stderr.contains("wharf env join"), "\(stranded.stderr)")
             await stranded.stop()
             #expect(!FileManager.default.fileExists(atPath: key))
+            // With the spent token still on its command line (a unit that kept WHARF_JOIN): the
+            // enrolment is refused, and the directory is left as it was, with the same clear stop.
+            let spent = try world.startAgent(printedBy: added.stdout, dataDirectory: data)
+            #expect(await spent.wait(timeout: .seconds(30)) == 78, "\(spent.stderr)")
+            await spent.stop()
+            #expect(spent.stderr.contains("agent.key is still missing"), "\(spent.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: key))
+            #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("identity.json").path))
 
             let joined = try await world.wharf(["env", "join", "lost", "--agent-data-dir", "/srv/agent"])
             #expect(joined.status == 0, "\(joined)")

@@ -82,6 +82,8 @@ struct WharfAgentCommand: AsyncParsableCommand {
         }
         let hostname = ProcessInfo.processInfo.hostName
         var identity = directory.identity()
+        // An enrolment whose agent.key is gone, being replaced by a new key.
+        var keyLost: AgentIdentity?
         if let enrolled = identity, !directory.hasKey {
             // The server knows this agent by the enrolled key only: a new one would be refused at
             // every connection. A join token enrols the new key instead.
@@ -94,18 +96,34 @@ struct WharfAgentCommand: AsyncParsableCommand {
             logger.notice("agent.key is missing: enrolling a new key with the join token", metadata: ["env.id": "\(enrolled.environmentId)"])
             try directory.forgetIdentity()
             identity = nil
+            keyLost = enrolled
         }
         if let join, !join.isEmpty, let enrolled = identity {
             // Restarting with the same command line (or a unit that keeps WHARF_JOIN) must not fail: the token is spent.
             logger.info("already enrolled; ignoring --join (remove the data dir to enrol again)", metadata: ["env.id": "\(enrolled.environmentId)"])
         } else if let join, !join.isEmpty {
             guard let server else { throw ValidationError("--join needs --server") }
-            identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
+            do {
+                identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
+            } catch {
+                guard let keyLost else { throw error }
+                // Back as it was (an enrolment without its key), and exit 78 again: a spent token
+                // left in the unit's settings must not make a restart loop.
+                try? directory.removeKey()
+                try? directory.save(keyLost)
+                logger.critical("could not enrol a new key with the join token (\(error)); agent.key is still missing. Start the agent once with --join and a new join token for its environment (wharf env join ENVIRONMENT)",
+                                metadata: ["env.id": "\(keyLost.environmentId)", "exit": "78"])
+                throw ExitCode(Self.revokedExitStatus)
+            }
             logger.info("enrolled", metadata: ["env.id": "\(identity!.environmentId)", "endpoint": "\(identity!.endpoint)"])
-            // Jobs left from an earlier enrolment of this data directory (a revoked key) are not run.
-            let discarded = try JobJournal(dataDirectory: directory.url).discardAll()
-            if discarded > 0 {
-                logger.notice("left out jobs held for this directory's earlier enrolment", metadata: ["jobs": "\(discarded)"])
+            if keyLost?.environmentId != identity!.environmentId {
+                // Jobs left from an earlier enrolment of this data directory (a revoked key) are not run.
+                // (A new key for the same environment keeps the journal: its jobs, the results it
+                // owes and its tombstones are still this environment's, and nothing it finished runs again.)
+                let discarded = try JobJournal(dataDirectory: directory.url).discardAll()
+                if discarded > 0 {
+                    logger.notice("left out jobs held for this directory's earlier enrolment", metadata: ["jobs": "\(discarded)"])
+                }
             }
         }
         guard let identity else {

@@ -63,6 +63,11 @@ public struct AgentDataDirectory: Sendable {
     /// Whether the agent's key file is there (``keyPair()`` makes one when it is not).
     public var hasKey: Bool { FileManager.default.fileExists(atPath: keyURL.path) }
 
+    /// Removes the key file (a key made for an enrolment that failed).
+    public func removeKey() throws {
+        try FileManager.default.removeItem(at: keyURL)
+    }
+
     /// The stored identity, if the agent has enrolled.
     public func identity() -> AgentIdentity? {
         guard let data = FileManager.default.contents(atPath: identityURL.path) else { return nil }

@@ -175,7 +175,7 @@ fi
 # A join token for a directory that has enrolled is used only when agent.key is gone (lost, or
 # removed to enrol again): the agent then enrols a new key. Otherwise it keeps its enrolment.
 REENROL=0
-if [ -n "$JOIN" ] && [ -f "$DATA_DIR/identity.json" ]; then
+if [ -n "$JOIN" ] && [ -s "$DATA_DIR/identity.json" ] && grep -q '"environmentId"' "$DATA_DIR/identity.json"; then
     if [ -f "$DATA_DIR/agent.key" ]; then
         say "already enrolled ($DATA_DIR/identity.json exists); the join token is not used (to enrol this host again, remove $DATA_DIR/identity.json and $DATA_DIR/agent.key first)"
         JOIN=''
