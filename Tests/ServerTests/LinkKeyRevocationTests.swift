@@ -188,10 +188,12 @@ struct LinkKeyRevocationTests {
             if case .job(let spec) = try WireCodec.decodeServerMessage(message.frames[0]), spec.id == job.id { break }
         }
         _ = try await old.send([WireCodec.encode(.ack(jobId: job.id))])
+        // The old connection's silence counts from its ack, which the server heard after this.
+        // (Taken after the pause below, a test task held up on a loaded machine made this fail.)
+        let started = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(200))
 
         let runs = harness.directory.appendingPathComponent("runs-new.log")
-        let started = ContinuousClock.now
         let (_, agent) = try harness.agent(keys: pair, journal: runs)
         // The old connection is told it was replaced…
         var told = false
