@@ -174,6 +174,17 @@ struct CLIEndToEndTests {
             #expect(spent.stderr.contains("agent.key is still missing"), "\(spent.stderr)")
             #expect(!FileManager.default.fileExists(atPath: key))
             #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("identity.json").path))
+            // A server that cannot be reached is not a refusal: the directory is left as it was, and
+            // the exit (1) lets the unit try again later.
+            let away = try Child(world.products.appendingPathComponent("wharf-agent"),
+                                 ["--server", "http://127.0.0.1:\(freePort())", "--join", "join_unreachable", "--data-dir", data.path, "--simulate", "0s"],
+                                 environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
+                                 logs: world.root.appendingPathComponent("logs"), name: "away")
+            let awayStatus = await away.wait(timeout: .seconds(30))
+            await away.stop()
+            #expect(awayStatus != nil && awayStatus != 0 && awayStatus != 78, "\(String(describing: awayStatus)): \(away.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: key))
+            #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("identity.json").path))
 
             let joined = try await world.wharf(["env", "join", "lost", "--agent-data-dir", "/srv/agent"])
             #expect(joined.status == 0, "\(joined)")

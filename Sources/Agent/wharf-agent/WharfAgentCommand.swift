@@ -107,10 +107,12 @@ struct WharfAgentCommand: AsyncParsableCommand {
                 identity = try await directory.enrol(server: server, joinToken: join, hostname: hostname, version: WharfAgentVersion.current)
             } catch {
                 guard let keyLost else { throw error }
-                // Back as it was (an enrolment without its key), and exit 78 again: a spent token
-                // left in the unit's settings must not make a restart loop.
+                // Back as it was (an enrolment without its key). A server that could not be reached
+                // is tried again at the next start; a refused token (a spent one left in the unit's
+                // settings) exits 78 again rather than making a restart loop.
                 try? directory.removeKey()
                 try? directory.save(keyLost)
+                guard (error as? AgentSetupError)?.refused == true else { throw error }
                 logger.critical("could not enrol a new key with the join token (\(error)); agent.key is still missing. Start the agent once with --join and a new join token for its environment (wharf env join ENVIRONMENT)",
                                 metadata: ["env.id": "\(keyLost.environmentId)", "exit": "78"])
                 throw ExitCode(Self.revokedExitStatus)

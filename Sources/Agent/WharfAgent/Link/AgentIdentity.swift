@@ -16,10 +16,16 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
 /// Failures while setting an agent up.
 public struct AgentSetupError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    /// The server answered the enrolment with a refusal (a bad, used or expired join token): trying
+    /// again with the same token cannot help, unlike a server that could not be reached.
+    public var refused = false
     public var description: String { message }
 
     /// Makes an error with a human message.
-    public init(message: String) { self.message = message }
+    public init(message: String, refused: Bool = false) {
+        self.message = message
+        self.refused = refused
+    }
 }
 
 /// The agent's data directory: its key pair (0600) and identity.
@@ -116,7 +122,8 @@ public struct AgentDataDirectory: Sendable {
                 "joinToken": joinToken, "publicKey": pair.publicKey.z85, "hostname": hostname, "version": version,
             ], as: Answer.self)
         } catch let error as AgentHTTPStatusError {
-            throw AgentSetupError(message: "enrolment refused: \(error)")
+            // 4xx: the token (or the request) is refused; 5xx (a proxy while the server restarts) may pass.
+            throw AgentSetupError(message: "enrolment refused: \(error)", refused: (400..<500).contains(error.status))
         } catch let error as AgentHTTPError where error.code == .invalidURL {
             throw AgentSetupError(message: "not a server URL: \(server)")
         } catch let error as AgentHTTPError where error.code == .badResponse {
