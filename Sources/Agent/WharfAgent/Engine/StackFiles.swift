@@ -117,7 +117,7 @@ struct StackFiles: Sendable {
         let url = directory.appendingPathComponent(name)
         do {
             try PrivateFile.write(Array(try encoder.encode(value)), to: url.path)
-            if syncingDirectory { try Self.syncDirectory(directory.path) }
+            if syncingDirectory { try PrivateFile.syncDirectory(directory.path) }
         } catch {
             throw ContainerEngineError(.composeFailed, "could not write \(url.path): \(error)")
         }
@@ -138,14 +138,10 @@ struct StackFiles: Sendable {
             throw ContainerEngineError(.composeFailed, "could not delete \(url.path): \(String(cString: strerror(errno)))")
         }
         do {
-            try Self.syncDirectory(directory.path)
+            try PrivateFile.syncDirectory(directory.path)
         } catch {
             throw ContainerEngineError(.composeFailed, "could not delete \(url.path): \(error)")
         }
-    }
-
-    private static func syncDirectory(_ path: String) throws {
-        try PrivateFile.syncDirectory(path)
     }
 
     /// Deletes the stack directory and everything in it.
