@@ -778,12 +778,12 @@ public actor Dispatcher {
     /// sends), so that it starts none of the jobs it holds, and nothing else goes to it.
     public func revalidate(environmentId: String) {
         // Replaced connections with the old key: a revoked key's jobs go to the new agent (docs/production.md).
-        func revoked(_ userId: String) -> Bool { keys.environment(forUserId: userId) != environmentId }
-        for (routingId, entry) in superseded where entry.environmentId == environmentId && revoked(entry.userId) {
+        func isRevoked(_ userId: String) -> Bool { keys.environment(forUserId: userId) != environmentId }
+        for (routingId, entry) in superseded where entry.environmentId == environmentId && isRevoked(entry.userId) {
             send(Self.revokedError, to: routingId)
         }
-        superseded = superseded.filter { $0.value.environmentId != environmentId || !revoked($0.value.userId) }
-        guard let session = sessions[environmentId], revoked(session.userId) else { return }
+        superseded = superseded.filter { $0.value.environmentId != environmentId || !isRevoked($0.value.userId) }
+        guard let session = sessions[environmentId], isRevoked(session.userId) else { return }
         send(Self.revokedError, to: session.routingId)
         drop(environmentId, reason: "another agent enrolled in its environment")
     }
