@@ -158,10 +158,7 @@ struct CLIEndToEndTests {
             try FileManager.default.removeItem(atPath: key)
 
             // Without a token: a clear stop, and no new key made behind the user's back.
-            let stranded = try Child(world.products.appendingPathComponent("wharf-agent"),
-                                     ["--server", world.url, "--data-dir", data.path, "--simulate", "0s"],
-                                     environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
-                                     logs: world.root.appendingPathComponent("logs"), name: "stranded")
+            let stranded = try world.runAgent(["--server", world.url, "--data-dir", data.path])
             #expect(await stranded.wait(timeout: .seconds(30)) == 78, "\(stranded.stderr)")
             #expect(stranded.stderr.contains("agent.key is missing") && stranded.stderr.contains("wharf env join"), "\(stranded.stderr)")
             await stranded.stop()
@@ -176,10 +173,7 @@ struct CLIEndToEndTests {
             #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("identity.json").path))
             // A server that cannot be reached is not a refusal: the directory is left as it was, and
             // the exit (1) lets the unit try again later.
-            let away = try Child(world.products.appendingPathComponent("wharf-agent"),
-                                 ["--server", "http://127.0.0.1:\(freePort())", "--join", "join_unreachable", "--data-dir", data.path, "--simulate", "0s"],
-                                 environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
-                                 logs: world.root.appendingPathComponent("logs"), name: "away")
+            let away = try world.runAgent(["--server", "http://127.0.0.1:\(freePort())", "--join", "join_unreachable", "--data-dir", data.path])
             let awayStatus = await away.wait(timeout: .seconds(30))
             await away.stop()
             #expect(awayStatus != nil && awayStatus != 0 && awayStatus != 78, "\(String(describing: awayStatus)): \(away.stderr)")

@@ -118,9 +118,16 @@ final class World {
         guard let dataDir = words.firstIndex(of: "--data-dir"), dataDir + 1 < words.count else {
             throw TestFailure("the agent command has no --data-dir: \(line)")
         }
+        words[dataDir + 1] = (dataDirectory ?? root.appendingPathComponent("agent-\(runs + 1)")).path
+        return try runAgent(Array(words.dropFirst()) + extra)
+    }
+
+    /// Starts `wharf-agent` with `arguments` and `--simulate 0s`, without the test's `WHARF_*`
+    /// variables; stopped by `stopAll`.
+    @discardableResult
+    func runAgent(_ arguments: [String]) throws -> Child {
         runs += 1
-        words[dataDir + 1] = (dataDirectory ?? root.appendingPathComponent("agent-\(runs)")).path
-        let agent = try Child(products.appendingPathComponent("wharf-agent"), Array(words.dropFirst()) + ["--simulate", "0s"] + extra,
+        let agent = try Child(products.appendingPathComponent("wharf-agent"), arguments + ["--simulate", "0s"],
                               environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WHARF_") },
                               logs: root.appendingPathComponent("logs"), name: "agent-\(runs)")
         children.append(agent)
