@@ -9,10 +9,12 @@ import Testing
 import WharfProtocol
 @testable import WharfServer
 
-/// Webhook calls that only join a queued deploy, answered on the event loop (`WebhookLane`), on a
-/// live server with the real API, a real SQLite file and the real link: the lane answers what the
-/// router would have answered, leaves every other call to the router, keeps a connection's answers
-/// in the order of its requests, and gives back the rate limits' tokens of a call it hands on.
+/// Webhook calls without a body, taken on the event loop (`WebhookLane`), on a live server with the
+/// real API, a real SQLite file and the real link: the lane answers what the router would have
+/// answered (a join at once, a new job or a changed deploy once the store has written it), leaves
+/// every other call to the router, hands a call the store failed to the router, keeps a
+/// connection's answers in the order of its requests, and gives back the rate limits' tokens of a
+/// call it hands on.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct WebhookLaneTests {
     static let publicURL = "http://wharf.test"
@@ -86,21 +88,29 @@ struct WebhookLaneTests {
             #expect(stored.coalesced == 2)
             #expect(stored.state == .queued)
 
-            // A call with a body, one that changes the deploy and an unknown token go to the router.
+            // A call with a body and an unknown token go to the router.
             let form = try await client.execute(uri: setup.path, method: .post,
                                                 headers: [.contentType: "application/x-www-form-urlencoded"],
                                                 body: ByteBuffer(string: "SERVICE_TAG=x"))
             #expect(form.status == .accepted)
-            let tagged = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
-            #expect(tagged.status == .accepted)
-            #expect(try Self.job(tagged.body)["coalesced"] as? Int == 4)
             let unknown = try await client.execute(uri: "/api/stacks/webhooks/\(WebhookToken.generate().rawValue)", method: .post)
             #expect(unknown.status == .notFound)
             #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
-            // And the same call as before joins the changed deploy on the lane again.
+            // A call that changes the deploy takes the store's writer: the lane answers it once written.
+            let tagged = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
+            #expect(tagged.status == .accepted)
+            #expect(Set(tagged.headers.map(\.name)) == Set(first.headers.map(\.name)))
+            #expect(tagged.headers[.location] == "/api/jobs/\(setup.firstJob.id)")
+            let taggedJob = try Self.job(tagged.body)
+            #expect(taggedJob["coalesced"] as? Int == 4)
+            #expect(((taggedJob["trigger"] as? [String: Any])?["params"] as? [String: String])?["tag"] == "v2")
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
+            #expect(try await setup.harness.store.job(id: setup.firstJob.id).job.trigger.params["tag"] == "v2",
+                    "the change is on disk when it is answered")
+            // And the same call as before joins the changed deploy in memory.
             let again = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
             #expect(try Self.job(again.body)["coalesced"] as? Int == 5)
-            #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 3)
             // A target with a fragment goes to the router, whose URI ends the query at the `#`:
             // `FOO=a#b` is `FOO=a` there, a change to the deploy that `FOO=a%23b` queued.
             let port = try #require(client.port)
@@ -114,7 +124,7 @@ struct WebhookLaneTests {
             let fragment = try await post(setup.path + "?FOO=a#b")
             #expect(((fragment["trigger"] as? [String: Any])?["params"] as? [String: String])?["FOO"] == "a")
             #expect(fragment["coalesced"] as? Int == 7)
-            #expect(setup.lane.answered.load(ordering: .relaxed) == 2)
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 4)
         }
         await setup.harness.stop()
     }
@@ -140,25 +150,103 @@ struct WebhookLaneTests {
                 port: port, requests: "POST \(setup.path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + post, count: 1, untilClosed: true)
             #expect(closing.map(\.status) == [202])
             #expect(setup.lane.answered.load(ordering: .relaxed) == 4)
+            // A call the store writes holds back what came after it until it is answered, here for
+            // 0.5 s that the writer is kept busy (the health check only reads: unheld, it would be
+            // answered first).
+            let busy = Task { try await setup.harness.store.db.write { _ in Thread.sleep(forTimeInterval: 0.5) } }
+            try await Task.sleep(for: .milliseconds(100))
+            let tagged = "POST \(setup.path)?tag=v7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            let behind = try await PipelinedHTTP.exchange(port: port, requests: tagged + health + tagged + post, count: 4)
+            try await busy.value
+            #expect(behind.map(\.status) == [202, 200, 202, 202])
+            #expect(behind.compactMap { $0.json?["job"] as? [String: Any] }.map { $0["coalesced"] as? Int } == [10, 11, 12])
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 5)
         }
         await setup.harness.stop()
+    }
+
+    @Test func aNewJobIsClaimedOnTheLaneAndRunByItsConnectedAgent() async throws {
+        let harness = try await LinkHarness()
+        let api = harness.makeAPI(publicURL: Self.publicURL, label: "lane-test")
+        let lane = try #require(api.makeWebhookLane(serverName: "wharf"))
+        let (_, _, stacks, agent) = try await ClaimAtIntakeTests.idleStacks(harness, count: 1, keep: true)
+        let token = WebhookToken.generate().rawValue
+        _ = try await harness.store.setWebhookToken(stackId: stacks[0].id, token: token, publicURL: Self.publicURL)
+        _ = try await harness.store.stack(webhookToken: token, publicURL: Self.publicURL)  // cached, as after a first call
+        let app = Application(responder: api.makeResponder(), server: .wharf(lane: lane),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "wharf"))
+        try await app.test(.live) { client in
+            let response = try await client.execute(uri: "/api/stacks/webhooks/\(token)?tag=v2", method: .post)
+            #expect(response.status == .accepted)
+            #expect(lane.answered.load(ordering: .relaxed) == 1)
+            let job = try Self.job(response.body)
+            let id = try #require(job["id"] as? String)
+            #expect(response.headers[.location] == "/api/jobs/\(id)")
+            // Claimed in the transaction that stored it, and handed to the dispatcher: its agent runs it.
+            #expect(job["state"] as? String == "dispatched")
+            #expect(job["coalesced"] as? Int == 0)
+            let ended = try await harness.dispatcher.waitForFinish(jobId: id, timeout: .seconds(20))
+            #expect(ended.state == .succeeded)
+            #expect(ended.plan.services.map(\.image).allSatisfy { $0.hasSuffix(":v2") }, "\(ended.plan)")
+        }
+        agent?.cancel()
+        _ = try? await agent?.value
+        await harness.stop()
+    }
+
+    @Test func aCallTheStoreRefusesIsAnsweredByTheRouter() async throws {
+        // 2 calls a token: the router's answer below needs the token the lane took and gave back.
+        let setup = try await Self.setUp(limiters: Self.slowLimiters)
+        try await Self.application(setup).test(.live) { client in
+            #expect(try await client.execute(uri: setup.path, method: .post).status == .accepted)  // cached now
+            // A remove queued: the stack takes no new deploy, and its queued one no more joins.
+            _ = try await setup.harness.store.enqueueJob(stackId: setup.stack.id, request: JobRequest(
+                kind: .remove, plan: [], pull: false, trigger: JobTrigger(source: "api"), coalesce: false))
+            let refused = try await client.execute(uri: setup.path + "?tag=v2", method: .post)
+            #expect(refused.status == .conflict)
+            let body = try JSONSerialization.jsonObject(with: Data(buffer: refused.body)) as? [String: Any]
+            #expect((body?["error"] as? [String: Any])?["code"] as? String == "stack_removing", "\(String(describing: body))")
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
+            let jobs = try await setup.harness.store.jobs(stackId: setup.stack.id, state: nil, limit: 10)
+            #expect(jobs.count == 2, "the first deploy and the remove: \(jobs.map(\.kind))")
+        }
+        await setup.harness.stop()
+    }
+
+    /// What the lane did with a call: "passOn", "accepted", or once the store is done "written"
+    /// or "handed on".
+    static func take(_ api: API, _ token: Substring, _ query: Substring?, from address: String = "127.0.0.9") async -> String {
+        await withCheckedContinuation { continuation in
+            let take = api.takeOnLane(token: token, query: query, headers: [:], clientAddress: address) { accepted in
+                continuation.resume(returning: accepted == nil ? "handed on" : "written")
+            }
+            switch take {
+            case .passOn: continuation.resume(returning: "passOn")
+            case .accepted: continuation.resume(returning: "accepted")
+            case .later: break
+            }
+        }
     }
 
     @Test func aCallHandedOnGivesBackTheLimitsTokens() async throws {
         // 2 calls a token, 5 an address, then 429 (for 1,000 s: no refill however slow the machine).
         let setup = try await Self.setUp(limiters: Self.slowLimiters)
         let token = Substring(setup.path.split(separator: "/").last!)
-        // The token's stack is not cached yet, nor its deploy joinable: handed on, nothing taken.
-        #expect(setup.api.joinWithoutWaiting(token: token, query: nil, headers: [:], clientAddress: "127.0.0.9") == nil)
-        _ = try await setup.harness.store.stack(webhookToken: String(token), publicURL: Self.publicURL)
-        // Cached, but the call changes the queued deploy (a new tag), which takes the writer: the
-        // limits' tokens are taken, then given back when the join in memory says no.
-        #expect(setup.api.joinWithoutWaiting(token: token, query: "tag=v9", headers: [:], clientAddress: "127.0.0.9") == nil)
-        #expect(setup.api.joinWithoutWaiting(token: token, query: "tag=v9", headers: [:], clientAddress: "127.0.0.9") == nil)
-        #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
         let limiters = try #require(setup.api.webhookLimiters)
+        // The token's stack is not cached yet: handed on, nothing taken.
+        #expect(await Self.take(setup.api, token, nil) == "passOn")
+        _ = try await setup.harness.store.stack(webhookToken: String(token), publicURL: Self.publicURL)
+        // Cached, but the stack is being removed: the store refuses the new deploy, and the router
+        // is to answer the call; the limits' tokens taken for it are given back.
+        _ = try await setup.harness.store.enqueueJob(stackId: setup.stack.id, request: JobRequest(
+            kind: .remove, plan: [], pull: false, trigger: JobTrigger(source: "api"), coalesce: false))
+        #expect(await Self.take(setup.api, token, "tag=v9") == "handed on")
+        #expect(await Self.take(setup.api, token, "tag=v9") == "handed on")
+        #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
         #expect(limiters.token.acquire(String(token)) == .allowed)
         #expect(limiters.token.acquire(String(token)) == .allowed)
+        // The token's limit reached: handed on, and the address's token given back.
+        #expect(await Self.take(setup.api, token, "tag=v9") == "passOn")
         #expect(limiters.token.acquire(String(token)) != .allowed)
         for _ in 0..<5 { #expect(limiters.address.acquire("127.0.0.9") == .allowed) }
         #expect(limiters.address.acquire("127.0.0.9") != .allowed)

@@ -8,21 +8,39 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Synchronization
 
-/// Webhook calls that only join their stack's queued deploy, answered on the connection's event
-/// loop as they are read.
+/// Webhook calls without a body, taken on the connection's event loop as they are read.
 ///
-/// A hot webhook (a registry announcing pushes, a CI job retried) mostly repeats the call before
-/// it: the call joins the queued deploy in memory and its answer is the job (`JoinableDeploys`).
-/// Through Hummingbird such a call crosses from the event loop to a task and back; that hop cost
-/// as much as everything Wharf does for the call (bench/FINDINGS.md). Here the same work — the
-/// token, the rate limits, the trigger, the plan, the join, the 202 with the job — runs where the
-/// request was decoded, and the answer is written there at once.
+/// Registries and CI jobs call a webhook with its token and a query, and no body. Through
+/// Hummingbird such a call crosses from the event loop to a task and back; that hop cost as much
+/// as everything Wharf does for the call (bench/FINDINGS.md). Here the same work — the token, the
+/// rate limits, the trigger, the plan, the job, the 202 — runs where the request was decoded:
+/// - a call that joins its stack's queued deploy in memory (a hot stack's repeated call) is
+///   answered at once;
+/// - a call that needs the store's writer (a new job, or a change to the queued one) goes to its
+///   next group commit, and is answered on the event loop once that has committed.
 ///
 /// Every other call, and any call this lane is not sure of, goes on to Hummingbird untouched, and
-/// its answer is what it always was (`API.joinWithoutWaiting` says which calls stay here).
+/// its answer is what it always was (`API.takeOnLane` says which calls stay here). So does a call
+/// the store failed: nothing of it was written, and the router answers it as it would have.
 final class WebhookLane: Sendable {
-    typealias Answer = @Sendable (_ token: Substring, _ query: Substring?, _ headers: HTTPFields, _ clientAddress: String)
-        -> (body: ByteBuffer, location: String)?
+    /// A call's 202: the job's JSON and its status URL.
+    struct Accepted: Sendable {
+        var body: ByteBuffer
+        var location: String
+    }
+
+    /// What the lane does with a call.
+    enum Take {
+        /// Hummingbird answers it.
+        case passOn
+        /// The 202, now.
+        case accepted(Accepted)
+        /// The store is writing it: `later` gets the 202, or nil for Hummingbird to answer the call.
+        case later
+    }
+
+    typealias Answer = @Sendable (_ token: Substring, _ query: Substring?, _ headers: HTTPFields, _ clientAddress: String,
+                                  _ later: @escaping @Sendable (Accepted?) -> Void) -> Take
 
     let answer: Answer
     let serverName: String?
@@ -53,19 +71,37 @@ final class WebhookLane: Sendable {
         return Call(token: token, query: mark.map { target[target.utf8.index(after: $0)...] })
     }
 
-    /// The whole answer to a call that joined, or nil when Hummingbird must answer it.
-    func respond(to call: Call, headers: HTTPFields, remoteAddress: SocketAddress?) -> (head: HTTPResponse, body: ByteBuffer)? {
-        guard let (body, location) = answer(call.token, call.query, headers, remoteAddress?.ipAddress ?? "unknown") else { return nil }
+    /// A call's answer: now, later (`later` gets it, or nil for Hummingbird to answer), or nil
+    /// when Hummingbird must answer it now.
+    enum Response {
+        case now(head: HTTPResponse, body: ByteBuffer)
+        case later
+    }
+
+    func respond(to call: Call, headers: HTTPFields, remoteAddress: SocketAddress?,
+                 later: @escaping @Sendable ((head: HTTPResponse, body: ByteBuffer)?) -> Void) -> Response? {
+        switch answer(call.token, call.query, headers, remoteAddress?.ipAddress ?? "unknown", { accepted in
+            later(accepted.map { self.response($0) })
+        }) {
+        case .passOn: return nil
+        case .accepted(let accepted):
+            let (head, body) = response(accepted)
+            return .now(head: head, body: body)
+        case .later: return .later
+        }
+    }
+
+    /// The headers Hummingbird writes for `Response.json(…, status: .accepted, headers: [.location: …])`.
+    private func response(_ accepted: Accepted) -> (head: HTTPResponse, body: ByteBuffer) {
         answered.add(1, ordering: .relaxed)
-        // The headers Hummingbird writes for `Response.json(…, status: .accepted, headers: [.location: …])`.
         var fields = HTTPFields()
         fields.reserveCapacity(5)
-        fields[.location] = location
+        fields[.location] = accepted.location
         fields[.contentType] = "application/json; charset=utf-8"
-        fields[.contentLength] = String(body.readableBytes)
+        fields[.contentLength] = String(accepted.body.readableBytes)
         fields[.date] = HTTPDate.now()
         if let serverName { fields[.server] = serverName }
-        return (HTTPResponse(status: .accepted, headerFields: fields), body)
+        return (HTTPResponse(status: .accepted, headerFields: fields), accepted.body)
     }
 }
 
@@ -73,10 +109,14 @@ final class WebhookLane: Sendable {
 /// candidate's head until its end, answers it when `WebhookLane` can, and otherwise passes every
 /// part on as it came.
 ///
-/// Answers leave in the order their requests came: a call is answered here only when every
-/// request passed on before it has had its answer written (`waiting` counts them, down at each
-/// response's end on its way out). The connection-state handler before this one sees every
-/// request and every answer, so idle timeouts and graceful shutdown work as before.
+/// Answers leave in the order their requests came:
+/// - a call is taken here only when every request passed on before it has had its answer written
+///   (`waiting` counts them, down at each response's end on its way out);
+/// - while the store writes a call taken here (`parked`), the parts read after it wait in
+///   `backlog`, and the channel reads no more, until the call is answered or passed on.
+///
+/// The connection-state handler before this one sees every request and every answer, so idle
+/// timeouts and graceful shutdown work as before.
 final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -88,37 +128,105 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held: (head: HTTPRequest, call: WebhookLane.Call)?
     /// Requests passed on whose answer has not ended yet.
     private var waiting = 0
+    /// The head of a call the store is writing; what is read meanwhile waits in `backlog`.
+    private var parked: HTTPRequest?
+    private var backlog: [HTTPRequestPart] = []
+    /// A read asked for while a call was parked, made once it is not.
+    private var readHeld = false
+    private var inactive = false
 
     init(lane: WebhookLane) {
         self.lane = lane
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if parked != nil {
+            backlog.append(part)
+            return
+        }
+        read(part, context: context)
+    }
+
+    private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             if waiting == 0, let call = WebhookLane.candidate(head) {
                 held = (head, call)
                 return
             }
             waiting += 1
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         case .body:
             passHeldOn(context)
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         case .end:
             if let (head, call) = held {
                 held = nil
-                if let (responseHead, body) = lane.respond(to: call, headers: head.headerFields, remoteAddress: context.channel.remoteAddress) {
-                    context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-                    context.write(wrapOutboundOut(.body(body)), promise: nil)
-                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                    return
+                let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+                let response = lane.respond(to: call, headers: head.headerFields, remoteAddress: context.channel.remoteAddress) { answer in
+                    bound.eventLoop.execute { bound.value.handler.unpark(answer, context: bound.value.context) }
                 }
-                waiting += 1
-                context.fireChannelRead(wrapInboundOut(.head(head)))
+                switch response {
+                case .now(let responseHead, let body)?:
+                    write(responseHead, body, context: context)
+                    return
+                case .later?:
+                    parked = head
+                    return
+                case nil:
+                    waiting += 1
+                    context.fireChannelRead(wrapInboundOut(.head(head)))
+                }
             }
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         }
+    }
+
+    /// The store is done with the parked call: its answer goes out, or the call goes on to
+    /// Hummingbird; then what waited behind it is read.
+    private func unpark(_ answer: (head: HTTPResponse, body: ByteBuffer)?, context: ChannelHandlerContext) {
+        guard let head = parked else { return }
+        parked = nil
+        guard !inactive else {
+            backlog.removeAll()
+            return
+        }
+        if let (responseHead, body) = answer {
+            write(responseHead, body, context: context)
+        } else {
+            waiting += 1
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            context.fireChannelRead(wrapInboundOut(.end(nil)))
+        }
+        while parked == nil, !backlog.isEmpty {
+            read(backlog.removeFirst(), context: context)
+        }
+        // Hummingbird's channel hands on what it was given at the end of a read.
+        context.fireChannelReadComplete()
+        if parked == nil, readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func write(_ head: HTTPResponse, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if parked != nil {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inactive = true
+        context.fireChannelInactive()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -133,15 +133,19 @@ extension API {
         return call
     }
 
-    /// Answers a webhook call without a body that only joins its stack's queued deploy, where it
-    /// was read (`WebhookLane`): the same token, limits, trigger, plan, join, count and answer as
-    /// `trigger`, without a task, the router or the store. Nil when the call needs more — a token
-    /// not in the cache, a bad query, `wait`, an ignored call, a limit reached, a call that would
-    /// change the queued deploy or queue a new one — and then `trigger` answers it as ever, the
-    /// limits' tokens taken here given back. A join is logged at debug only, so a server logging
-    /// at debug or below answers every call through `trigger` (`makeHTTPServer`).
-    func joinWithoutWaiting(token raw: Substring, query: Substring?, headers: HTTPFields,
-                            clientAddress: String) -> (body: ByteBuffer, location: String)? {
+    /// Takes a webhook call without a body where it was read (`WebhookLane`): the same token,
+    /// limits, trigger, plan, job and count as `trigger`, without a task or the router. A call that
+    /// joins its stack's queued deploy in memory is answered at once (`.accepted`); one that needs
+    /// the store's writer (a new job, or a change to the queued one) goes to the next group commit,
+    /// and `later` gets its answer once that has committed (`.later`), or nil if the store failed
+    /// it — the router then takes the call as it came and answers the error, since nothing of it
+    /// was written. `.passOn` leaves a call to the router now: a token not in the cache, a bad
+    /// query, `wait`, registry event ids, an ignored call, a limit reached. The limits' tokens
+    /// taken here are given back whenever the router is to answer. The lane logs a new job as
+    /// `trigger` does; a join is logged at debug only, so a server logging at debug or below
+    /// answers every call through `trigger` (`makeWebhookLane`).
+    func takeOnLane(token raw: Substring, query: Substring?, headers: HTTPFields, clientAddress: String,
+                    later: @escaping @Sendable (WebhookLane.Accepted?) -> Void) -> WebhookLane.Take {
         guard let token = WebhookToken(raw),
               let (stack, pins) = store.cachedStack(webhookToken: token.rawValue, publicURL: settings.publicURL),
               let trigger = try? WebhookTrigger.parse(query: WebhookTrigger.decodeQuery(query.map(String.init)),
@@ -150,25 +154,41 @@ extension API {
               (trigger.wait ?? 0) <= 0, trigger.eventIds.isEmpty,
               case .deploy(let request)? = try? Self.prepare(trigger, stack: stack, pins: pins, remoteAddr: clientAddress,
                                                             userAgent: headers[.userAgent])
-        else { return nil }
-        if let limiters = webhookLimiters {
-            guard case .allowed = limiters.address.acquire(clientAddress) else { return nil }
+        else { return .passOn }
+        let limiters = webhookLimiters
+        if let limiters {
+            guard case .allowed = limiters.address.acquire(clientAddress) else { return .passOn }
             guard case .allowed = limiters.token.acquire(token.rawValue) else {
                 limiters.address.refund(clientAddress)
-                return nil
+                return .passOn
             }
-        }
-        guard let job = store.joinQueuedDeploy(stackId: stack.id, request: request) else {
-            if let limiters = webhookLimiters {
-                limiters.address.refund(clientAddress)
-                limiters.token.refund(token.rawValue)
-            }
-            return nil
         }
         // As `trigger` after a join: counted, not logged above debug, nothing handed to the dispatcher.
-        metrics.webhookCall("coalesced")
-        let statusURL = "/api/jobs/\(job.id)"
-        return (JobJSON.accepted(job, statusURL: statusURL), statusURL)
+        if let job = store.joinQueuedDeploy(stackId: stack.id, request: request) {
+            metrics.webhookCall("coalesced")
+            let statusURL = "/api/jobs/\(job.id)"
+            return .accepted(WebhookLane.Accepted(body: JobJSON.accepted(job, statusURL: statusURL), location: statusURL))
+        }
+        let (logger, metrics, dispatcher) = (self.logger, self.metrics, self.dispatcher)
+        let (stackId, environmentId, source) = (stack.id, stack.environmentId, trigger.source.rawValue)
+        store.enqueueJob(stackId: stackId, request: request, claimingFor: dispatcher.connectedAgents) { outcome in
+            guard case .success(let enqueued) = outcome else {
+                if let limiters {
+                    limiters.address.refund(clientAddress)
+                    limiters.token.refund(token.rawValue)
+                }
+                return later(nil)
+            }
+            // As `trigger` after the store: a new job logged, handed to the dispatcher, counted.
+            let job = enqueued.job
+            logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
+                "stack.id": "\(stackId)", "job.id": "\(job.id)", "source": "\(source)", "coalesced": "\(job.coalesced)"])
+            dispatcher.handOver(enqueued, environmentId: environmentId)
+            metrics.webhookCall(job.coalesced > 0 ? "coalesced" : "accepted")
+            let statusURL = "/api/jobs/\(job.id)"
+            later(WebhookLane.Accepted(body: JobJSON.accepted(job, statusURL: statusURL), location: statusURL))
+        }
+        return .later
     }
 
     /// What a webhook call asks for, worked out from its stack and the call alone (no store read

@@ -46,18 +46,18 @@ public struct API: Sendable {
                               webhook: router.middlewares.constructResponder(finalResponder: CallbackResponder(callback: webhook)))
     }
 
-    /// Hummingbird's HTTP/1 server, with webhook calls that only join a queued deploy answered on
-    /// the event loop (`makeWebhookLane`).
+    /// Hummingbird's HTTP/1 server, with webhook calls without a body taken on the event loop
+    /// (`makeWebhookLane`).
     public func makeHTTPServer(serverName: String?) -> HTTPServerBuilder {
         .wharf(lane: makeWebhookLane(serverName: serverName))
     }
 
-    /// The lane for calls that only join a queued deploy (`WebhookLane`), unless the server logs at
-    /// debug or below: `trigger` logs each join at debug, the lane does not.
+    /// The lane for webhook calls without a body (`WebhookLane`), unless the server logs at debug
+    /// or below: `trigger` logs each join at debug, the lane does not.
     func makeWebhookLane(serverName: String?) -> WebhookLane? {
         guard logger.logLevel > .debug else { return nil }
-        return WebhookLane(serverName: serverName) { token, query, headers, address in
-            self.joinWithoutWaiting(token: token, query: query, headers: headers, clientAddress: address)
+        return WebhookLane(serverName: serverName) { token, query, headers, address, later in
+            self.takeOnLane(token: token, query: query, headers: headers, clientAddress: address, later: later)
         }
     }
 

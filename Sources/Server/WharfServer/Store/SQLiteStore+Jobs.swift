@@ -252,15 +252,29 @@ extension SQLiteStore {
     public func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued {
         if let job = joinQueuedDeploy(stackId: stackId, request: request) { return Enqueued(job: job) }
         return try await withCheckedThrowingContinuation { continuation in
-            let lead = enqueues.withLock { queue -> Bool in
-                queue.waiting.append(EnqueueQueue.Waiting(stackId: stackId, request: request, connected: connected,
-                                                          continuation: continuation))
-                if queue.writing { return false }
-                queue.writing = true
-                return true
-            }
-            if lead { Task { await self.writeEnqueued() } }
+            submit(EnqueueQueue.Waiting(stackId: stackId, request: request, connected: connected,
+                                        done: { continuation.resume(with: $0) }))
         }
+    }
+
+    /// `enqueueJob`, for a caller that does not wait in a task (the webhook lane, on an event
+    /// loop): `completion` gets the outcome once, at once for a join in memory, else on the
+    /// writer's thread once the transaction has committed.
+    public func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?,
+                           completion: @escaping @Sendable (Result<Enqueued, any Error>) -> Void) {
+        if let job = joinQueuedDeploy(stackId: stackId, request: request) { return completion(.success(Enqueued(job: job))) }
+        submit(EnqueueQueue.Waiting(stackId: stackId, request: request, connected: connected, done: completion))
+    }
+
+    /// Adds a request to the next group commit, and starts the writer if none is running.
+    private func submit(_ waiting: EnqueueQueue.Waiting) {
+        let lead = enqueues.withLock { queue -> Bool in
+            queue.waiting.append(waiting)
+            if queue.writing { return false }
+            queue.writing = true
+            return true
+        }
+        if lead { Task { await self.writeEnqueued() } }
     }
 
     private func writeEnqueued() async {
@@ -277,7 +291,7 @@ extension SQLiteStore {
             var batch: [EnqueueQueue.Waiting] = []
             for waiting in taken {
                 if let job = joinQueuedDeploy(stackId: waiting.stackId, request: waiting.request) {
-                    waiting.continuation.resume(returning: Enqueued(job: job))
+                    waiting.done(.success(Enqueued(job: job)))
                 } else {
                     batch.append(waiting)
                 }
@@ -334,9 +348,9 @@ extension SQLiteStore {
                     try self.writeJoined(db, &queued)
                     return outcomes
                 }
-                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }
+                for (waiting, outcome) in zip(batch, outcomes) { waiting.done(outcome) }
             } catch {
-                for waiting in batch { waiting.continuation.resume(throwing: error) }
+                for waiting in batch { waiting.done(.failure(error)) }
             }
         }
     }
@@ -499,7 +513,8 @@ struct EnqueueQueue: Sendable {
         var stackId: String
         var request: JobRequest
         var connected: ConnectedAgents?
-        var continuation: CheckedContinuation<Enqueued, any Error>
+        /// Called once with the request's outcome.
+        var done: @Sendable (Result<Enqueued, any Error>) -> Void
     }
 
     var waiting: [Waiting] = []

@@ -46,6 +46,11 @@ public protocol WharfStore: Sendable {
     /// in the same transaction; if the stack has seen them all, it throws `event_already_received`
     /// and writes nothing (`JobRequest.eventIds`).
     func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?) async throws -> Enqueued
+    /// `enqueueJob` for a caller that cannot wait in a task (the webhook lane, on an event loop):
+    /// `completion` gets the outcome once, on any thread, when the job is on disk (or at once for
+    /// a join in memory).
+    func enqueueJob(stackId: String, request: JobRequest, claimingFor connected: ConnectedAgents?,
+                    completion: @escaping @Sendable (Result<Enqueued, any Error>) -> Void)
     /// Which of a registry's event `ids` the stack has received before.
     func receivedRegistryEvents(stackId: String, ids: [String]) async throws -> Set<String>
     /// Joins the stack's queued deploy in memory when that changes nothing but its count (what
