@@ -155,12 +155,15 @@ struct WebhookLaneTests {
             // answered first).
             let busy = Task { try await setup.harness.store.db.write { _ in Thread.sleep(forTimeInterval: 0.5) } }
             try await Task.sleep(for: .milliseconds(100))
-            let tagged = "POST \(setup.path)?tag=v7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-            let behind = try await PipelinedHTTP.exchange(port: port, requests: tagged + health + tagged + post, count: 4)
+            // The second call changes the deploy again: taken from the backlog, it is parked in turn.
+            func tagged(_ tag: String) -> String { "POST \(setup.path)?tag=\(tag) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" }
+            let behind = try await PipelinedHTTP.exchange(port: port, requests: tagged("v7") + tagged("v8") + health + post, count: 4)
             try await busy.value
-            #expect(behind.map(\.status) == [202, 200, 202, 202])
-            #expect(behind.compactMap { $0.json?["job"] as? [String: Any] }.map { $0["coalesced"] as? Int } == [10, 11, 12])
-            #expect(setup.lane.answered.load(ordering: .relaxed) == 5)
+            #expect(behind.map(\.status) == [202, 202, 200, 202])
+            let jobs = behind.compactMap { $0.json?["job"] as? [String: Any] }
+            #expect(jobs.map { $0["coalesced"] as? Int } == [10, 11, 12])
+            #expect(jobs.map { ($0["trigger"] as? [String: Any])?["params"] as? [String: String] }.map { $0?["tag"] } == ["v7", "v8", "v8"])
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 6)
         }
         await setup.harness.stop()
     }
@@ -207,8 +210,29 @@ struct WebhookLaneTests {
             let body = try JSONSerialization.jsonObject(with: Data(buffer: refused.body)) as? [String: Any]
             #expect((body?["error"] as? [String: Any])?["code"] as? String == "stack_removing", "\(String(describing: body))")
             #expect(setup.lane.answered.load(ordering: .relaxed) == 0)
+            #expect(setup.lane.handedOn.load(ordering: .relaxed) == 1, "taken on the lane, failed by the store, then the router's")
             let jobs = try await setup.harness.store.jobs(stackId: setup.stack.id, state: nil, limit: 10)
             #expect(jobs.count == 2, "the first deploy and the remove: \(jobs.map(\.kind))")
+        }
+        await setup.harness.stop()
+    }
+
+    @Test func aClientThatClosesItsSideAfterItsCallStillGetsTheAnswer() async throws {
+        let setup = try await Self.setUp()
+        try await Self.application(setup).test(.live) { client in
+            let port = try #require(client.port)
+            _ = try await client.execute(uri: setup.path, method: .post)  // cached now
+            // `printf 'POST …' | nc -N`: the request, then the end of the client's stream, read while
+            // the call is written (the writer held 0.5 s). Unheld, the half-close reached
+            // Hummingbird first, which closed the connection before the 202.
+            let busy = Task { try await setup.harness.store.db.write { _ in Thread.sleep(forTimeInterval: 0.5) } }
+            try await Task.sleep(for: .milliseconds(100))
+            let replies = try await PipelinedHTTP.exchange(
+                port: port, requests: "POST \(setup.path)?tag=v3 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                count: 1, untilClosed: true, halfClose: true)
+            try await busy.value
+            #expect(replies.map(\.status) == [202])
+            #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
         }
         await setup.harness.stop()
     }
@@ -217,8 +241,8 @@ struct WebhookLaneTests {
     /// or "handed on".
     static func take(_ api: API, _ token: Substring, _ query: Substring?, from address: String = "127.0.0.9") async -> String {
         await withCheckedContinuation { continuation in
-            let take = api.takeOnLane(token: token, query: query, headers: [:], clientAddress: address) { accepted in
-                continuation.resume(returning: accepted == nil ? "handed on" : "written")
+            let take = api.takeOnLane(token: token, query: query, headers: [:], clientAddress: address) { made in
+                continuation.resume(returning: made == nil ? "handed on" : "written")
             }
             switch take {
             case .passOn: continuation.resume(returning: "passOn")
@@ -295,15 +319,19 @@ enum PipelinedHTTP {
         var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] }
     }
 
-    static func exchange(port: Int, requests: String, count: Int, untilClosed: Bool = false) async throws -> [Reply] {
+    /// With `halfClose`, the client closes its side once the requests are written.
+    static func exchange(port: Int, requests: String, count: Int, untilClosed: Bool = false, halfClose: Bool = false) async throws -> [Reply] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.allowRemoteHalfClosure, value: halfClose)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel,
+                                                                configuration: .init(isOutboundHalfClosureEnabled: halfClose))
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: requests))
+            if halfClose { outbound.finish() }
             var received: [UInt8] = []
             var replies: [Reply] = []
             for try await part in inbound {

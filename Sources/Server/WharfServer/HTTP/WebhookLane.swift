@@ -35,17 +35,21 @@ final class WebhookLane: Sendable {
         case passOn
         /// The 202, now.
         case accepted(Accepted)
-        /// The store is writing it: `later` gets the 202, or nil for Hummingbird to answer the call.
+        /// The store is writing it: `later` gets what makes the 202 (run on the event loop, so the
+        /// writer's thread only hands it over), or nil for Hummingbird to take the call.
         case later
     }
 
+    typealias Later = @Sendable ((@Sendable () -> Accepted)?) -> Void
     typealias Answer = @Sendable (_ token: Substring, _ query: Substring?, _ headers: HTTPFields, _ clientAddress: String,
-                                  _ later: @escaping @Sendable (Accepted?) -> Void) -> Take
+                                  _ later: @escaping Later) -> Take
 
     let answer: Answer
     let serverName: String?
-    /// Calls answered here (for tests).
+    /// Calls answered here, and calls taken here that the store failed and Hummingbird then took
+    /// (for tests).
     let answered = Atomic<Int>(0)
+    let handedOn = Atomic<Int>(0)
 
     init(serverName: String?, answer: @escaping Answer) {
         self.serverName = serverName
@@ -71,18 +75,15 @@ final class WebhookLane: Sendable {
         return Call(token: token, query: mark.map { target[target.utf8.index(after: $0)...] })
     }
 
-    /// A call's answer: now, later (`later` gets it, or nil for Hummingbird to answer), or nil
-    /// when Hummingbird must answer it now.
+    /// A call's answer: now, or later (`later` gets what makes it, or nil when Hummingbird is to
+    /// take the call); nil when Hummingbird must answer it now.
     enum Response {
         case now(head: HTTPResponse, body: ByteBuffer)
         case later
     }
 
-    func respond(to call: Call, headers: HTTPFields, remoteAddress: SocketAddress?,
-                 later: @escaping @Sendable ((head: HTTPResponse, body: ByteBuffer)?) -> Void) -> Response? {
-        switch answer(call.token, call.query, headers, remoteAddress?.ipAddress ?? "unknown", { accepted in
-            later(accepted.map { self.response($0) })
-        }) {
+    func respond(to call: Call, headers: HTTPFields, remoteAddress: SocketAddress?, later: @escaping Later) -> Response? {
+        switch answer(call.token, call.query, headers, remoteAddress?.ipAddress ?? "unknown", later) {
         case .passOn: return nil
         case .accepted(let accepted):
             let (head, body) = response(accepted)
@@ -92,7 +93,7 @@ final class WebhookLane: Sendable {
     }
 
     /// The headers Hummingbird writes for `Response.json(…, status: .accepted, headers: [.location: …])`.
-    private func response(_ accepted: Accepted) -> (head: HTTPResponse, body: ByteBuffer) {
+    func response(_ accepted: Accepted) -> (head: HTTPResponse, body: ByteBuffer) {
         answered.add(1, ordering: .relaxed)
         var fields = HTTPFields()
         fields.reserveCapacity(5)
@@ -112,28 +113,36 @@ final class WebhookLane: Sendable {
 /// Answers leave in the order their requests came:
 /// - a call is taken here only when every request passed on before it has had its answer written
 ///   (`waiting` counts them, down at each response's end on its way out);
-/// - while the store writes a call taken here (`parked`), the parts read after it wait in
-///   `backlog`, and the channel reads no more, until the call is answered or passed on.
+/// - while the store writes a call taken here (`parked`), what the channel hands in after it —
+///   request parts, events (the client's half-close), errors (a bad request) — waits in `backlog`
+///   and the channel reads no more, until the call is answered or passed on.
 ///
 /// The connection-state handler before this one sees every request and every answer, so idle
-/// timeouts and graceful shutdown work as before.
+/// timeouts and graceful shutdown work as before (a parked call is a request in progress).
 final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    /// What the channel handed in while a call was parked, in its order.
+    private enum Inbound {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
+
     private let lane: WebhookLane
     /// A candidate's head, waiting for its end (or a body part, which sends it on).
     private var held: (head: HTTPRequest, call: WebhookLane.Call)?
     /// Requests passed on whose answer has not ended yet.
     private var waiting = 0
-    /// The head of a call the store is writing; what is read meanwhile waits in `backlog`.
-    private var parked: HTTPRequest?
-    private var backlog: [HTTPRequestPart] = []
-    /// A read asked for while a call was parked, made once it is not.
+    /// A call the store is writing (its head and end, as read); what comes in meanwhile waits in `backlog`.
+    private var parked: (head: HTTPRequest, end: HTTPRequestPart)?
+    private var backlog: [Inbound] = []
+    /// A read asked for while a call was parked, made once none is. (At most one read's worth
+    /// more than Hummingbird's channel may have wanted by then: bounded, and no read is lost.)
     private var readHeld = false
-    private var inactive = false
 
     init(lane: WebhookLane) {
         self.lane = lane
@@ -142,10 +151,26 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if parked != nil {
-            backlog.append(part)
+            backlog.append(.part(part))
             return
         }
         read(part, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if parked != nil {
+            backlog.append(.event(event))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if parked != nil {
+            backlog.append(.error(error))
+            return
+        }
+        context.fireErrorCaught(error)
     }
 
     private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
@@ -164,15 +189,15 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let (head, call) = held {
                 held = nil
                 let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-                let response = lane.respond(to: call, headers: head.headerFields, remoteAddress: context.channel.remoteAddress) { answer in
-                    bound.eventLoop.execute { bound.value.handler.unpark(answer, context: bound.value.context) }
+                let response = lane.respond(to: call, headers: head.headerFields, remoteAddress: context.channel.remoteAddress) { made in
+                    bound.eventLoop.execute { bound.value.handler.unpark(made, context: bound.value.context) }
                 }
                 switch response {
                 case .now(let responseHead, let body)?:
                     write(responseHead, body, context: context)
                     return
                 case .later?:
-                    parked = head
+                    parked = (head, part)
                     return
                 case nil:
                     waiting += 1
@@ -184,23 +209,30 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The store is done with the parked call: its answer goes out, or the call goes on to
-    /// Hummingbird; then what waited behind it is read.
-    private func unpark(_ answer: (head: HTTPResponse, body: ByteBuffer)?, context: ChannelHandlerContext) {
-        guard let head = parked else { return }
+    /// Hummingbird; then what waited behind it is handed in.
+    private func unpark(_ made: (@Sendable () -> WebhookLane.Accepted)?, context: ChannelHandlerContext) {
+        guard let (head, end) = parked else { return }
         parked = nil
-        guard !inactive else {
+        // A connection closed meanwhile: nobody to answer (the job, if written, stays).
+        guard context.channel.isActive else {
             backlog.removeAll()
             return
         }
-        if let (responseHead, body) = answer {
+        if let made {
+            let (responseHead, body) = lane.response(made())
             write(responseHead, body, context: context)
         } else {
+            lane.handedOn.add(1, ordering: .relaxed)
             waiting += 1
             context.fireChannelRead(wrapInboundOut(.head(head)))
-            context.fireChannelRead(wrapInboundOut(.end(nil)))
+            context.fireChannelRead(wrapInboundOut(end))
         }
         while parked == nil, !backlog.isEmpty {
-            read(backlog.removeFirst(), context: context)
+            switch backlog.removeFirst() {
+            case .part(let part): read(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
         }
         // Hummingbird's channel hands on what it was given at the end of a read.
         context.fireChannelReadComplete()
@@ -222,11 +254,6 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             context.read()
         }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        inactive = true
-        context.fireChannelInactive()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

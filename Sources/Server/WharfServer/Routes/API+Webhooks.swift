@@ -134,18 +134,22 @@ extension API {
     }
 
     /// Takes a webhook call without a body where it was read (`WebhookLane`): the same token,
-    /// limits, trigger, plan, job and count as `trigger`, without a task or the router. A call that
-    /// joins its stack's queued deploy in memory is answered at once (`.accepted`); one that needs
-    /// the store's writer (a new job, or a change to the queued one) goes to the next group commit,
-    /// and `later` gets its answer once that has committed (`.later`), or nil if the store failed
-    /// it — the router then takes the call as it came and answers the error, since nothing of it
-    /// was written. `.passOn` leaves a call to the router now: a token not in the cache, a bad
-    /// query, `wait`, registry event ids, an ignored call, a limit reached. The limits' tokens
-    /// taken here are given back whenever the router is to answer. The lane logs a new job as
-    /// `trigger` does; a join is logged at debug only, so a server logging at debug or below
-    /// answers every call through `trigger` (`makeWebhookLane`).
+    /// limits, trigger, plan, job and count as `trigger`, without a task or the router.
+    /// - A call that joins its stack's queued deploy in memory is answered at once (`.accepted`).
+    /// - One that needs the store's writer (a new job, or a change to the queued one) goes to the
+    ///   next group commit (`.later`). Once that has committed, the job is handed to the
+    ///   dispatcher on the writer's thread, and `later` gets what logs, counts and makes the 202,
+    ///   which the lane runs on the event loop. If the store failed the call, `later` gets nil and
+    ///   the router takes the call as it came: nothing of it was written, so it runs it again and
+    ///   answers the error (or a 202, if the failure has passed).
+    /// - `.passOn` leaves a call to the router now: a token not in the cache, a bad query, `wait`,
+    ///   registry event ids, an ignored call, a limit reached.
+    ///
+    /// The limits' tokens taken here are given back whenever the router is to answer. A join is
+    /// logged at debug only, so a server logging at debug or below answers every call through
+    /// `trigger` (`makeWebhookLane`). The lane's log lines have no request id.
     func takeOnLane(token raw: Substring, query: Substring?, headers: HTTPFields, clientAddress: String,
-                    later: @escaping @Sendable (WebhookLane.Accepted?) -> Void) -> WebhookLane.Take {
+                    later: @escaping WebhookLane.Later) -> WebhookLane.Take {
         guard let token = WebhookToken(raw),
               let (stack, pins) = store.cachedStack(webhookToken: token.rawValue, publicURL: settings.publicURL),
               let trigger = try? WebhookTrigger.parse(query: WebhookTrigger.decodeQuery(query.map(String.init)),
@@ -166,8 +170,7 @@ extension API {
         // As `trigger` after a join: counted, not logged above debug, nothing handed to the dispatcher.
         if let job = store.joinQueuedDeploy(stackId: stack.id, request: request) {
             metrics.webhookCall("coalesced")
-            let statusURL = "/api/jobs/\(job.id)"
-            return .accepted(WebhookLane.Accepted(body: JobJSON.accepted(job, statusURL: statusURL), location: statusURL))
+            return .accepted(Self.accepted(job))
         }
         let (logger, metrics, dispatcher) = (self.logger, self.metrics, self.dispatcher)
         let (stackId, environmentId, source) = (stack.id, stack.environmentId, trigger.source.rawValue)
@@ -179,16 +182,24 @@ extension API {
                 }
                 return later(nil)
             }
-            // As `trigger` after the store: a new job logged, handed to the dispatcher, counted.
-            let job = enqueued.job
-            logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
-                "stack.id": "\(stackId)", "job.id": "\(job.id)", "source": "\(source)", "coalesced": "\(job.coalesced)"])
+            // As `trigger` after the store: the job handed to the dispatcher at once; logged,
+            // counted and answered on the event loop.
             dispatcher.handOver(enqueued, environmentId: environmentId)
-            metrics.webhookCall(job.coalesced > 0 ? "coalesced" : "accepted")
-            let statusURL = "/api/jobs/\(job.id)"
-            later(WebhookLane.Accepted(body: JobJSON.accepted(job, statusURL: statusURL), location: statusURL))
+            let job = enqueued.job
+            later {
+                logger.log(level: job.coalesced > 0 ? .debug : .info, "webhook accepted", metadata: [
+                    "stack.id": "\(stackId)", "job.id": "\(job.id)", "source": "\(source)", "coalesced": "\(job.coalesced)"])
+                metrics.webhookCall(job.coalesced > 0 ? "coalesced" : "accepted")
+                return Self.accepted(job)
+            }
         }
         return .later
+    }
+
+    /// A webhook call's 202 for `job`: its JSON and its status URL.
+    static func accepted(_ job: Job) -> WebhookLane.Accepted {
+        let statusURL = "/api/jobs/\(job.id)"
+        return WebhookLane.Accepted(body: JobJSON.accepted(job, statusURL: statusURL), location: statusURL)
     }
 
     /// What a webhook call asks for, worked out from its stack and the call alone (no store read

@@ -53,7 +53,7 @@ public struct API: Sendable {
     }
 
     /// The lane for webhook calls without a body (`WebhookLane`), unless the server logs at debug
-    /// or below: `trigger` logs each join at debug, the lane does not.
+    /// or below: `trigger` logs each join at debug, the lane does not log a join in memory.
     func makeWebhookLane(serverName: String?) -> WebhookLane? {
         guard logger.logLevel > .debug else { return nil }
         return WebhookLane(serverName: serverName) { token, query, headers, address, later in
