@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
@@ -233,6 +236,45 @@ struct WebhookLaneTests {
             try await busy.value
             #expect(replies.map(\.status) == [202])
             #expect(setup.lane.answered.load(ordering: .relaxed) == 1)
+        }
+        await setup.harness.stop()
+    }
+
+    @Test func aCallWhoseClientResetTheConnectionWhileItWasWrittenIsStillCounted() async throws {
+        let setup = try await Self.setUp()
+        try await Self.application(setup).test(.live) { client in
+            let port = try #require(client.port)
+            _ = try await client.execute(uri: setup.path, method: .post)  // cached now; the router counts it
+            func coalesced() -> String? {
+                let text = String(decoding: setup.api.metrics.render(jobCounts: [:], connectedAgents: 0, environmentCount: 0), as: UTF8.self)
+                return text.split(separator: "\n").first { $0.hasPrefix(#"wharf_webhook_calls_total{outcome="coalesced"}"#) }.map(String.init)
+            }
+            #expect(coalesced()?.hasSuffix(" 1") == true, "\(String(describing: coalesced()))")
+            // The call is written while the writer is held; its client resets the connection meanwhile.
+            let busy = Task { try await setup.harness.store.db.write { _ in Thread.sleep(forTimeInterval: 0.5) } }
+            try await Task.sleep(for: .milliseconds(100))
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #expect(fd >= 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let request = Array("POST \(setup.path)?tag=v4 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".utf8)
+            #expect(write(fd, request, request.count) == request.count)
+            try await Task.sleep(for: .milliseconds(100))
+            var reset = linger(l_onoff: 1, l_linger: 0)  // close sends a reset
+            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+            close(fd)
+            try await busy.value
+            // Written, and counted once the lane has had its answer back.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while coalesced()?.hasSuffix(" 2") != true, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(coalesced()?.hasSuffix(" 2") == true, "\(String(describing: coalesced()))")
+            #expect(try await setup.harness.store.job(id: setup.firstJob.id).job.trigger.params["tag"] == "v4")
         }
         await setup.harness.stop()
     }

@@ -213,8 +213,10 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func unpark(_ made: (@Sendable () -> WebhookLane.Accepted)?, context: ChannelHandlerContext) {
         guard let (head, end) = parked else { return }
         parked = nil
-        // A connection closed meanwhile: nobody to answer (the job, if written, stays).
+        // A connection closed meanwhile (reset by the client): nobody to answer. A written call is
+        // still logged and counted, as the router would have: its job stays.
         guard context.channel.isActive else {
+            _ = made?()
             backlog.removeAll()
             return
         }
