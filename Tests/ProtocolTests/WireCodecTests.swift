@@ -20,10 +20,12 @@ struct WireCodecTests {
 
     @Test(arguments: [
         ServerMessage.welcome(Welcome(environmentId: "env_1", serverVersion: "0.1.0", pending: 2)),
+        .welcome(Welcome(environmentId: "env_1", serverVersion: "0.1.0", pending: 0, pingSeconds: 10)),
         .job(JobSpec(id: "job_1", kind: .deploy, stackId: "stk_1", stackName: "app", compose: "services: {}\n",
                      env: ["TAG": "v2"], images: ["web": "demo/web:v2"], pull: true,
                      credentials: [RegistryAuth(registry: "127.0.0.1:5000", username: "u", password: "p")])),
-        .resultAck(jobId: "job_1"), .cancel(jobId: "job_1"), .pong(pending: 0), .pong(pending: 7), .helloRequired,
+        .resultAck(jobId: "job_1"), .cancel(jobId: "job_1"), .pong(pending: 0), .pong(pending: 7),
+        .pong(pending: 0, pingSeconds: 3), .pong(pending: 0, pingSeconds: 60), .pong(pending: 7, pingSeconds: 10), .helloRequired,
         .error(code: "malformed", message: "bad"),
     ])
     func serverMessagesRoundTrip(_ message: ServerMessage) throws {
@@ -36,6 +38,44 @@ struct WireCodecTests {
         #expect(WireCodec.encode(ServerMessage.pong(pending: 0)) == Array(#"{"body":{"pending":0},"type":"pong","v":1}"#.utf8))
         #expect(WireCodec.encode(ServerMessage.pong(pending: 3)) == Array(#"{"body":{"pending":3},"type":"pong","v":1}"#.utf8))
         #expect(WireCodec.encode(ServerMessage.helloRequired) == Array(#"{"body":{},"type":"hello_required","v":1}"#.utf8))
+        #expect(WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 10))
+            == Array(#"{"body":{"pending":0,"pingSeconds":10},"type":"pong","v":1}"#.utf8))
+        #expect(WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 61))
+            == Array(#"{"body":{"pending":0,"pingSeconds":61},"type":"pong","v":1}"#.utf8))
+    }
+
+    /// An older agent reads a pong or a welcome that asks for an interval as before (the key is
+    /// ignored); a pong written another way, or with a number the fast path does not know, still reads.
+    @Test func theAskedPingIntervalReadsEitherWay() throws {
+        struct OldPending: Decodable { var pending: Int }
+        struct OldFrame: Decodable { var v: Int; var type: String; var body: OldPending }
+        let asked = WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 10))
+        #expect(try JSONDecoder().decode(OldFrame.self, from: Data(asked)).body.pending == 0)
+        for (text, seconds) in [(#"{"v":1,"type":"pong","body":{"pingSeconds":7,"pending":0}}"#, 7),
+                                (#"{"body":{"pending":0,"pingSeconds":120},"type":"pong","v":1}"#, 120)] {
+            #expect(try WireCodec.decodeServerMessage(Array(text.utf8)) == .pong(pending: 0, pingSeconds: seconds))
+        }
+        for text in [#"{"body":{"pending":0,"pingSeconds":1x},"type":"pong","v":1}"#, #"{"body":{"pending":0,"pingSeconds":07},"type":"pong","v":1}"#] {
+            #expect(throws: WireError.self) { try WireCodec.decodeServerMessage(Array(text.utf8)) }
+        }
+    }
+
+    @Test func thePingPolicyScalesWithTheFleet() {
+        #expect(PingPolicy.seconds(agents: 0, perSecond: 1_000) == nil)
+        #expect(PingPolicy.seconds(agents: 2_000, perSecond: 1_000) == nil)
+        #expect(PingPolicy.seconds(agents: 2_001, perSecond: 1_000) == 3)
+        #expect(PingPolicy.seconds(agents: 10_000, perSecond: 1_000) == 10)
+        #expect(PingPolicy.seconds(agents: 1_000_000, perSecond: 1_000) == 60)
+        #expect(PingPolicy.seconds(agents: 10_000, perSecond: 0) == nil)
+        // An agent takes the longer of its own and the asked interval, within 1–60 s.
+        #expect(PingPolicy.interval(.seconds(2), asked: nil) == .seconds(2))
+        #expect(PingPolicy.interval(.seconds(2), asked: 10) == .seconds(10))
+        #expect(PingPolicy.interval(.seconds(5), asked: 3) == .seconds(5))
+        #expect(PingPolicy.interval(.seconds(2), asked: 3_600) == .seconds(60))
+        #expect(PingPolicy.interval(.milliseconds(100), asked: 0) == .seconds(1))
+        #expect(PingPolicy.timeout(.seconds(10), asked: nil) == .seconds(10))
+        #expect(PingPolicy.timeout(.seconds(10), asked: 10) == .seconds(50))
+        #expect(PingPolicy.timeout(.seconds(30), asked: 3) == .seconds(30))
     }
 
     @Test func aPingWrittenAnotherWayIsStillAPing() throws {

@@ -55,12 +55,55 @@ public struct Welcome: Codable, Sendable, Equatable {
     public var serverVersion: String
     /// Jobs waiting for this environment that the agent does not hold yet.
     public var pending: Int
+    /// The ping interval the server asks for, in seconds, when it is longer than the default
+    /// (a large fleet: ``PingPolicy``); nil (left out of the frame) for the agent's own.
+    public var pingSeconds: Int?
 
     /// Makes a welcome.
-    public init(environmentId: String, serverVersion: String, pending: Int) {
+    public init(environmentId: String, serverVersion: String, pending: Int, pingSeconds: Int? = nil) {
         self.environmentId = environmentId
         self.serverVersion = serverVersion
         self.pending = pending
+        self.pingSeconds = pingSeconds
+    }
+}
+
+/// How often agents ping, and when either side of the link takes its silence as a dead link.
+///
+/// An agent pings when its link has been quiet for its interval (nothing sent or nothing heard), and
+/// the server answers each ping. Idle, every agent costs the server a ping and a pong per interval:
+/// 5,000 of each a second for 10,000 agents at the default 2 s, which took about 40 % of a vCPU
+/// (bench/FINDINGS.md, eighteenth pass). So the server asks a large fleet for a longer interval
+/// (in the welcome and in each pong), enough to keep all its agents' pings under a rate, as Nomad
+/// scales its heartbeats. Either side allows `silentIntervals` intervals of silence.
+public enum PingPolicy {
+    /// An agent's interval when the server asks for none.
+    public static let defaultSeconds = 2
+    /// A side that hears nothing for this many intervals takes the link as dead: 10 s at the default.
+    public static let silentIntervals = 5
+    /// The longest interval the server asks for, and an agent takes.
+    public static let maxSeconds = 60
+
+    /// The interval, in whole seconds, for `agents` connected agents to send at most `perSecond`
+    /// pings a second together; nil when the default does (2,000 agents at 1,000 a second).
+    public static func seconds(agents: Int, perSecond: Int) -> Int? {
+        guard perSecond > 0 else { return nil }
+        let seconds = min(maxSeconds, (agents + perSecond - 1) / perSecond)
+        return seconds > defaultSeconds ? seconds : nil
+    }
+
+    /// The interval an agent configured with `interval` uses when the server asked for `asked`
+    /// seconds: the longer of the two (a value out of range is clamped).
+    public static func interval(_ interval: Duration, asked: Int?) -> Duration {
+        guard let asked else { return interval }
+        return max(interval, .seconds(min(max(asked, 1), maxSeconds)))
+    }
+
+    /// How long a side waits, hearing nothing, before it takes the link as dead: its own `timeout`,
+    /// or `silentIntervals` of the interval the server asked for, whichever is longer.
+    public static func timeout(_ timeout: Duration, asked: Int?) -> Duration {
+        guard let asked else { return timeout }
+        return max(timeout, .seconds(min(max(asked, 1), maxSeconds) * silentIntervals))
     }
 }
 
@@ -88,7 +131,8 @@ public enum ServerMessage: Sendable, Equatable {
     /// welcome, for the jobs the hello said it holds.
     case cancel(jobId: String)
     /// The answer to a ping; `pending` counts jobs waiting that the agent does not hold.
-    case pong(pending: Int)
+    /// `pingSeconds` is the interval the server asks for, when longer than the default (``PingPolicy``).
+    case pong(pending: Int, pingSeconds: Int? = nil)
     /// The server does not know this connection (for example after its restart): send hello.
     case helloRequired
     /// The server could not use a message.

@@ -40,7 +40,7 @@ public enum WireCodec {
     }
 
     private struct JobRef: Codable { var jobId: String }
-    private struct Pending: Codable { var pending: Int }
+    private struct Pending: Codable { var pending: Int; var pingSeconds: Int? }
     private struct ErrorBody: Codable { var code: String; var message: String }
     private struct Empty: Codable {}
 
@@ -64,6 +64,28 @@ public enum WireCodec {
     public static func isPing(_ bytes: [UInt8]) -> Bool { bytes == pingFrame }
     private static let byeFrame = frame("bye", Empty())
     private static let idlePongFrame = frame("pong", Pending(pending: 0))
+    /// An idle pong asking for each interval a server may ask for (`PingPolicy`): a large fleet's
+    /// pongs carry one, up to 1,000 a second.
+    private static let idlePongFrames: [[UInt8]] = (0...PingPolicy.maxSeconds).map {
+        frame("pong", Pending(pending: 0, pingSeconds: $0))
+    }
+    private static let idlePongHead = Array(#"{"body":{"pending":0,"pingSeconds":"#.utf8)
+    private static let idlePongTail = Array(#"},"type":"pong","v":1}"#.utf8)
+
+    /// The interval of an idle pong as `idlePongFrames` has it, without parsing; nil for anything else.
+    private static func idlePongSeconds(_ bytes: [UInt8]) -> Int? {
+        let digits = bytes.count - idlePongHead.count - idlePongTail.count
+        guard (1...2).contains(digits), bytes.starts(with: idlePongHead), bytes.suffix(idlePongTail.count).elementsEqual(idlePongTail) else {
+            return nil
+        }
+        var seconds = 0
+        for byte in bytes[idlePongHead.count..<(idlePongHead.count + digits)] {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            seconds = seconds * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        guard idlePongFrames.indices.contains(seconds), idlePongFrames[seconds] == bytes else { return nil }
+        return seconds
+    }
     private static let helloRequiredFrame = frame("hello_required", Empty())
 
     /// `{"body":{"jobId":"…"},"type":"…","v":1}`, written directly: every job sends four of these.
@@ -157,7 +179,12 @@ public enum WireCodec {
         case .job(let job): jobFrame(job)
         case .resultAck(let id): jobRefFrame(id, resultAckTail)
         case .cancel(let id): frame("cancel", JobRef(jobId: id))
-        case .pong(let pending): pending == 0 ? idlePongFrame : frame("pong", Pending(pending: pending))
+        case .pong(let pending, let pingSeconds):
+            switch (pending, pingSeconds) {
+            case (0, nil): idlePongFrame
+            case (0, let seconds?) where idlePongFrames.indices.contains(seconds): idlePongFrames[seconds]
+            default: frame("pong", Pending(pending: pending, pingSeconds: pingSeconds))
+            }
         case .helloRequired: helloRequiredFrame
         case .error(let code, let message): frame("error", ErrorBody(code: code, message: message))
         }
@@ -211,7 +238,9 @@ public enum WireCodec {
             case "job": message = .job(try WireCodec.body(frame, JobSpec.self, type))
             case "result_ack": message = .resultAck(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
             case "cancel": message = .cancel(jobId: try WireCodec.body(frame, JobRef.self, type).jobId)
-            case "pong": message = .pong(pending: try WireCodec.body(frame, Pending.self, type).pending)
+            case "pong":
+                let pong = try WireCodec.body(frame, Pending.self, type)
+                message = .pong(pending: pong.pending, pingSeconds: pong.pingSeconds)
             case "hello_required": message = .helloRequired
             case "error":
                 let error = try WireCodec.body(frame, ErrorBody.self, type)
@@ -248,6 +277,7 @@ public enum WireCodec {
     /// Decodes a frame the server sent.
     public static func decodeServerMessage(_ bytes: [UInt8]) throws(WireError) -> ServerMessage {
         if bytes == idlePongFrame { return .pong(pending: 0) }
+        if let seconds = idlePongSeconds(bytes) { return .pong(pending: 0, pingSeconds: seconds) }
         if let id = canonicalJobRef(bytes, tail: resultAckTail) { return .resultAck(jobId: id) }
         if bytes.count <= maxFrameBytes, let job = CanonicalFrameReader.job(bytes) { return .job(job) }
         return try decodeFrame(ServerFrame.self, bytes).message

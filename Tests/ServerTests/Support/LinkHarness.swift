@@ -19,7 +19,8 @@ final class LinkHarness: Sendable {
     /// `database`, if given, is called with the database file's path before the store opens it
     /// (to leave there what an older server wrote).
     init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64,
-         resendAfter: Duration = .seconds(2), database: ((String) throws -> Void)? = nil) async throws {
+         resendAfter: Duration = .seconds(2), pingsPerSecond: Int = 1_000,
+         database: ((String) throws -> Void)? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try database?(directory.appendingPathComponent("wharf.sqlite").path)
@@ -33,6 +34,7 @@ final class LinkHarness: Sendable {
         timing.resendAfter = resendAfter
         timing.agentTimeout = agentTimeout
         timing.maxInFlight = maxInFlight
+        timing.pingsPerSecond = pingsPerSecond
         dispatcher = try Dispatcher(store: store, keys: keys, context: context, serverKeys: serverKeys,
                                     bind: "tcp://127.0.0.1:*", timing: timing, logger: logger)
         let dispatcher = self.dispatcher

@@ -42,7 +42,8 @@ public struct FleetConfiguration: Sendable {
     public var ioThreads: Int32 = 1
     /// Concurrent HTTP calls while enrolling.
     public var enrolConcurrency = 16
-    /// Each agent pings this often (the real agent's interval); pings are spread evenly over it.
+    /// Each agent pings this often (the real agent's interval), or as often as the server asks of a
+    /// large fleet (`PingPolicy`); pings are spread evenly over it.
     public var pingInterval: Duration = .seconds(2)
     /// A result not acknowledged for this long is sent again (as the real agent does).
     public var resultResendInterval: Duration = .seconds(5)

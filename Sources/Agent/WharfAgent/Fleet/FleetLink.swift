@@ -111,6 +111,8 @@ private final class FleetLoop {
     /// when its link has been quiet for an interval either way, as the real agent does.
     private var lastSent: [Double] = []
     private var lastHeard: [Double] = []
+    /// The ping interval the server last asked for (`PingPolicy`); taken at the next ping round.
+    private var askedPingSeconds: Int?
     /// Sockets to service before the next wait: used outside `service` (their ZMQ_EVENTS must be read
     /// again, because ZMQ_FD only signals once a socket has been found without input), or left with
     /// input when they used up their share of an iteration.
@@ -228,7 +230,7 @@ private final class FleetLoop {
         inCheck = [Bool](repeating: false, count: count)
         for index in 0..<count { recheck(index) }
 
-        let pingInterval = Self.seconds(configuration.pingInterval)
+        var pingInterval = Self.seconds(configuration.pingInterval)
         let resendInterval = Self.seconds(configuration.resultResendInterval)
         var pingCursor = 0
         var pingRoundStart = FleetClock.monotonic()
@@ -263,6 +265,8 @@ private final class FleetLoop {
                 if pingCursor == count {
                     pingCursor = 0
                     pingRoundStart += pingInterval
+                    // The server's interval for a large fleet, as real agents take it (one for all).
+                    pingInterval = Self.seconds(PingPolicy.interval(configuration.pingInterval, asked: askedPingSeconds))
                 }
             }
             if now >= nextResendCheck {
@@ -399,6 +403,11 @@ private final class FleetLoop {
             return
         }
         lastHeard[index] = FleetClock.monotonic()
+        switch decoded {
+        case .welcome(let welcome): askedPingSeconds = welcome.pingSeconds
+        case .pong(_, let pingSeconds): askedPingSeconds = pingSeconds
+        default: break
+        }
         let reaction = agents[index].receive(decoded, now: FleetClock.wall())
         if reaction.welcomed {
             stats.welcomed += 1

@@ -20,9 +20,12 @@ public actor AgentRuntime {
         public var edge = false
         public var checkinInterval: Duration = .seconds(30)
         public var maxConcurrentStacks = 4
-        public var pingInterval: Duration = .seconds(2)
-        /// With nothing heard for this long, the server is presumed gone (the socket keeps reconnecting).
-        public var serverTimeout: Duration = .seconds(10)
+        /// Pings when the link has been quiet this long; a server with a large fleet may ask for
+        /// longer (``PingPolicy``), and an agent not in edge mode then pings that often.
+        public var pingInterval: Duration = .seconds(PingPolicy.defaultSeconds)
+        /// With nothing heard for this long, the server is presumed gone (the socket keeps
+        /// reconnecting); longer when the server asked for a longer ping interval.
+        public var serverTimeout: Duration = .seconds(PingPolicy.defaultSeconds * PingPolicy.silentIntervals)
         /// Results not acknowledged after this long are sent again.
         public var resultResendInterval: Duration = .seconds(5)
         /// When the agent is told to stop (SIGTERM), how long running jobs may take to finish and
@@ -51,6 +54,8 @@ public actor AgentRuntime {
     private var channel: ZMQChannel?
     private var engineInfo = EngineInfo(dockerVersion: "unknown", composeFlavour: .plugin, composeVersion: "unknown")
     private var lastHeard: ContinuousClock.Instant?
+    /// The ping interval the server last asked for (welcome or pong); nil for the configured one.
+    private var askedPingSeconds: Int?
     private var serverReachable = false
     private var welcomed = false
     private var pendingOnServer = 0
@@ -241,13 +246,16 @@ public actor AgentRuntime {
     private func tick() {
         let now = ContinuousClock.now
         flushLogs()
+        // An edge agent's pongs say what is pending during its short check-in: it keeps its own interval.
+        let asked = configuration.edge ? nil : askedPingSeconds
         if Self.pingDue(now: now, lastPing: lastPing, lastSent: lastSent, lastHeard: lastHeard,
-                        interval: configuration.pingInterval, edge: configuration.edge) {
+                        interval: PingPolicy.interval(configuration.pingInterval, asked: asked), edge: configuration.edge) {
             lastPing = now
             send(.ping)
         }
-        if !configuration.edge, let lastHeard, now - lastHeard > configuration.serverTimeout,
-           now - lastReconnect >= configuration.serverTimeout {
+        let serverTimeout = PingPolicy.timeout(configuration.serverTimeout, asked: asked)
+        if !configuration.edge, let lastHeard, now - lastHeard > serverTimeout,
+           now - lastReconnect >= serverTimeout {
             if serverReachable {
                 serverReachable = false
                 welcomed = false
@@ -263,6 +271,17 @@ public actor AgentRuntime {
             unacknowledged[id]?.sentAt = now
             send(.result(entry.result))
         }
+    }
+
+    /// Follows the ping interval the server asks for (nil: the configured one again).
+    private func takePingInterval(_ seconds: Int?) {
+        guard seconds != askedPingSeconds else { return }
+        askedPingSeconds = seconds
+        guard !configuration.edge else { return }
+        let interval = PingPolicy.interval(configuration.pingInterval, asked: seconds)
+        logger.info("the server asked for another ping interval", metadata: [
+            "ping.interval": "\(interval)", "server.timeout": "\(PingPolicy.timeout(configuration.serverTimeout, asked: seconds))",
+        ])
     }
 
     // MARK: Edge mode
@@ -318,6 +337,7 @@ public actor AgentRuntime {
         case .welcome(let welcome):
             welcomed = true
             pendingOnServer = welcome.pending
+            takePingInterval(welcome.pingSeconds)
             if !released {
                 released = true
                 pump()
@@ -325,8 +345,9 @@ public actor AgentRuntime {
         case .helloRequired:
             await refreshEngineInfo()
             sendHello()
-        case .pong(let pending):
+        case .pong(let pending, let pingSeconds):
             pendingOnServer = pending
+            takePingInterval(pingSeconds)
         case .job(let spec):
             accept(spec)
         case .resultAck(let id):

@@ -26,8 +26,12 @@ import ZeroMQ
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s".
     public struct Timing: Sendable {
-        /// An agent unheard of for this long is disconnected.
+        /// An agent unheard of for this long is disconnected; longer for an agent asked for a
+        /// longer ping interval (`PingPolicy.timeout`).
         public var agentTimeout: Duration = .seconds(10)
+        /// The most pings a second the server asks of all its agents together: past 2,000 agents,
+        /// they are asked for a longer interval than the default 2 s (`PingPolicy`).
+        public var pingsPerSecond = 1_000
         /// An unacknowledged job is sent again after this long.
         public var resendAfter: Duration = .seconds(5)
         /// How often timeouts are checked.
@@ -47,6 +51,8 @@ public actor Dispatcher {
         var held: Set<String>
         var inFlight: [String: ContinuousClock.Instant] = [:]
         var edge: Bool
+        /// The ping interval this agent was last asked for (welcome or pong); nil for its own.
+        var pingSeconds: Int?
         /// The environment's unfinished jobs as of the last store read; pings are answered from it.
         var openCount = 0
         /// A job was claimed but the socket would not take it: try again on the next tick.
@@ -72,6 +78,8 @@ public actor Dispatcher {
         /// Jobs it acknowledged, and not yet finished.
         var jobs: Set<String>
         var lastSeen: ContinuousClock.Instant
+        /// The ping interval it was last asked for.
+        var pingSeconds: Int?
     }
 
     private let store: any WharfStore
@@ -351,7 +359,9 @@ public actor Dispatcher {
             case .bye:
                 if sessions[environmentId]?.routingId == routingId { drop(environmentId, reason: "bye") }
             case .ping:
-                send(.pong(pending: sessions[environmentId]?.pending ?? 0), to: routingId)
+                let pingSeconds = askedPingSeconds(edge: sessions[environmentId]?.edge ?? false)
+                sessions[environmentId]?.pingSeconds = pingSeconds
+                send(.pong(pending: sessions[environmentId]?.pending ?? 0, pingSeconds: pingSeconds), to: routingId)
             }
         }
         guard !work.isEmpty else { return }
@@ -374,8 +384,11 @@ public actor Dispatcher {
                               metadata: ["env.id": "\(welcome.environmentId)", "job.id": "\(jobId)"])
                 send(.cancel(jobId: jobId), to: welcome.routingId)
             }
+            let pingSeconds = askedPingSeconds(edge: sessions[welcome.environmentId]?.edge ?? false)
+            sessions[welcome.environmentId]?.pingSeconds = pingSeconds
             send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
-                                  pending: sessions[welcome.environmentId]?.pending ?? 0)), to: welcome.routingId)
+                                  pending: sessions[welcome.environmentId]?.pending ?? 0, pingSeconds: pingSeconds)),
+                 to: welcome.routingId)
         }
         // The round goes to the run loop: the next batch (results waiting to be stored) does not wait for it.
         notifyQueued(environmentIds: touched)
@@ -387,7 +400,7 @@ public actor Dispatcher {
     private func supersede(_ previous: Session, environmentId: String, by hello: AgentHello, at receivedAt: ContinuousClock.Instant) {
         superseded[previous.routingId] = Superseded(
             environmentId: environmentId, userId: previous.userId,
-            jobs: previous.held.subtracting(hello.holding), lastSeen: previous.lastSeen)
+            jobs: previous.held.subtracting(hello.holding), lastSeen: previous.lastSeen, pingSeconds: previous.pingSeconds)
         send(Self.supersededError, to: previous.routingId)
         if receivedAt - previous.lastSeen < .seconds(5), ContinuousClock.now - lastSharedKeyWarning > .seconds(60) {
             lastSharedKeyWarning = .now
@@ -723,6 +736,13 @@ public actor Dispatcher {
     private var handledSinceTrim = 0
     private var lastTrim = ContinuousClock.now
 
+    /// The ping interval to ask of an agent now (`PingPolicy`): longer than the default once the
+    /// connected agents would ping more than `pingsPerSecond` times a second together. An edge agent
+    /// pings on its own schedule during its check-ins.
+    private func askedPingSeconds(edge: Bool) -> Int? {
+        edge ? nil : PingPolicy.seconds(agents: sessions.count, perSecond: timing.pingsPerSecond)
+    }
+
     private func tick() async {
         let now = ContinuousClock.now
         // After a busy spell (agents connecting, a round of jobs), give freed heap pages back; at
@@ -743,13 +763,13 @@ public actor Dispatcher {
             }
         }
         var due: [String] = []
-        for (routingId, entry) in superseded where now - entry.lastSeen > timing.agentTimeout {
+        for (routingId, entry) in superseded where now - entry.lastSeen > PingPolicy.timeout(timing.agentTimeout, asked: entry.pingSeconds) {
             if release(routingId, reason: "silent for \((now - entry.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))") {
                 due.append(entry.environmentId)
             }
         }
         for (environmentId, session) in sessions {
-            if now - session.lastSeen > timing.agentTimeout {
+            if now - session.lastSeen > PingPolicy.timeout(timing.agentTimeout, asked: session.pingSeconds) {
                 drop(environmentId, reason: "silent for \((now - session.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
                 continue
             }

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import WharfAgent
+import WharfProtocol
+@testable import WharfServer
+import ZeroMQ
+
+/// A large fleet is asked for a longer ping interval (`PingPolicy`), so that its idle pings stay
+/// under the server's rate; both sides then allow that many more seconds of silence. On real
+/// CURVE sockets: the server with raw DEALERs, the agent with a ROUTER that plays the server.
+@Suite(.timeLimit(.minutes(2)))
+struct PingIntervalTests {
+    /// A DEALER that said hello as an agent with `pair`.
+    static func dealer(_ pair: CurveKeyPair, harness: LinkHarness, context: ZMQContext) async throws -> ZMQChannel {
+        let channel = try ZMQChannel(context: context, type: .dealer) { socket in
+            try socket.makeCurveClient(keyPair: pair, serverKey: harness.serverKeys.publicKey)
+            try socket.connect(harness.dispatcher.endpoint)
+        }
+        _ = try await channel.send([WireCodec.encode(.hello(AgentHello(
+            agentVersion: "t", hostname: "raw", dockerVersion: "-", composeFlavour: "plugin", composeVersion: "-",
+            edge: false, holding: [], results: [])))])
+        return channel
+    }
+
+    static func next(_ incoming: inout AsyncStream<ZMQMessage>.Iterator) async throws -> ServerMessage {
+        guard let message = await incoming.next() else { throw CancellationError() }
+        return try WireCodec.decodeServerMessage(message.frames[0])
+    }
+
+    @Test func pastTheRateTheServerAsksForALongerIntervalAndWaitsThatLong() async throws {
+        // 1 ping a second for the whole fleet: 3 agents are asked for 3 s, 2 are not asked.
+        let harness = try await LinkHarness(agentTimeout: .seconds(1), pingsPerSecond: 1)
+        let context = try ZMQContext()
+        var channels: [ZMQChannel] = []
+        var iterators: [AsyncStream<ZMQMessage>.Iterator] = []
+        var environments: [String] = []
+        for index in 0..<3 {
+            let (environment, pair) = try await harness.enrolledEnvironment()
+            let channel = try await Self.dealer(pair, harness: harness, context: context)
+            var incoming = channel.incoming.makeAsyncIterator()
+            guard case .welcome(let welcome) = try await Self.next(&incoming) else {
+                Issue.record("agent \(index) was not welcomed first")
+                return
+            }
+            // One and two agents ping at the default; the third makes the fleet ask for 3 s.
+            #expect(welcome.pingSeconds == (index == 2 ? 3 : nil), "welcome \(index): \(welcome)")
+            channels.append(channel)
+            iterators.append(incoming)
+            environments.append(environment.id)
+        }
+        // A pong asks the first agent for the same.
+        _ = try await channels[0].send([WireCodec.encode(.ping)])
+        #expect(try await Self.next(&iterators[0]) == .pong(pending: 0, pingSeconds: 3))
+
+        // Silent for longer than the 1-s timeout: the agents asked for 3 s have 5 × 3 s; the one
+        // never asked is dropped as before.
+        try await Task.sleep(for: .milliseconds(2_500))
+        #expect(await harness.dispatcher.isConnected(environments[0]))
+        #expect(!(await harness.dispatcher.isConnected(environments[1])))
+        #expect(await harness.dispatcher.isConnected(environments[2]))
+
+        // Two agents left: the default again.
+        _ = try await channels[0].send([WireCodec.encode(.ping)])
+        #expect(try await Self.next(&iterators[0]) == .pong(pending: 0))
+        for channel in channels { await channel.shutdown() }
+        await harness.stop()
+    }
+
+    /// What the ROUTER playing the server heard.
+    struct Heard {
+        var hellos = 0
+        var pings: [ContinuousClock.Instant] = []
+        /// What its welcome and pongs ask for.
+        var asked: Int? = 2
+    }
+
+    @Test func theAgentPingsAsOftenAsTheServerAsksAndWaitsAsLong() async throws {
+        let serverContext = try ZMQContext()
+        let zap = try ZAPHandler(context: serverContext) { _ in .allow(userId: "fake") }
+        let serverKeys = try CurveKeyPair.generate()
+        let router = try ZMQChannel(context: serverContext, type: .router) { socket in
+            try socket.makeCurveServer(secretKey: serverKeys.secretKey, zapDomain: "wharf")
+            try socket.bind("tcp://127.0.0.1:*")
+        }
+        let heard = Mutex(Heard())
+        let server = Task {
+            for await message in router.incoming {
+                guard message.frames.count == 2 else { continue }
+                let reply: ServerMessage
+                switch try WireCodec.decodeAgentMessage(message.frames[1]) {
+                case .hello:
+                    let asked = heard.withLock { $0.hellos += 1; return $0.asked }
+                    reply = .welcome(Welcome(environmentId: "env_fake", serverVersion: "t", pending: 0, pingSeconds: asked))
+                case .ping:
+                    let asked = heard.withLock { $0.pings.append(.now); return $0.asked }
+                    reply = .pong(pending: 0, pingSeconds: asked)
+                default:
+                    continue
+                }
+                _ = try await router.send([message.frames[0], WireCodec.encode(reply)])
+            }
+        }
+
+        // Its own interval is 0.2 s and it gives the server 1 s; asked for 2 s, it pings every 2 s
+        // and waits 10 s.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-ping-\(UUID().uuidString)")
+        var configuration = AgentRuntime.Configuration(endpoint: router.endpoint, serverKey: serverKeys.publicKey,
+                                                       keyPair: try CurveKeyPair.generate(), hostname: "ping-test")
+        configuration.pingInterval = .milliseconds(200)
+        configuration.serverTimeout = .seconds(1)
+        var logger = Logger(label: "test-agent")
+        logger.logLevel = .warning
+        let agentContext = try ZMQContext()
+        let runtime = AgentRuntime(configuration: configuration, engine: SimulatedEngine(delay: .zero, journal: nil),
+                                   journal: try JobJournal(dataDirectory: directory), context: agentContext, logger: logger)
+        let agent = Task { try await runtime.run() }
+
+        while heard.withLock({ $0.hellos }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(3_500))
+        let first = heard.withLock { $0 }
+        // At its own 0.2 s it would have pinged about 17 times, and at 1 s of silence reconnected
+        // (a new hello).
+        #expect((1...2).contains(first.pings.count), "pings in 3.5 s: \(first.pings.count)")
+        #expect(first.hellos == 1)
+
+        // No longer asked: from the next pong on, its own 0.2 s again.
+        heard.withLock { $0.asked = nil }
+        let cleared = first.pings.count + 1
+        while heard.withLock({ $0.pings.count }) < cleared { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(2_000))
+        let second = heard.withLock { $0 }
+        #expect(second.pings.count - cleared >= 4, "pings in the 2 s after the default came back: \(second.pings.count - cleared)")
+
+        agent.cancel()
+        _ = try? await agent.value
+        server.cancel()
+        await router.shutdown()
+        await zap.shutdown()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
