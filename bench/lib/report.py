@@ -211,9 +211,17 @@ class Report:
         self.md.append(f"- Server RSS: {p['serverRssIdleMiB']} MiB idle, {p['serverRssConnectedMiB']} MiB with {agents:,} agents, "
                        f"peak {p['serverRssPeakInRoundMiB']} MiB during the round. Fleet processes: {p['fleetRssMiB']} MiB in all "
                        f"({p['connect']['processes']} processes).")
+        idle = p.get("idleCpu")
+        if idle:
+            share = lambda cpu: f"{cpu / idle['seconds'] * 100:.0f} % of one vCPU"
+            self.md.append(f"- Idle, with every agent connected and only pinging, over {idle['seconds']} s: the server used "
+                           f"{idle['serverCpuSeconds']} s of CPU ({share(idle['serverCpuSeconds'])}), the fleet {idle['fleetCpuSeconds']} s "
+                           f"({share(idle['fleetCpuSeconds'])}). Past 2,000 agents the server asks for a longer ping interval, so that "
+                           f"all pings together stay under 1,000 a second: 10 s for 10,000 agents (docs/production.md).")
         self.md.append("- These are the RSS figures right after the connect and its round. Both Wharf and raw libzmq then grow by about 56 KiB "
                        "per connection as pings and jobs fill libzmq's pipe chunks, and level off after about 500 messages each "
-                       "way (half an hour of 2-s pings): about 1 GiB for 10,000 agents (bench/FINDINGS.md, fifteenth pass).")
+                       "way (half an hour of 2-s pings, longer at the 10-s interval such a fleet is asked for): about 1 GiB for 10,000 agents "
+                       "(bench/FINDINGS.md, fifteenth pass).")
         self.md.append("")
         self.figure("scale", "connect all agents", p["connect"]["allConnectedSeconds"], "s", "raw libzmq", z["connectSeconds"], better="lower")
         self.figure("scale", "server RSS, all connected", p["serverRssConnectedMiB"], "MiB", "raw libzmq ROUTER", z["routerRssMiB"], better="lower")

@@ -46,7 +46,16 @@ part_scale() {
     [ "$all_connected" = 1 ] || log "not every agent was welcomed within ${connect_timeout}s"
     local idle_ok=1
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 60 >"$dir/first-deploys.json" || idle_ok=0
-    sleep 5  # a few ping rounds
+    # A few ping rounds, idle: the server's and the fleet's CPU while 10,000 agents only ping.
+    local idle_cpu0 fleet_cpu0=0 idle_cpu1 fleet_cpu1=0 pid
+    idle_cpu0="$(cpu_seconds "$WHARF_PID")"
+    for pid in "${pids[@]}"; do fleet_cpu0="$(python3 -c "print($fleet_cpu0 + $(cpu_seconds "$pid"))")"; done
+    sleep 5
+    idle_cpu1="$(cpu_seconds "$WHARF_PID")"
+    for pid in "${pids[@]}"; do fleet_cpu1="$(python3 -c "print($fleet_cpu1 + $(cpu_seconds "$pid"))")"; done
+    python3 -c "import json, sys; a = list(map(float, sys.argv[1:])); print(json.dumps({'seconds': 5, 'serverCpuSeconds': round(a[1] - a[0], 2), 'fleetCpuSeconds': round(a[3] - a[2], 2)}))" \
+        "$idle_cpu0" "$idle_cpu1" "$fleet_cpu0" "$fleet_cpu1" >"$dir/idle-cpu.json"
+    log "idle with every agent connected: $(cat "$dir/idle-cpu.json")"
     local connected_rss
     connected_rss="$(rss_kib "$WHARF_PID")"
     echo 5 >"/proc/$WHARF_PID/clear_refs" 2>/dev/null || true  # resets VmHWM to the current RSS
@@ -106,7 +115,7 @@ print(json.dumps({
     "part": "scale", "agents": total, "zmq": load("zmq-fanout.json"), "connect": load("connect.json"),
     "serverRssIdleMiB": round(idle / 1024, 1), "serverRssConnectedMiB": round(connected / 1024, 1),
     "serverRssPeakInRoundMiB": round(peak / 1024, 1), "fleetRssMiB": round(fleet / 1024, 1),
-    "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
+    "idleCpu": load("idle-cpu.json"), "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
 }, indent=2))
 PY
 }
