@@ -67,6 +67,17 @@ struct WireCodecTests {
         #expect(PingPolicy.seconds(agents: 10_000, perSecond: 1_000) == 10)
         #expect(PingPolicy.seconds(agents: 1_000_000, perSecond: 1_000) == 60)
         #expect(PingPolicy.seconds(agents: 10_000, perSecond: 0) == nil)
+        // As a server keeps asking: longer at once, shorter only a tenth below the threshold.
+        #expect(PingPolicy.seconds(agents: 3_001, perSecond: 1_000, current: 3) == 4)
+        #expect(PingPolicy.seconds(agents: 2_999, perSecond: 1_000, current: 4) == 4)
+        #expect(PingPolicy.seconds(agents: 2_800, perSecond: 1_000, current: 4) == 4)
+        #expect(PingPolicy.seconds(agents: 2_700, perSecond: 1_000, current: 4) == 3)
+        #expect(PingPolicy.seconds(agents: 7_000, perSecond: 1_000, current: 10) == 8)
+        #expect(PingPolicy.seconds(agents: 7_000, perSecond: 1_000, current: 8) == 8)
+        #expect(PingPolicy.seconds(agents: 1_900, perSecond: 1_000, current: 3) == 3)
+        #expect(PingPolicy.seconds(agents: 1_800, perSecond: 1_000, current: 3) == nil)
+        #expect(PingPolicy.seconds(agents: 0, perSecond: 1_000, current: 60) == nil)
+        #expect(PingPolicy.seconds(agents: 5_000, perSecond: 1_000, current: nil) == 5)
         // An agent takes the longer of its own and the asked interval, within 1–60 s.
         #expect(PingPolicy.interval(.seconds(2), asked: nil) == .seconds(2))
         #expect(PingPolicy.interval(.seconds(2), asked: 10) == .seconds(10))

@@ -92,6 +92,18 @@ public enum PingPolicy {
         return seconds > defaultSeconds ? seconds : nil
     }
 
+    /// `seconds(agents:perSecond:)` as a server keeps asking while its fleet changes, from what it
+    /// asks now (`current`): longer at once, shorter only once the fleet is a tenth below the
+    /// size that asks `current`, so that a fleet hovering at a threshold (agents reconnecting)
+    /// does not flip every agent's interval back and forth.
+    public static func seconds(agents: Int, perSecond: Int, current: Int?) -> Int? {
+        let target = seconds(agents: agents, perSecond: perSecond)
+        guard let current, (target ?? 0) < current else { return target }
+        // Shorter: no shorter than what a tenth more agents would be asked for.
+        let margin = seconds(agents: agents + agents / 10, perSecond: perSecond)
+        return (margin ?? 0) >= current ? current : margin
+    }
+
     /// The interval an agent configured with `interval` uses when the server asked for `asked`
     /// seconds: the longer of the two (a value out of range is clamped).
     public static func interval(_ interval: Duration, asked: Int?) -> Duration {

@@ -90,6 +90,8 @@ public actor Dispatcher {
     private let timing: Timing
     private let serverVersion: String
     private var sessions: [String: Session] = [:]
+    /// The ping interval the server asks of its agents now (`askedPingSeconds`); nil for the default.
+    private var pingSeconds: Int?
     /// Replaced connections by routing id; nearly always empty.
     private var superseded: [[UInt8]: Superseded] = [:]
     private var finishObservers: [UUID: @Sendable (Job) -> Void] = [:]
@@ -740,7 +742,8 @@ public actor Dispatcher {
     /// connected agents would ping more than `pingsPerSecond` times a second together. An edge agent
     /// pings on its own schedule during its check-ins.
     private func askedPingSeconds(edge: Bool) -> Int? {
-        edge ? nil : PingPolicy.seconds(agents: sessions.count, perSecond: timing.pingsPerSecond)
+        pingSeconds = PingPolicy.seconds(agents: sessions.count, perSecond: timing.pingsPerSecond, current: pingSeconds)
+        return edge ? nil : pingSeconds
     }
 
     private func tick() async {
