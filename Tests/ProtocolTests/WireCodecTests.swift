@@ -38,8 +38,8 @@ struct WireCodecTests {
         #expect(WireCodec.encode(ServerMessage.pong(pending: 0)) == Array(#"{"body":{"pending":0},"type":"pong","v":1}"#.utf8))
         #expect(WireCodec.encode(ServerMessage.pong(pending: 3)) == Array(#"{"body":{"pending":3},"type":"pong","v":1}"#.utf8))
         #expect(WireCodec.encode(ServerMessage.helloRequired) == Array(#"{"body":{},"type":"hello_required","v":1}"#.utf8))
-        #expect(WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 10))
-            == Array(#"{"body":{"pending":0,"pingSeconds":10},"type":"pong","v":1}"#.utf8))
+        #expect(WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 4))
+            == Array(#"{"body":{"pending":0,"pingSeconds":4},"type":"pong","v":1}"#.utf8))
         #expect(WireCodec.encode(ServerMessage.pong(pending: 0, pingSeconds: 61))
             == Array(#"{"body":{"pending":0,"pingSeconds":61},"type":"pong","v":1}"#.utf8))
     }
@@ -55,38 +55,53 @@ struct WireCodecTests {
                                 (#"{"body":{"pending":0,"pingSeconds":120},"type":"pong","v":1}"#, 120)] {
             #expect(try WireCodec.decodeServerMessage(Array(text.utf8)) == .pong(pending: 0, pingSeconds: seconds))
         }
-        for text in [#"{"body":{"pending":0,"pingSeconds":1x},"type":"pong","v":1}"#, #"{"body":{"pending":0,"pingSeconds":07},"type":"pong","v":1}"#] {
-            #expect(throws: WireError.self) { try WireCodec.decodeServerMessage(Array(text.utf8)) }
+        // An interval this side cannot read (a later server's, or not a JSON integer) counts as none:
+        // the pong or welcome still reads.
+        #expect(try WireCodec.decodeServerMessage(Array(#"{"body":{"pending":0,"pingSeconds":07},"type":"pong","v":1}"#.utf8))
+            == .pong(pending: 0))
+        #expect(throws: WireError.self) {  // not JSON at all
+            try WireCodec.decodeServerMessage(Array(#"{"body":{"pending":0,"pingSeconds":1x},"type":"pong","v":1}"#.utf8))
         }
+        #expect(try WireCodec.decodeServerMessage(Array(#"{"body":{"pending":2,"pingSeconds":2.5},"type":"pong","v":1}"#.utf8))
+            == .pong(pending: 2))
+        let welcome = #"{"body":{"environmentId":"env_1","pending":0,"pingSeconds":"10","serverVersion":"9"},"type":"welcome","v":1}"#
+        #expect(try WireCodec.decodeServerMessage(Array(welcome.utf8))
+            == .welcome(Welcome(environmentId: "env_1", serverVersion: "9", pending: 0)))
     }
 
     @Test func thePingPolicyScalesWithTheFleet() {
         #expect(PingPolicy.seconds(agents: 0, perSecond: 1_000) == nil)
         #expect(PingPolicy.seconds(agents: 2_000, perSecond: 1_000) == nil)
         #expect(PingPolicy.seconds(agents: 2_001, perSecond: 1_000) == 3)
-        #expect(PingPolicy.seconds(agents: 10_000, perSecond: 1_000) == 10)
-        #expect(PingPolicy.seconds(agents: 1_000_000, perSecond: 1_000) == 60)
+        #expect(PingPolicy.seconds(agents: 3_001, perSecond: 1_000) == 4)
+        #expect(PingPolicy.seconds(agents: 10_000, perSecond: 1_000) == 4)
         #expect(PingPolicy.seconds(agents: 10_000, perSecond: 0) == nil)
         // As a server keeps asking: longer at once, shorter only a tenth below the threshold.
         #expect(PingPolicy.seconds(agents: 3_001, perSecond: 1_000, current: 3) == 4)
         #expect(PingPolicy.seconds(agents: 2_999, perSecond: 1_000, current: 4) == 4)
         #expect(PingPolicy.seconds(agents: 2_800, perSecond: 1_000, current: 4) == 4)
         #expect(PingPolicy.seconds(agents: 2_700, perSecond: 1_000, current: 4) == 3)
-        #expect(PingPolicy.seconds(agents: 7_000, perSecond: 1_000, current: 10) == 8)
-        #expect(PingPolicy.seconds(agents: 7_000, perSecond: 1_000, current: 8) == 8)
         #expect(PingPolicy.seconds(agents: 1_900, perSecond: 1_000, current: 3) == 3)
         #expect(PingPolicy.seconds(agents: 1_800, perSecond: 1_000, current: 3) == nil)
-        #expect(PingPolicy.seconds(agents: 0, perSecond: 1_000, current: 60) == nil)
-        #expect(PingPolicy.seconds(agents: 5_000, perSecond: 1_000, current: nil) == 5)
-        // An agent takes the longer of its own and the asked interval, within 1–60 s.
+        #expect(PingPolicy.seconds(agents: 0, perSecond: 1_000, current: 4) == nil)
+        #expect(PingPolicy.seconds(agents: 5_000, perSecond: 1_000, current: nil) == 4)
+        // An agent takes the longer of its own and the asked interval, within 1–4 s, and waits
+        // five of them.
         #expect(PingPolicy.interval(.seconds(2), asked: nil) == .seconds(2))
-        #expect(PingPolicy.interval(.seconds(2), asked: 10) == .seconds(10))
+        #expect(PingPolicy.interval(.seconds(2), asked: 3) == .seconds(3))
         #expect(PingPolicy.interval(.seconds(5), asked: 3) == .seconds(5))
-        #expect(PingPolicy.interval(.seconds(2), asked: 3_600) == .seconds(60))
+        #expect(PingPolicy.interval(.seconds(2), asked: 3_600) == .seconds(4))
         #expect(PingPolicy.interval(.milliseconds(100), asked: 0) == .seconds(1))
         #expect(PingPolicy.timeout(.seconds(10), asked: nil) == .seconds(10))
-        #expect(PingPolicy.timeout(.seconds(10), asked: 10) == .seconds(50))
+        #expect(PingPolicy.timeout(.seconds(10), asked: 4) == .seconds(20))
+        #expect(PingPolicy.timeout(.seconds(10), asked: 60) == .seconds(20))
         #expect(PingPolicy.timeout(.seconds(30), asked: 3) == .seconds(30))
+        // The server waits as long, but never past 14 s: the contract's "disconnected within 15 s".
+        #expect(PingPolicy.serverTimeout(.seconds(10), asked: nil) == .seconds(10))
+        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 3) == .seconds(14))
+        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 4) == .seconds(14))
+        #expect(PingPolicy.serverTimeout(.seconds(1), asked: 1) == .seconds(5))
+        #expect(PingPolicy.serverTimeout(.seconds(60), asked: 4) == .seconds(60))
     }
 
     @Test func aPingWrittenAnotherWayIsStillAPing() throws {

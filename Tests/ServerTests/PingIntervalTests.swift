@@ -8,8 +8,9 @@ import WharfProtocol
 import ZeroMQ
 
 /// A large fleet is asked for a longer ping interval (`PingPolicy`), so that its idle pings stay
-/// under the server's rate; both sides then allow that many more seconds of silence. On real
-/// CURVE sockets: the server with raw DEALERs, the agent with a ROUTER that plays the server.
+/// under the server's rate; both sides then allow that many more seconds of silence (the server
+/// up to 14 s). On real CURVE sockets: the server with raw DEALERs, the agent with a ROUTER that
+/// plays the server.
 @Suite(.timeLimit(.minutes(2)))
 struct PingIntervalTests {
     /// A DEALER that said hello as an agent with `pair`.
@@ -31,13 +32,14 @@ struct PingIntervalTests {
 
     @Test func pastTheRateTheServerAsksForALongerIntervalAndWaitsThatLong() async throws {
         // 1 ping a second for the whole fleet: 3 agents are asked for 3 s, 2 are not asked.
-        let harness = try await LinkHarness(agentTimeout: .seconds(1), pingsPerSecond: 1)
+        let harness = try await LinkHarness(agentTimeout: .seconds(3), pingsPerSecond: 1)
         let context = try ZMQContext()
         var channels: [ZMQChannel] = []
         var iterators: [AsyncStream<ZMQMessage>.Iterator] = []
         var environments: [String] = []
-        for index in 0..<3 {
-            let (environment, pair) = try await harness.enrolledEnvironment()
+        var enrolled: [(Environment, CurveKeyPair)] = []
+        for _ in 0..<3 { enrolled.append(try await harness.enrolledEnvironment()) }
+        for (index, (environment, pair)) in enrolled.enumerated() {
             let channel = try await Self.dealer(pair, harness: harness, context: context)
             var incoming = channel.incoming.makeAsyncIterator()
             guard case .welcome(let welcome) = try await Self.next(&incoming) else {
@@ -54,9 +56,9 @@ struct PingIntervalTests {
         _ = try await channels[0].send([WireCodec.encode(.ping)])
         #expect(try await Self.next(&iterators[0]) == .pong(pending: 0, pingSeconds: 3))
 
-        // Silent for longer than the 1-s timeout: the agents asked for 3 s have 5 × 3 s; the one
-        // never asked is dropped as before.
-        try await Task.sleep(for: .milliseconds(2_500))
+        // Silent for longer than the 3-s timeout: the agents asked for 3 s have 14 s (5 × 3 s, within
+        // the contract's 15 s); the one never asked is dropped as before.
+        try await Task.sleep(for: .milliseconds(4_500))
         #expect(await harness.dispatcher.isConnected(environments[0]))
         #expect(!(await harness.dispatcher.isConnected(environments[1])))
         #expect(await harness.dispatcher.isConnected(environments[2]))
@@ -74,9 +76,11 @@ struct PingIntervalTests {
         var pings: [ContinuousClock.Instant] = []
         /// What its welcome and pongs ask for.
         var asked: Int? = 2
+        /// Pings go unanswered.
+        var mute = false
     }
 
-    @Test func theAgentPingsAsOftenAsTheServerAsksAndWaitsAsLong() async throws {
+    @Test func theAgentPingsAsOftenAsTheServerAsksAndWaitsFiveIntervals() async throws {
         let serverContext = try ZMQContext()
         let zap = try ZAPHandler(context: serverContext) { _ in .allow(userId: "fake") }
         let serverKeys = try CurveKeyPair.generate()
@@ -94,7 +98,8 @@ struct PingIntervalTests {
                     let asked = heard.withLock { $0.hellos += 1; return $0.asked }
                     reply = .welcome(Welcome(environmentId: "env_fake", serverVersion: "t", pending: 0, pingSeconds: asked))
                 case .ping:
-                    let asked = heard.withLock { $0.pings.append(.now); return $0.asked }
+                    let (asked, mute) = heard.withLock { $0.pings.append(.now); return ($0.asked, $0.mute) }
+                    if mute { continue }
                     reply = .pong(pending: 0, pingSeconds: asked)
                 default:
                     continue
@@ -125,13 +130,19 @@ struct PingIntervalTests {
         #expect((1...2).contains(first.pings.count), "pings in 3.5 s: \(first.pings.count)")
         #expect(first.hellos == 1)
 
-        // No longer asked: from the next pong on, its own 0.2 s again.
-        heard.withLock { $0.asked = nil }
-        let cleared = first.pings.count + 1
+        // 6 s without an answer: more than two intervals, less than five. Still no new connection.
+        heard.withLock { $0.mute = true }
+        try await Task.sleep(for: .milliseconds(6_000))
+        #expect(heard.withLock { $0.hellos } == 1, "the agent reconnected after less than five asked intervals of silence")
+
+        // Answered again, and no longer asked: from the next pong on, its own 0.2 s again.
+        heard.withLock { $0.mute = false; $0.asked = nil }
+        let cleared = heard.withLock { $0.pings.count } + 1
         while heard.withLock({ $0.pings.count }) < cleared { try await Task.sleep(for: .milliseconds(20)) }
         try await Task.sleep(for: .milliseconds(2_000))
-        let second = heard.withLock { $0 }
-        #expect(second.pings.count - cleared >= 4, "pings in the 2 s after the default came back: \(second.pings.count - cleared)")
+        let last = heard.withLock { $0 }
+        #expect(last.pings.count - cleared >= 4, "pings in the 2 s after the default came back: \(last.pings.count - cleared)")
+        #expect(last.hellos == 1)
 
         agent.cancel()
         _ = try? await agent.value

@@ -66,6 +66,17 @@ public struct Welcome: Codable, Sendable, Equatable {
         self.pending = pending
         self.pingSeconds = pingSeconds
     }
+
+    private enum CodingKeys: String, CodingKey { case environmentId, serverVersion, pending, pingSeconds }
+
+    /// Reads a welcome; a `pingSeconds` this side cannot read (a later server's) counts as none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        environmentId = try container.decode(String.self, forKey: .environmentId)
+        serverVersion = try container.decode(String.self, forKey: .serverVersion)
+        pending = try container.decode(Int.self, forKey: .pending)
+        pingSeconds = try? container.decodeIfPresent(Int.self, forKey: .pingSeconds)
+    }
 }
 
 /// How often agents ping, and when either side of the link takes its silence as a dead link.
@@ -74,18 +85,25 @@ public struct Welcome: Codable, Sendable, Equatable {
 /// the server answers each ping. Idle, every agent costs the server a ping and a pong per interval:
 /// 5,000 of each a second for 10,000 agents at the default 2 s, which took about 40 % of a vCPU
 /// (bench/FINDINGS.md, eighteenth pass). So the server asks a large fleet for a longer interval
-/// (in the welcome and in each pong), enough to keep all its agents' pings under a rate, as Nomad
-/// scales its heartbeats. Either side allows `silentIntervals` intervals of silence.
+/// (in the welcome and in each pong), enough to keep its agents' pings under a rate, as Nomad
+/// scales its heartbeats — within the contract's bound: an agent's environment shows
+/// `disconnected` within 15 s of its death, so the server waits at most `serverTimeoutCap` for a
+/// silent agent it asked for more, and asks for at most `maxSeconds`, three and a half pings in it.
 public enum PingPolicy {
     /// An agent's interval when the server asks for none.
     public static let defaultSeconds = 2
-    /// A side that hears nothing for this many intervals takes the link as dead: 10 s at the default.
+    /// An agent that hears nothing from the server for this many intervals takes the link as dead
+    /// (10 s at the default); the server waits as long, up to `serverTimeoutCap`.
     public static let silentIntervals = 5
     /// The longest interval the server asks for, and an agent takes.
-    public static let maxSeconds = 60
+    public static let maxSeconds = 4
+    /// The longest silence the server waits for from an agent it asked for a longer interval:
+    /// with its 0.5-s check, within the contract's 15 s.
+    public static let serverTimeoutCap: Duration = .seconds(14)
 
     /// The interval, in whole seconds, for `agents` connected agents to send at most `perSecond`
-    /// pings a second together; nil when the default does (2,000 agents at 1,000 a second).
+    /// pings a second together, up to `maxSeconds`; nil when the default does (2,000 agents at
+    /// 1,000 a second).
     public static func seconds(agents: Int, perSecond: Int) -> Int? {
         guard perSecond > 0 else { return nil }
         let seconds = min(maxSeconds, (agents + perSecond - 1) / perSecond)
@@ -104,18 +122,30 @@ public enum PingPolicy {
         return (margin ?? 0) >= current ? current : margin
     }
 
+    /// An asked interval as an agent takes it: within 1...`maxSeconds` (a server that asks for
+    /// more gets pings more often than it asked, which is safe).
+    private static func clamped(_ asked: Int) -> Int { min(max(asked, 1), maxSeconds) }
+
     /// The interval an agent configured with `interval` uses when the server asked for `asked`
-    /// seconds: the longer of the two (a value out of range is clamped).
+    /// seconds: the longer of the two.
     public static func interval(_ interval: Duration, asked: Int?) -> Duration {
         guard let asked else { return interval }
-        return max(interval, .seconds(min(max(asked, 1), maxSeconds)))
+        return max(interval, .seconds(clamped(asked)))
     }
 
-    /// How long a side waits, hearing nothing, before it takes the link as dead: its own `timeout`,
-    /// or `silentIntervals` of the interval the server asked for, whichever is longer.
+    /// How long an agent waits, hearing nothing, before it takes the link as dead: its own
+    /// `timeout`, or `silentIntervals` of the interval the server asked for, whichever is longer.
     public static func timeout(_ timeout: Duration, asked: Int?) -> Duration {
         guard let asked else { return timeout }
-        return max(timeout, .seconds(min(max(asked, 1), maxSeconds) * silentIntervals))
+        return max(timeout, .seconds(clamped(asked) * silentIntervals))
+    }
+
+    /// How long the server waits for a silent agent it asked for `asked` seconds: its own
+    /// `timeout`, or `silentIntervals` of the asked interval up to `serverTimeoutCap`, whichever is
+    /// longer.
+    public static func serverTimeout(_ timeout: Duration, asked: Int?) -> Duration {
+        guard let asked else { return timeout }
+        return max(timeout, min(.seconds(clamped(asked) * silentIntervals), serverTimeoutCap))
     }
 }
 

@@ -40,7 +40,24 @@ public enum WireCodec {
     }
 
     private struct JobRef: Codable { var jobId: String }
-    private struct Pending: Codable { var pending: Int; var pingSeconds: Int? }
+    private struct Pending: Codable {
+        var pending: Int
+        var pingSeconds: Int?
+
+        init(pending: Int, pingSeconds: Int? = nil) {
+            self.pending = pending
+            self.pingSeconds = pingSeconds
+        }
+
+        private enum CodingKeys: String, CodingKey { case pending, pingSeconds }
+
+        /// A `pingSeconds` this side cannot read (a later server's) counts as none.
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            pending = try container.decode(Int.self, forKey: .pending)
+            pingSeconds = try? container.decodeIfPresent(Int.self, forKey: .pingSeconds)
+        }
+    }
     private struct ErrorBody: Codable { var code: String; var message: String }
     private struct Empty: Codable {}
 
@@ -74,17 +91,13 @@ public enum WireCodec {
 
     /// The interval of an idle pong as `idlePongFrames` has it, without parsing; nil for anything else.
     private static func idlePongSeconds(_ bytes: [UInt8]) -> Int? {
-        let digits = bytes.count - idlePongHead.count - idlePongTail.count
-        guard (1...2).contains(digits), bytes.starts(with: idlePongHead), bytes.suffix(idlePongTail.count).elementsEqual(idlePongTail) else {
-            return nil
-        }
-        var seconds = 0
-        for byte in bytes[idlePongHead.count..<(idlePongHead.count + digits)] {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-            seconds = seconds * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        guard idlePongFrames.indices.contains(seconds), idlePongFrames[seconds] == bytes else { return nil }
-        return seconds
+        // One digit: `maxSeconds` is under 10.
+        guard bytes.count == idlePongHead.count + 1 + idlePongTail.count, bytes.starts(with: idlePongHead),
+              bytes.suffix(idlePongTail.count).elementsEqual(idlePongTail) else { return nil }
+        let digit = bytes[idlePongHead.count]
+        guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+        let seconds = Int(digit - UInt8(ascii: "0"))
+        return idlePongFrames.indices.contains(seconds) ? seconds : nil
     }
     private static let helloRequiredFrame = frame("hello_required", Empty())
 

@@ -24,13 +24,14 @@ import ZeroMQ
 /// as after any reconnect, unless it acknowledges them first (a live agent acknowledges at once).
 /// So no job runs on both, and none is left behind.
 public actor Dispatcher {
-    /// Link timings; the defaults meet the contract's "disconnected within 15 s".
+    /// Link timings; the defaults meet the contract's "disconnected within 15 s" (so does the
+    /// longest wait for an agent asked for a longer ping interval, `PingPolicy.serverTimeoutCap`).
     public struct Timing: Sendable {
-        /// An agent unheard of for this long is disconnected; longer for an agent asked for a
-        /// longer ping interval (`PingPolicy.timeout`).
+        /// An agent unheard of for this long is disconnected; up to 14 s for an agent asked for a
+        /// longer ping interval (`PingPolicy.serverTimeout`).
         public var agentTimeout: Duration = .seconds(10)
         /// The most pings a second the server asks of all its agents together: past 2,000 agents,
-        /// they are asked for a longer interval than the default 2 s (`PingPolicy`).
+        /// they are asked for a longer interval than the default 2 s, up to 4 s (`PingPolicy`).
         public var pingsPerSecond = 1_000
         /// An unacknowledged job is sent again after this long.
         public var resendAfter: Duration = .seconds(5)
@@ -71,7 +72,8 @@ public actor Dispatcher {
     }
 
     /// A connection replaced by a later hello with the same key, while it may still run what it
-    /// was given: those jobs go to nobody else until it says goodbye or is silent for `agentTimeout`.
+    /// was given: those jobs go to nobody else until it says goodbye or is silent for `agentTimeout`
+    /// (`PingPolicy.serverTimeout`).
     struct Superseded {
         var environmentId: String
         var userId: String
@@ -313,8 +315,11 @@ public actor Dispatcher {
             }
             if case .hello(let hello) = decoded {
                 let previous = sessions[environmentId]
+                // Until its welcome, what the fleet is asked now: an agent that reconnects keeps pinging
+                // at the interval it was asked for before.
                 var session = Session(routingId: routingId, userId: userId, lastSeen: receivedAt, held: Set(hello.holding),
-                                      edge: hello.edge, openCount: previous?.openCount ?? 0)
+                                      edge: hello.edge, pingSeconds: hello.edge ? nil : pingSeconds,
+                                      openCount: previous?.openCount ?? 0)
                 if let previous, previous.routingId != routingId, previous.userId == userId {
                     supersede(previous, environmentId: environmentId, by: hello, at: receivedAt)
                     // Sent there and not acknowledged: the job may never have arrived (a connection
@@ -361,9 +366,15 @@ public actor Dispatcher {
             case .bye:
                 if sessions[environmentId]?.routingId == routingId { drop(environmentId, reason: "bye") }
             case .ping:
-                let pingSeconds = askedPingSeconds(edge: sessions[environmentId]?.edge ?? false)
-                sessions[environmentId]?.pingSeconds = pingSeconds
-                send(.pong(pending: sessions[environmentId]?.pending ?? 0, pingSeconds: pingSeconds), to: routingId)
+                // Only the connection's own session takes what its pong asks: a stray connection's
+                // would change the timeout of the agent that has the environment now.
+                if var session = sessions[environmentId], session.routingId == routingId {
+                    session.pingSeconds = askedPingSeconds(edge: session.edge)
+                    sessions[environmentId] = session
+                    send(.pong(pending: session.pending, pingSeconds: session.pingSeconds), to: routingId)
+                } else {
+                    send(.pong(pending: sessions[environmentId]?.pending ?? 0, pingSeconds: askedPingSeconds(edge: false)), to: routingId)
+                }
             }
         }
         guard !work.isEmpty else { return }
@@ -386,8 +397,9 @@ public actor Dispatcher {
                               metadata: ["env.id": "\(welcome.environmentId)", "job.id": "\(jobId)"])
                 send(.cancel(jobId: jobId), to: welcome.routingId)
             }
-            let pingSeconds = askedPingSeconds(edge: sessions[welcome.environmentId]?.edge ?? false)
-            sessions[welcome.environmentId]?.pingSeconds = pingSeconds
+            let current = sessions[welcome.environmentId]?.routingId == welcome.routingId
+            let pingSeconds = askedPingSeconds(edge: current && sessions[welcome.environmentId]?.edge == true)
+            if current { sessions[welcome.environmentId]?.pingSeconds = pingSeconds }
             send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
                                   pending: sessions[welcome.environmentId]?.pending ?? 0, pingSeconds: pingSeconds)),
                  to: welcome.routingId)
@@ -766,13 +778,13 @@ public actor Dispatcher {
             }
         }
         var due: [String] = []
-        for (routingId, entry) in superseded where now - entry.lastSeen > PingPolicy.timeout(timing.agentTimeout, asked: entry.pingSeconds) {
+        for (routingId, entry) in superseded where now - entry.lastSeen > PingPolicy.serverTimeout(timing.agentTimeout, asked: entry.pingSeconds) {
             if release(routingId, reason: "silent for \((now - entry.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))") {
                 due.append(entry.environmentId)
             }
         }
         for (environmentId, session) in sessions {
-            if now - session.lastSeen > PingPolicy.timeout(timing.agentTimeout, asked: session.pingSeconds) {
+            if now - session.lastSeen > PingPolicy.serverTimeout(timing.agentTimeout, asked: session.pingSeconds) {
                 drop(environmentId, reason: "silent for \((now - session.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
                 continue
             }
