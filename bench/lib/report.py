@@ -211,6 +211,11 @@ class Report:
         self.md.append(f"- Server RSS: {p['serverRssIdleMiB']} MiB idle, {p['serverRssConnectedMiB']} MiB with {agents:,} agents, "
                        f"peak {p['serverRssPeakInRoundMiB']} MiB during the round. Fleet processes: {p['fleetRssMiB']} MiB in all "
                        f"({p['connect']['processes']} processes).")
+        busy = p.get("roundCpu")
+        if busy:
+            self.md.append(f"- During the round ({busy['seconds']} s from the first call until every job was seen final): the server used "
+                           f"{busy['serverCpuSeconds']} s of CPU ({busy['serverCpuSeconds'] / busy['seconds']:.2f} vCPUs on average; "
+                           f"{busy['serverCpuSeconds'] / max(rnd['jobs'], 1) * 1e6:.0f} µs a job), the fleet {busy['fleetCpuSeconds']} s.")
         idle = p.get("idleCpu")
         if idle:
             share = lambda cpu: f"{cpu / idle['seconds'] * 100:.0f} % of one vCPU"

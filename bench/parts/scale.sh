@@ -67,9 +67,21 @@ part_scale() {
         perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf.data" -- sleep 8 >"$dir/perf.log" 2>&1 &
         perf_pid=$!
     fi
+    local round_cpu0 round_fleet0=0 round_start round_cpu1 round_fleet1=0 round_end
+    round_cpu0="$(cpu_seconds "$WHARF_PID")"
+    for pid in "${pids[@]}"; do round_fleet0="$(python3 -c "print($round_fleet0 + $(cpu_seconds "$pid"))")"; done
+    round_start="$(date +%s.%N)"
     "$HTTPBURST" "$WHARF_URL" "$dir/paths.txt" 64 "$dir/round.client.jsonl"
     wb client-summary --client "$dir/round.client.jsonl" >"$dir/round.client.json"
     wb round --client "$dir/round.client.jsonl" --fleet "${logs[@]}" --db "$WHARF_DB" --timeout 90 --out "$dir/round.json" >/dev/null
+    round_end="$(date +%s.%N)"
+    round_cpu1="$(cpu_seconds "$WHARF_PID")"
+    for pid in "${pids[@]}"; do round_fleet1="$(python3 -c "print($round_fleet1 + $(cpu_seconds "$pid"))")"; done
+    # The server's and the fleet's CPU from the first call until every job was seen final (the
+    # wait polls the store for a few tenths of a second more).
+    python3 -c "import json, sys; a = list(map(float, sys.argv[1:])); print(json.dumps({'seconds': round(a[1] - a[0], 2), 'serverCpuSeconds': round(a[3] - a[2], 2), 'fleetCpuSeconds': round(a[5] - a[4], 2)}))" \
+        "$round_start" "$round_end" "$round_cpu0" "$round_cpu1" "$round_fleet0" "$round_fleet1" >"$dir/round-cpu.json"
+    log "round CPU: $(cat "$dir/round-cpu.json")"
     log "round: $(tr -d '\n ' <"$dir/round.json")"
     local peak_rss
     peak_rss="$(hwm_kib "$WHARF_PID")"
@@ -115,7 +127,7 @@ print(json.dumps({
     "part": "scale", "agents": total, "zmq": load("zmq-fanout.json"), "connect": load("connect.json"),
     "serverRssIdleMiB": round(idle / 1024, 1), "serverRssConnectedMiB": round(connected / 1024, 1),
     "serverRssPeakInRoundMiB": round(peak / 1024, 1), "fleetRssMiB": round(fleet / 1024, 1),
-    "idleCpu": load("idle-cpu.json"), "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
+    "idleCpu": load("idle-cpu.json"), "roundCpu": load("round-cpu.json"), "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
 }, indent=2))
 PY
 }
