@@ -13,15 +13,17 @@ import ZeroMQ
 /// plays the server.
 @Suite(.timeLimit(.minutes(2)))
 struct PingIntervalTests {
-    /// A DEALER that said hello as an agent with `pair`.
-    static func dealer(_ pair: CurveKeyPair, harness: LinkHarness, context: ZMQContext) async throws -> ZMQChannel {
+    /// A DEALER that said hello as an agent with `pair` (none with `hello: false`).
+    static func dealer(_ pair: CurveKeyPair, harness: LinkHarness, context: ZMQContext, edge: Bool = false,
+                       hello: Bool = true) async throws -> ZMQChannel {
         let channel = try ZMQChannel(context: context, type: .dealer) { socket in
             try socket.makeCurveClient(keyPair: pair, serverKey: harness.serverKeys.publicKey)
             try socket.connect(harness.dispatcher.endpoint)
         }
+        guard hello else { return channel }
         _ = try await channel.send([WireCodec.encode(.hello(AgentHello(
             agentVersion: "t", hostname: "raw", dockerVersion: "-", composeFlavour: "plugin", composeVersion: "-",
-            edge: false, holding: [], results: [])))])
+            edge: edge, holding: [], results: [])))])
         return channel
     }
 
@@ -31,16 +33,17 @@ struct PingIntervalTests {
     }
 
     @Test func pastTheRateTheServerAsksForALongerIntervalAndWaitsThatLong() async throws {
-        // 1 ping a second for the whole fleet: 3 agents are asked for 3 s, 2 are not asked.
+        // 1 ping a second for the whole fleet: 3 agents are asked for 3 s, 4 for 4 s, 2 are not asked.
         let harness = try await LinkHarness(agentTimeout: .seconds(3), pingsPerSecond: 1)
         let context = try ZMQContext()
         var channels: [ZMQChannel] = []
         var iterators: [AsyncStream<ZMQMessage>.Iterator] = []
         var environments: [String] = []
         var enrolled: [(Environment, CurveKeyPair)] = []
-        for _ in 0..<3 { enrolled.append(try await harness.enrolledEnvironment()) }
+        for _ in 0..<4 { enrolled.append(try await harness.enrolledEnvironment()) }
         for (index, (environment, pair)) in enrolled.enumerated() {
-            let channel = try await Self.dealer(pair, harness: harness, context: context)
+            // The fourth is an edge agent: it keeps its own interval.
+            let channel = try await Self.dealer(pair, harness: harness, context: context, edge: index == 3)
             var incoming = channel.incoming.makeAsyncIterator()
             guard case .welcome(let welcome) = try await Self.next(&incoming) else {
                 Issue.record("agent \(index) was not welcomed first")
@@ -52,21 +55,29 @@ struct PingIntervalTests {
             iterators.append(incoming)
             environments.append(environment.id)
         }
-        // A pong asks the first agent for the same.
+        // A pong asks the first agent for what four agents are asked: 4 s.
         _ = try await channels[0].send([WireCodec.encode(.ping)])
-        #expect(try await Self.next(&iterators[0]) == .pong(pending: 0, pingSeconds: 3))
+        #expect(try await Self.next(&iterators[0]) == .pong(pending: 0, pingSeconds: 4))
+        // A connection with the second agent's key that never said hello is answered, but what it
+        // is asked does not become the second agent's.
+        let stray = try await Self.dealer(enrolled[1].1, harness: harness, context: context, hello: false)
+        var strayIncoming = stray.incoming.makeAsyncIterator()
+        _ = try await stray.send([WireCodec.encode(.ping)])
+        #expect(try await Self.next(&strayIncoming) == .helloRequired)
+        #expect(try await Self.next(&strayIncoming) == .pong(pending: 0, pingSeconds: 4))
 
-        // Silent for longer than the 3-s timeout: the agents asked for 3 s have 14 s (5 × 3 s, within
-        // the contract's 15 s); the one never asked is dropped as before.
+        // Silent for longer than the 3-s timeout: the agents asked for 3 or 4 s have 14 s (five
+        // intervals, within the contract's 15 s); those never asked are dropped as before.
         try await Task.sleep(for: .milliseconds(4_500))
         #expect(await harness.dispatcher.isConnected(environments[0]))
         #expect(!(await harness.dispatcher.isConnected(environments[1])))
         #expect(await harness.dispatcher.isConnected(environments[2]))
+        #expect(!(await harness.dispatcher.isConnected(environments[3])))
 
         // Two agents left: the default again.
         _ = try await channels[0].send([WireCodec.encode(.ping)])
         #expect(try await Self.next(&iterators[0]) == .pong(pending: 0))
-        for channel in channels { await channel.shutdown() }
+        for channel in channels + [stray] { await channel.shutdown() }
         await harness.stop()
     }
 
