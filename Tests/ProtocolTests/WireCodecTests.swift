@@ -96,10 +96,11 @@ struct WireCodecTests {
         #expect(PingPolicy.timeout(.seconds(10), asked: 4) == .seconds(20))
         #expect(PingPolicy.timeout(.seconds(10), asked: 60) == .seconds(20))
         #expect(PingPolicy.timeout(.seconds(30), asked: 3) == .seconds(30))
-        // The server waits as long, but never past 14 s: the contract's "disconnected within 15 s".
+        // The server waits as long, but never past 12 s: the contract's "disconnected within 15 s".
         #expect(PingPolicy.serverTimeout(.seconds(10), asked: nil) == .seconds(10))
-        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 3) == .seconds(14))
-        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 4) == .seconds(14))
+        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 3) == .seconds(12))
+        #expect(PingPolicy.serverTimeout(.seconds(10), asked: 4) == .seconds(12))
+        #expect(PingPolicy.serverTimeout(.seconds(1), asked: 4, cap: .seconds(2)) == .seconds(2))
         #expect(PingPolicy.serverTimeout(.seconds(1), asked: 1) == .seconds(5))
         #expect(PingPolicy.serverTimeout(.seconds(60), asked: 4) == .seconds(60))
     }

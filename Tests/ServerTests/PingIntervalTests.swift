@@ -27,6 +27,40 @@ struct PingIntervalTests {
         return channel
     }
 
+    /// Polls `condition` every 50 ms until it holds; fails the test after `deadline`.
+    static func waitUntil(deadline: Duration, _ condition: () async -> Bool) async throws {
+        let end = ContinuousClock.now + deadline
+        while !(await condition()) {
+            guard ContinuousClock.now < end else {
+                Issue.record("not within \(deadline)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test func theServerWaitsNoLongerThanItsCapForAnAgentItAskedForMore() async throws {
+        // The contract's "disconnected within 15 s": five asked intervals (15 s at 3 s) would be
+        // too long; the cap (12 s, here 2 s) holds.
+        let harness = try await LinkHarness(agentTimeout: .seconds(1), pingsPerSecond: 1, askedTimeoutCap: .seconds(2))
+        let context = try ZMQContext()
+        var enrolled: [(Environment, CurveKeyPair)] = []
+        for _ in 0..<3 { enrolled.append(try await harness.enrolledEnvironment()) }
+        var channels: [ZMQChannel] = []
+        for (_, pair) in enrolled {
+            let channel = try await Self.dealer(pair, harness: harness, context: context)
+            var incoming = channel.incoming.makeAsyncIterator()
+            _ = try await Self.next(&incoming)
+            channels.append(channel)
+        }
+        // The third was welcomed with 3 s; silent from its hello on, it is dropped after 2 s, not 15.
+        let started = ContinuousClock.now
+        try await Self.waitUntil(deadline: .seconds(8)) { await !harness.dispatcher.isConnected(enrolled[2].0.id) }
+        #expect(ContinuousClock.now - started < .seconds(8))
+        for channel in channels { await channel.shutdown() }
+        await harness.stop()
+    }
+
     static func next(_ incoming: inout AsyncStream<ZMQMessage>.Iterator) async throws -> ServerMessage {
         guard let message = await incoming.next() else { throw CancellationError() }
         return try WireCodec.decodeServerMessage(message.frames[0])
@@ -66,13 +100,17 @@ struct PingIntervalTests {
         #expect(try await Self.next(&strayIncoming) == .helloRequired)
         #expect(try await Self.next(&strayIncoming) == .pong(pending: 0, pingSeconds: 4))
 
-        // Silent for longer than the 3-s timeout: the agents asked for 3 or 4 s have 14 s (five
-        // intervals, within the contract's 15 s); those never asked are dropped as before.
-        try await Task.sleep(for: .milliseconds(4_500))
+        // Silent for longer than the 3-s timeout: the agents asked for 3 or 4 s have 12 s (the cap
+        // on five intervals, within the contract's 15 s); those never asked are dropped as before.
+        let silent = ContinuousClock.now
+        try await Self.waitUntil(deadline: .seconds(20)) {
+            let second = await harness.dispatcher.isConnected(environments[1])
+            let edge = await harness.dispatcher.isConnected(environments[3])
+            return !second && !edge
+        }
+        if ContinuousClock.now - silent < .milliseconds(4_500) { try await Task.sleep(until: silent + .milliseconds(4_500)) }
         #expect(await harness.dispatcher.isConnected(environments[0]))
-        #expect(!(await harness.dispatcher.isConnected(environments[1])))
         #expect(await harness.dispatcher.isConnected(environments[2]))
-        #expect(!(await harness.dispatcher.isConnected(environments[3])))
 
         // Two agents left: the default again.
         _ = try await channels[0].send([WireCodec.encode(.ping)])
@@ -84,6 +122,9 @@ struct PingIntervalTests {
     /// What the ROUTER playing the server heard.
     struct Heard {
         var hellos = 0
+        /// The agent's connection, and when it was welcomed.
+        var routingId: [UInt8] = []
+        var welcomedAt: ContinuousClock.Instant?
         var pings: [ContinuousClock.Instant] = []
         /// What its welcome and pongs ask for.
         var asked: Int? = 2
@@ -106,7 +147,12 @@ struct PingIntervalTests {
                 let reply: ServerMessage
                 switch try WireCodec.decodeAgentMessage(message.frames[1]) {
                 case .hello:
-                    let asked = heard.withLock { $0.hellos += 1; return $0.asked }
+                    let asked = heard.withLock {
+                        $0.hellos += 1
+                        $0.routingId = message.frames[0]
+                        $0.welcomedAt = $0.welcomedAt ?? .now
+                        return $0.asked
+                    }
                     reply = .welcome(Welcome(environmentId: "env_fake", serverVersion: "t", pending: 0, pingSeconds: asked))
                 case .ping:
                     let (asked, mute) = heard.withLock { $0.pings.append(.now); return ($0.asked, $0.mute) }
@@ -137,8 +183,9 @@ struct PingIntervalTests {
         try await Task.sleep(for: .milliseconds(3_500))
         let first = heard.withLock { $0 }
         // At its own 0.2 s it would have pinged about 17 times, and at 1 s of silence reconnected
-        // (a new hello).
-        #expect((1...2).contains(first.pings.count), "pings in 3.5 s: \(first.pings.count)")
+        // (a new hello). Before its welcome it pings at its own interval.
+        let afterWelcome = first.pings.filter { $0 > first.welcomedAt! }.count
+        #expect((1...2).contains(afterWelcome), "pings in 3.5 s after the welcome: \(afterWelcome)")
         #expect(first.hellos == 1)
 
         // 6 s without an answer: more than two intervals, less than five. Still no new connection.
@@ -146,10 +193,13 @@ struct PingIntervalTests {
         try await Task.sleep(for: .milliseconds(6_000))
         #expect(heard.withLock { $0.hellos } == 1, "the agent reconnected after less than five asked intervals of silence")
 
-        // Answered again, and no longer asked: from the next pong on, its own 0.2 s again.
-        heard.withLock { $0.mute = false; $0.asked = nil }
-        let cleared = heard.withLock { $0.pings.count } + 1
-        while heard.withLock({ $0.pings.count }) < cleared { try await Task.sleep(for: .milliseconds(20)) }
+        // Answered again, and no longer asked: from this pong on, its own 0.2 s again.
+        let (routingId, cleared) = heard.withLock {
+            $0.mute = false
+            $0.asked = nil
+            return ($0.routingId, $0.pings.count)
+        }
+        _ = try await router.send([routingId, WireCodec.encode(ServerMessage.pong(pending: 0))])
         try await Task.sleep(for: .milliseconds(2_000))
         let last = heard.withLock { $0 }
         #expect(last.pings.count - cleared >= 4, "pings in the 2 s after the default came back: \(last.pings.count - cleared)")

@@ -222,10 +222,10 @@ class Report:
             self.md.append(f"- Idle, with every agent connected and only pinging, over {idle['seconds']} s: the server used "
                            f"{idle['serverCpuSeconds']} s of CPU ({share(idle['serverCpuSeconds'])}), the fleet {idle['fleetCpuSeconds']} s "
                            f"({share(idle['fleetCpuSeconds'])}). Past 2,000 agents the server asks for a longer ping interval than 2 s, "
-                           f"to keep all pings near 1,000 a second: 3 s, or 4 s past 3,000 agents, at most (docs/production.md).")
+                           f"3 s, or 4 s past 3,000 agents, at most: 1,000 pings a second up to 4,000 agents, 2,500 at 10,000 (docs/production.md).")
         self.md.append("- These are the RSS figures right after the connect and its round. Both Wharf and raw libzmq then grow by about 56 KiB "
                        "per connection as pings and jobs fill libzmq's pipe chunks, and level off after about 500 messages each "
-                       "way (half an hour of 2-s pings, an hour at the 4-s interval such a fleet is asked for): about 1 GiB for 10,000 agents "
+                       "way (half an hour of 2-s pings, about twice as long at the 4-s interval such a fleet is asked for): about 1 GiB for 10,000 agents "
                        "(bench/FINDINGS.md, fifteenth pass).")
         self.md.append("")
         self.figure("scale", "connect all agents", p["connect"]["allConnectedSeconds"], "s", "raw libzmq", z["connectSeconds"], better="lower")

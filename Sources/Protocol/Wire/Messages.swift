@@ -85,10 +85,11 @@ public struct Welcome: Codable, Sendable, Equatable {
 /// the server answers each ping. Idle, every agent costs the server a ping and a pong per interval:
 /// 5,000 of each a second for 10,000 agents at the default 2 s, which took about 40 % of a vCPU
 /// (bench/FINDINGS.md, eighteenth pass). So the server asks a large fleet for a longer interval
-/// (in the welcome and in each pong), enough to keep its agents' pings under a rate, as Nomad
-/// scales its heartbeats — within the contract's bound: an agent's environment shows
-/// `disconnected` within 15 s of its death, so the server waits at most `serverTimeoutCap` for a
-/// silent agent it asked for more, and asks for at most `maxSeconds`, three and a half pings in it.
+/// (in the welcome and in each pong), as Nomad scales its heartbeats: enough to keep its agents'
+/// pings at 1,000 a second up to 4,000 agents. Past that the contract's bound caps the interval
+/// (2,500 pings a second at 10,000): an agent's environment shows `disconnected` within 15 s of
+/// its death, so the server waits at most `serverTimeoutCap` for a silent agent it asked for
+/// more, and asks for at most `maxSeconds`, three intervals in it.
 public enum PingPolicy {
     /// An agent's interval when the server asks for none.
     public static let defaultSeconds = 2
@@ -98,8 +99,8 @@ public enum PingPolicy {
     /// The longest interval the server asks for, and an agent takes.
     public static let maxSeconds = 4
     /// The longest silence the server waits for from an agent it asked for a longer interval:
-    /// with its 0.5-s check, within the contract's 15 s.
-    public static let serverTimeoutCap: Duration = .seconds(14)
+    /// with its 0.5-s check and a busy dispatcher's lag, within the contract's 15 s.
+    public static let serverTimeoutCap: Duration = .seconds(12)
 
     /// The interval, in whole seconds, for `agents` connected agents to send at most `perSecond`
     /// pings a second together, up to `maxSeconds`; nil when the default does (2,000 agents at
@@ -141,11 +142,10 @@ public enum PingPolicy {
     }
 
     /// How long the server waits for a silent agent it asked for `asked` seconds: its own
-    /// `timeout`, or `silentIntervals` of the asked interval up to `serverTimeoutCap`, whichever is
-    /// longer.
-    public static func serverTimeout(_ timeout: Duration, asked: Int?) -> Duration {
+    /// `timeout`, or `silentIntervals` of the asked interval up to `cap`, whichever is longer.
+    public static func serverTimeout(_ timeout: Duration, asked: Int?, cap: Duration = serverTimeoutCap) -> Duration {
         guard let asked else { return timeout }
-        return max(timeout, min(.seconds(clamped(asked) * silentIntervals), serverTimeoutCap))
+        return max(timeout, min(.seconds(clamped(asked) * silentIntervals), cap))
     }
 }
 

@@ -82,7 +82,7 @@ public enum WireCodec {
     private static let byeFrame = frame("bye", Empty())
     private static let idlePongFrame = frame("pong", Pending(pending: 0))
     /// An idle pong asking for each interval a server may ask for (`PingPolicy`): a large fleet's
-    /// pongs carry one, up to 1,000 a second.
+    /// pongs carry one, thousands a second.
     private static let idlePongFrames: [[UInt8]] = (0...PingPolicy.maxSeconds).map {
         frame("pong", Pending(pending: 0, pingSeconds: $0))
     }

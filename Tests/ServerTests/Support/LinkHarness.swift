@@ -19,7 +19,7 @@ final class LinkHarness: Sendable {
     /// `database`, if given, is called with the database file's path before the store opens it
     /// (to leave there what an older server wrote).
     init(maxSockets: Int32 = 4096, agentTimeout: Duration = .seconds(10), maxInFlight: Int = 64,
-         resendAfter: Duration = .seconds(2), pingsPerSecond: Int = 1_000,
+         resendAfter: Duration = .seconds(2), pingsPerSecond: Int = 1_000, askedTimeoutCap: Duration? = nil,
          database: ((String) throws -> Void)? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-link-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -35,6 +35,7 @@ final class LinkHarness: Sendable {
         timing.agentTimeout = agentTimeout
         timing.maxInFlight = maxInFlight
         timing.pingsPerSecond = pingsPerSecond
+        if let askedTimeoutCap { timing.askedTimeoutCap = askedTimeoutCap }
         dispatcher = try Dispatcher(store: store, keys: keys, context: context, serverKeys: serverKeys,
                                     bind: "tcp://127.0.0.1:*", timing: timing, logger: logger)
         let dispatcher = self.dispatcher

@@ -25,13 +25,16 @@ import ZeroMQ
 /// So no job runs on both, and none is left behind.
 public actor Dispatcher {
     /// Link timings; the defaults meet the contract's "disconnected within 15 s" (so does the
-    /// longest wait for an agent asked for a longer ping interval, `PingPolicy.serverTimeoutCap`).
+    /// longest wait for an agent asked for a longer ping interval, `askedTimeoutCap`).
     public struct Timing: Sendable {
-        /// An agent unheard of for this long is disconnected; up to 14 s for an agent asked for a
-        /// longer ping interval (`PingPolicy.serverTimeout`).
+        /// An agent unheard of for this long is disconnected; up to `askedTimeoutCap` for an agent
+        /// asked for a longer ping interval (`PingPolicy.serverTimeout`).
         public var agentTimeout: Duration = .seconds(10)
-        /// The most pings a second the server asks of all its agents together: past 2,000 agents,
-        /// they are asked for a longer interval than the default 2 s, up to 4 s (`PingPolicy`).
+        /// The longest silence allowed an agent asked for a longer ping interval.
+        public var askedTimeoutCap = PingPolicy.serverTimeoutCap
+        /// The pings a second the server aims at for all its agents together: past 2,000 agents,
+        /// they are asked for a longer interval than the default 2 s, up to 4 s (`PingPolicy`), so
+        /// past 4,000 agents there are more (2,500 a second at 10,000).
         public var pingsPerSecond = 1_000
         /// An unacknowledged job is sent again after this long.
         public var resendAfter: Duration = .seconds(5)
@@ -758,8 +761,13 @@ public actor Dispatcher {
         return edge ? nil : pingSeconds
     }
 
+    /// How long an agent asked for `asked` seconds (nil: its own) may be silent (`PingPolicy.serverTimeout`).
+    private func silenceAllowed(asked: Int?) -> Duration {
+        PingPolicy.serverTimeout(timing.agentTimeout, asked: asked, cap: timing.askedTimeoutCap)
+    }
+
     private func tick() async {
-        let now = ContinuousClock.now
+        var now = ContinuousClock.now
         // After a busy spell (agents connecting, a round of jobs), give freed heap pages back; at
         // most every 10 s, and off the dispatcher (a trim walks the whole heap).
         if handledSinceTrim >= 5_000, now - lastTrim >= .seconds(10) {
@@ -776,15 +784,17 @@ public actor Dispatcher {
             } catch {
                 logger.warning("could not record agents' last-seen times", metadata: ["error": "\(error)"])
             }
+            // The write may have taken a while: silences are measured to now.
+            now = ContinuousClock.now
         }
         var due: [String] = []
-        for (routingId, entry) in superseded where now - entry.lastSeen > PingPolicy.serverTimeout(timing.agentTimeout, asked: entry.pingSeconds) {
+        for (routingId, entry) in superseded where now - entry.lastSeen > silenceAllowed(asked: entry.pingSeconds) {
             if release(routingId, reason: "silent for \((now - entry.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))") {
                 due.append(entry.environmentId)
             }
         }
         for (environmentId, session) in sessions {
-            if now - session.lastSeen > PingPolicy.serverTimeout(timing.agentTimeout, asked: session.pingSeconds) {
+            if now - session.lastSeen > silenceAllowed(asked: session.pingSeconds) {
                 drop(environmentId, reason: "silent for \((now - session.lastSeen).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
                 continue
             }
