@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import WharfTestSupport
 import WharfAgent
 import WharfProtocol
 @testable import WharfServer
@@ -27,18 +28,6 @@ struct PingIntervalTests {
         return channel
     }
 
-    /// Polls `condition` every 50 ms until it holds; fails the test after `deadline`.
-    static func waitUntil(deadline: Duration, _ condition: () async -> Bool) async throws {
-        let end = ContinuousClock.now + deadline
-        while !(await condition()) {
-            guard ContinuousClock.now < end else {
-                Issue.record("not within \(deadline)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     @Test func theServerWaitsNoLongerThanItsCapForAnAgentItAskedForMore() async throws {
         // The contract's "disconnected within 15 s": five asked intervals (15 s at 3 s) would be
         // too long; the cap (12 s, here 2 s) holds.
@@ -55,7 +44,7 @@ struct PingIntervalTests {
         }
         // The third was welcomed with 3 s; silent from its hello on, it is dropped after 2 s, not 15.
         let started = ContinuousClock.now
-        try await Self.waitUntil(deadline: .seconds(8)) { await !harness.dispatcher.isConnected(enrolled[2].0.id) }
+        #expect(await eventually(timeout: .seconds(8)) { await !harness.dispatcher.isConnected(enrolled[2].0.id) })
         #expect(ContinuousClock.now - started < .seconds(8))
         for channel in channels { await channel.shutdown() }
         await harness.stop()
@@ -103,11 +92,11 @@ struct PingIntervalTests {
         // Silent for longer than the 3-s timeout: the agents asked for 3 or 4 s have 12 s (the cap
         // on five intervals, within the contract's 15 s); those never asked are dropped as before.
         let silent = ContinuousClock.now
-        try await Self.waitUntil(deadline: .seconds(20)) {
+        #expect(await eventually {
             let second = await harness.dispatcher.isConnected(environments[1])
             let edge = await harness.dispatcher.isConnected(environments[3])
             return !second && !edge
-        }
+        })
         if ContinuousClock.now - silent < .milliseconds(4_500) { try await Task.sleep(until: silent + .milliseconds(4_500)) }
         #expect(await harness.dispatcher.isConnected(environments[0]))
         #expect(await harness.dispatcher.isConnected(environments[2]))

@@ -401,10 +401,10 @@ public actor Dispatcher {
                 send(.cancel(jobId: jobId), to: welcome.routingId)
             }
             let current = sessions[welcome.environmentId]?.routingId == welcome.routingId
-            let pingSeconds = askedPingSeconds(edge: current && sessions[welcome.environmentId]?.edge == true)
-            if current { sessions[welcome.environmentId]?.pingSeconds = pingSeconds }
+            let asked = askedPingSeconds(edge: current && sessions[welcome.environmentId]?.edge == true)
+            if current { sessions[welcome.environmentId]?.pingSeconds = asked }
             send(.welcome(Welcome(environmentId: welcome.environmentId, serverVersion: serverVersion,
-                                  pending: sessions[welcome.environmentId]?.pending ?? 0, pingSeconds: pingSeconds)),
+                                  pending: sessions[welcome.environmentId]?.pending ?? 0, pingSeconds: asked)),
                  to: welcome.routingId)
         }
         // The round goes to the run loop: the next batch (results waiting to be stored) does not wait for it.
