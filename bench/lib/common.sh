@@ -87,9 +87,11 @@ tree_rss_kib() {
     for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do total=$((total + $(rss_kib "$pid"))); done
     echo "$total"
 }
-# CPU seconds (user + system) of a process and its children (nginx's workers).
+# CPU seconds (user + system) of processes and their children (nginx's workers), all together.
 cpu_seconds() {
-    python3 - "$1" $(pgrep -P "$1" 2>/dev/null || true) <<'PY'
+    local pid children=()
+    for pid in "$@"; do children+=($(pgrep -P "$pid" 2>/dev/null || true)); done
+    python3 - "$@" "${children[@]}" <<'PY'
 import os, sys
 total = 0
 for pid in sys.argv[1:]:

@@ -8,6 +8,14 @@
 # its mailbox eventfd) and the hard open-file limit is 20,000, so the fleet runs as two processes of
 # 5,000 (wharf-agent --fleet 5000 --fleet-first 0 / 5000), each one thread.
 
+# cpu_sample — "TIME SERVER_CPU FLEET_CPU" now, for cpu_since (uses WHARF_PID and pids).
+cpu_sample() { echo "$(date +%s.%N) $(cpu_seconds "$WHARF_PID") $(cpu_seconds "${pids[@]}")"; }
+# cpu_since SAMPLE — JSON: the seconds since SAMPLE and the server's and the fleet's CPU seconds in them.
+cpu_since() {
+    python3 -c "import json, sys; a, b = list(map(float, sys.argv[1].split())), list(map(float, sys.argv[2].split())); print(json.dumps({'seconds': round(b[0] - a[0], 2), 'serverCpuSeconds': round(b[1] - a[1], 2), 'fleetCpuSeconds': round(b[2] - a[2], 2)}))" \
+        "$1" "$(cpu_sample)"
+}
+
 part_scale() {
     local dir="$RUN/scale"
     mkdir -p "$dir"
@@ -47,14 +55,10 @@ part_scale() {
     local idle_ok=1
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 60 >"$dir/first-deploys.json" || idle_ok=0
     # A few ping rounds, idle: the server's and the fleet's CPU while 10,000 agents only ping.
-    local idle_cpu0 fleet_cpu0=0 idle_cpu1 fleet_cpu1=0 pid
-    idle_cpu0="$(cpu_seconds "$WHARF_PID")"
-    for pid in "${pids[@]}"; do fleet_cpu0="$(python3 -c "print($fleet_cpu0 + $(cpu_seconds "$pid"))")"; done
+    local idle_from
+    idle_from="$(cpu_sample)"
     sleep 5
-    idle_cpu1="$(cpu_seconds "$WHARF_PID")"
-    for pid in "${pids[@]}"; do fleet_cpu1="$(python3 -c "print($fleet_cpu1 + $(cpu_seconds "$pid"))")"; done
-    python3 -c "import json, sys; a = list(map(float, sys.argv[1:])); print(json.dumps({'seconds': 5, 'serverCpuSeconds': round(a[1] - a[0], 2), 'fleetCpuSeconds': round(a[3] - a[2], 2)}))" \
-        "$idle_cpu0" "$idle_cpu1" "$fleet_cpu0" "$fleet_cpu1" >"$dir/idle-cpu.json"
+    cpu_since "$idle_from" >"$dir/idle-cpu.json"
     log "idle with every agent connected: $(cat "$dir/idle-cpu.json")"
     local connected_rss
     connected_rss="$(rss_kib "$WHARF_PID")"
@@ -67,20 +71,14 @@ part_scale() {
         perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf.data" -- sleep 8 >"$dir/perf.log" 2>&1 &
         perf_pid=$!
     fi
-    local round_cpu0 round_fleet0=0 round_start round_cpu1 round_fleet1=0 round_end
-    round_cpu0="$(cpu_seconds "$WHARF_PID")"
-    for pid in "${pids[@]}"; do round_fleet0="$(python3 -c "print($round_fleet0 + $(cpu_seconds "$pid"))")"; done
-    round_start="$(date +%s.%N)"
+    local round_from
+    round_from="$(cpu_sample)"
     "$HTTPBURST" "$WHARF_URL" "$dir/paths.txt" 64 "$dir/round.client.jsonl"
     wb client-summary --client "$dir/round.client.jsonl" >"$dir/round.client.json"
     wb round --client "$dir/round.client.jsonl" --fleet "${logs[@]}" --db "$WHARF_DB" --timeout 90 --out "$dir/round.json" >/dev/null
-    round_end="$(date +%s.%N)"
-    round_cpu1="$(cpu_seconds "$WHARF_PID")"
-    for pid in "${pids[@]}"; do round_fleet1="$(python3 -c "print($round_fleet1 + $(cpu_seconds "$pid"))")"; done
     # The server's and the fleet's CPU from the first call until every job was seen final (the
     # wait polls the store for a few tenths of a second more).
-    python3 -c "import json, sys; a = list(map(float, sys.argv[1:])); print(json.dumps({'seconds': round(a[1] - a[0], 2), 'serverCpuSeconds': round(a[3] - a[2], 2), 'fleetCpuSeconds': round(a[5] - a[4], 2)}))" \
-        "$round_start" "$round_end" "$round_cpu0" "$round_cpu1" "$round_fleet0" "$round_fleet1" >"$dir/round-cpu.json"
+    cpu_since "$round_from" >"$dir/round-cpu.json"
     log "round CPU: $(cat "$dir/round-cpu.json")"
     log "round: $(tr -d '\n ' <"$dir/round.json")"
     local peak_rss
