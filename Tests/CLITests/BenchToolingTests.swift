@@ -108,7 +108,11 @@ struct BenchToolingTests {
                 #expect(try #require(line["sent"] as? Double) >= #require(line["scheduled"] as? Double), "\(line)")
             }
             try await waitIdle()
-            try await Task.sleep(for: .milliseconds(300))  // the fleet writes its log every 50 ms
+            // The fleet writes its log every 50 ms: wait until it has every paced job's acknowledged result.
+            let pacedJobs = Set(pacedLines.compactMap { $0["job"] as? String })
+            #expect(await eventually {
+                Set(Self.lines(fleetLog).filter { $0["resultAcked"] != nil }.compactMap { $0["job"] as? String }).isSuperset(of: pacedJobs)
+            }, "the fleet's log lacks some of \(pacedJobs)")
             let latency = world.root.appendingPathComponent("dispatch.json").path
             let dispatched = try await world.shell(Self.wharfbench("dispatch", "--client", paced, "--fleet", fleetLog.path,
                                                                   "--db", database,

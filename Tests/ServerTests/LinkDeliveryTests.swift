@@ -106,8 +106,9 @@ struct LinkDeliveryTests {
         let second = try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "2"])
         let ended = try await harness.dispatcher.waitForFinish(jobId: second.id, timeout: .seconds(40))
         #expect(ended.state == .succeeded, "the agent never came back over a new connection")
-        // Back within the agent's 3-s timeout, a ping interval and a reconnect, not by luck much later.
-        #expect(ContinuousClock.now - silencedAt < .seconds(20))
+        // Back within the agent's 3-s timeout, a ping interval and a reconnect (about 7 s), not after
+        // the server's 60 s; the margin is for a loaded machine.
+        #expect(ContinuousClock.now - silencedAt < .seconds(35))
         agent.cancel()
         await harness.stop()
     }

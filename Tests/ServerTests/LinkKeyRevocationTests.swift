@@ -87,17 +87,18 @@ struct LinkKeyRevocationTests {
         let (environment, pair) = try await harness.enrolledEnvironment()
         let data = harness.directory.appendingPathComponent("agent-a")
         let ran = harness.directory.appendingPathComponent("runs-a.log")
-        // One stack at a time: of two stacks' jobs, one runs and the other waits in the journal.
-        let (_, agent) = try harness.agent(keys: pair, delay: .seconds(3), journal: ran, dataDirectory: data, maxConcurrentStacks: 1)
-        let outcome = watch(agent)
-        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
+        // Both stacks' jobs are queued before the agent connects, and a job takes 10 s, so that the
+        // revocation's own writes land while the first runs even on a loaded machine.
         _ = try await harness.stack("first", on: environment.id)
         _ = try await harness.stack("second", on: environment.id)
+        // One stack at a time: of two stacks' jobs, one runs and the other waits in the journal.
+        let (_, agent) = try harness.agent(keys: pair, delay: .seconds(10), journal: ran, dataDirectory: data, maxConcurrentStacks: 1)
+        let outcome = watch(agent)
         let journal = try JobJournal(dataDirectory: data)
         #expect(await eventually { journal.heldJobs().count == 2 }, "the agent took both jobs")
 
         _ = try await enrolAgain(harness, environmentId: environment.id)
-        #expect(await eventually(timeout: .seconds(20)) { outcome.withLock { $0 } != nil })
+        #expect(await eventually(timeout: .seconds(40)) { outcome.withLock { $0 } != nil })
         #expect(outcome.withLock { $0 }?.contains("agent_revoked") == true, "\(String(describing: outcome.withLock { $0 }))")
         // The running job ended as at a stop (its result is kept); the waiting one, whose spec may
         // carry registry credentials, is not left on this host for a key that will not run it.
@@ -130,16 +131,15 @@ struct LinkKeyRevocationTests {
     @Test func aSecondConnectionWithOneKeyTakesOverAndNoJobRunsOnBoth() async throws {
         // A copied data directory: two hosts, one key. The later hello takes the environment; the
         // earlier agent is told `agent_superseded`, lets what it runs end and report, and stops. A
-        // short resend (1 s, against 1.2 s jobs) would send a job the earlier agent runs to the later
-        // one if its jobs were not kept its own until it said goodbye.
+        // short resend (1 s, against 3-s jobs) would send a job the earlier agent runs to the later
+        // one if its jobs were not kept its own until it said goodbye. The jobs are queued before
+        // host A connects, and each takes 3 s, so that host B connects while A still has work left
+        // (12 s of it) however slowly a loaded machine goes.
         let harness = try await LinkHarness(resendAfter: .seconds(1))
         let (environment, pair) = try await harness.enrolledEnvironment()
         let runsA = harness.directory.appendingPathComponent("runs-a.log")
         let runsB = harness.directory.appendingPathComponent("runs-b.log")
         let dataA = harness.directory.appendingPathComponent("agent-a")
-        let (agentARuntime, agentA) = try harness.agent(keys: pair, delay: .milliseconds(1200), journal: runsA, dataDirectory: dataA)
-        let outcomeA = watch(agentA)
-        #expect(await eventually { await harness.dispatcher.isConnected(environment.id) })
         var ids: [String] = []
         for index in 0..<3 {
             let (stack, first) = try await harness.stack("c\(index)", on: environment.id, env: ["N": "0"])
@@ -148,10 +148,12 @@ struct LinkKeyRevocationTests {
                 ids.append(try await harness.redeploy(stack.id, environmentId: environment.id, variables: ["N": "\(n)"]).id)
             }
         }
+        let (agentARuntime, agentA) = try harness.agent(keys: pair, delay: .seconds(3), journal: runsA, dataDirectory: dataA)
+        let outcomeA = watch(agentA)
         // Host A runs the stacks' first jobs when host B, with the same key, connects.
         #expect(await eventually { await !agentARuntime.isIdle })
         try await Task.sleep(for: .milliseconds(300))
-        let (_, agentB) = try harness.agent(keys: pair, delay: .milliseconds(1200), journal: runsB)
+        let (_, agentB) = try harness.agent(keys: pair, delay: .seconds(3), journal: runsB)
 
         #expect(await eventually(timeout: .seconds(30)) { outcomeA.withLock { $0 } != nil })
         #expect(outcomeA.withLock { $0 }?.contains("agent_superseded") == true, "agent A ended with \(String(describing: outcomeA.withLock { $0 }))")
@@ -171,9 +173,12 @@ struct LinkKeyRevocationTests {
     @Test func aDeadConnectionsJobsGoToTheAgentThatReplacedItOnceItIsSilent() async throws {
         // An agent restarted before the server noticed its old connection die: that connection had
         // acknowledged a job and went silent. The job is not sent again while it might still run
-        // there, and goes to the new connection once the old one is silent for `agentTimeout`.
-        let harness = try await LinkHarness(agentTimeout: .seconds(3))
+        // there, and goes to the new connection once the old one is silent for `agentTimeout`
+        // (8 s: the old connection must not be dropped, on a loaded machine, before the new agent
+        // says hello; its job is queued before it connects, so no store write sits in between).
+        let harness = try await LinkHarness(agentTimeout: .seconds(8))
         let (environment, pair) = try await harness.enrolledEnvironment()
+        let (_, job) = try await harness.stack("held-by-old", on: environment.id)
         let context = try ZMQContext()
         let old = try ZMQChannel(context: context, type: .dealer) { socket in
             try socket.makeCurveClient(keyPair: pair, serverKey: harness.serverKeys.publicKey)
@@ -182,15 +187,13 @@ struct LinkKeyRevocationTests {
         _ = try await old.send([WireCodec.encode(.hello(AgentHello(
             agentVersion: "t", hostname: "old", dockerVersion: "-", composeFlavour: "plugin", composeVersion: "-",
             edge: false, holding: [], results: [])))])
-        let (_, job) = try await harness.stack("held-by-old", on: environment.id)
         var incoming = old.incoming.makeAsyncIterator()
         while let message = await incoming.next() {
             if case .job(let spec) = try WireCodec.decodeServerMessage(message.frames[0]), spec.id == job.id { break }
         }
-        _ = try await old.send([WireCodec.encode(.ack(jobId: job.id))])
-        // The old connection's silence counts from its ack, which the server heard after this.
-        // (Taken after the pause below, a test task held up on a loaded machine made this fail.)
+        // The old connection's silence counts from its ack, which the server hears after this.
         let started = ContinuousClock.now
+        _ = try await old.send([WireCodec.encode(.ack(jobId: job.id))])
         try await Task.sleep(for: .milliseconds(200))
 
         let runs = harness.directory.appendingPathComponent("runs-new.log")
@@ -204,9 +207,9 @@ struct LinkKeyRevocationTests {
             }
         }
         #expect(told)
-        // …and the job it holds goes to the new agent only after it has been silent for 3 s.
-        #expect(try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(30)).state == .succeeded)
-        #expect(ContinuousClock.now - started >= .seconds(2), "the job went to the new agent after \(ContinuousClock.now - started)")
+        // …and the job it holds goes to the new agent only after it has been silent for 8 s.
+        #expect(try await harness.dispatcher.waitForFinish(jobId: job.id, timeout: .seconds(40)).state == .succeeded)
+        #expect(ContinuousClock.now - started >= .seconds(8), "the job went to the new agent after \(ContinuousClock.now - started)")
         #expect(self.runs(runs).count == 1)
         await old.shutdown()
         agent.cancel()

@@ -30,7 +30,8 @@ struct CommandRunnerTests {
         let result = try await runner.run(
             shell,
             ["-c", "sh -c 'echo $$ > \(pidFile.path); exec sleep 60' & echo started; sleep 60"],
-            timeout: .milliseconds(500)
+            // Long enough for the shell to print and the grandchild to write its PID on a loaded machine.
+            timeout: .seconds(3)
         )
         #expect(result.timedOut)
         #expect(!result.succeeded)

@@ -192,7 +192,7 @@ enum TestStacks {
                     healthcheck:
                       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${PORT}/health"]
                       interval: 1s
-                      timeout: 2s
+                      timeout: 10s
                       retries: 2
 
                 """
