@@ -92,7 +92,7 @@ public actor Dispatcher {
     private let channel: ZMQChannel
     private let zap: ZAPHandler
     private let logger: Logger
-    private let timing: Timing
+    private var timing: Timing
     private let serverVersion: String
     private var sessions: [String: Session] = [:]
     /// The ping interval the server asks of its agents now (`askedPingSeconds`); nil for the default.
@@ -211,6 +211,12 @@ public actor Dispatcher {
 
     /// Whether an environment's agent is connected now.
     public func isConnected(_ environmentId: String) -> Bool { sessions[environmentId] != nil }
+
+    /// Changes the link timings of a running dispatcher. Tests use it to shorten a silence only
+    /// once their slow setup (store commits, CURVE handshakes) is done.
+    func retime(_ change: (inout Timing) -> Void) {
+        change(&timing)
+    }
 
     /// The environments whose agents are connected now.
     public func connectedEnvironments() -> Set<String> { Set(sessions.keys) }
