@@ -31,9 +31,11 @@ struct AgentDataDirectoryTests {
             #expect(!(second.stdout + second.stderr).contains("connected to server"), "\(second.stdout)")
             #expect((try? FileManager.default.contentsOfDirectory(atPath: journal.path).sorted()) == before)
             #expect(first.isRunning, "the first agent stopped:\n\(first.stderr)")
-            let list = try await world.wharf(["env", "ls", "--json"])
-            let environments = try list.json()["environments"] as? [[String: Any]] ?? []
-            #expect(environments.contains { $0["name"] as? String == "solo" && $0["status"] as? String == "connected" }, "\(list)")
+            #expect(try await eventually {
+                let list = try await world.wharf(["env", "ls", "--json"])
+                let environments = try list.json()["environments"] as? [[String: Any]] ?? []
+                return environments.contains { $0["name"] as? String == "solo" && $0["status"] as? String == "connected" }
+            }, "the first agent's environment is not shown connected")
 
             // SIGKILL ends the lock with the process: the next agent starts and connects.
             first.signal(SIGKILL)

@@ -100,10 +100,12 @@ struct CLIEndToEndTests {
 
             // The printed command, run as printed (plus the simulator), joins the environment.
             let agent = try world.startAgent(printedBy: added.stdout)
+            // Connected, with what its hello said stored (the session comes first, the commit after it).
             let connected = try await eventually(timeout: .seconds(30)) {
                 let list = try await world.wharf(["env", "ls", "--json"])
                 let environments = try list.json()["environments"] as? [[String: Any]] ?? []
-                return environments.first { $0["name"] as? String == "prod-1" }?["status"] as? String == "connected"
+                let environment = environments.first { $0["name"] as? String == "prod-1" }
+                return environment?["status"] as? String == "connected" && (environment?["agent"] as? [String: Any])?["version"] != nil
             }
             #expect(connected, "agent: \(agent.stderr)")
 
@@ -394,7 +396,7 @@ struct CLIEndToEndTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(3)))
     func followingALogAndWaitingWithJSONOutput() async throws {
         try await World.run { world in
             // No agent yet: the job stays queued, and `--follow` keeps waiting for it.
@@ -411,7 +413,8 @@ struct CLIEndToEndTests {
             #expect(follow.stdout.isEmpty)
 
             try world.startAgent(printedBy: added.stdout)
-            let followed = try await world.finish(follow, timeout: .seconds(30))
+            // An agent's start, enrolment and connect, the job and the follow's poll: slow on a loaded machine.
+            let followed = try await world.finish(follow, timeout: .seconds(90))
             #expect(followed.status == 0 && followed.stdout == "simulated deploy of app\n", "\(followed)")
 
             // --wait --json: progress on stderr, the finished job's JSON alone on stdout.

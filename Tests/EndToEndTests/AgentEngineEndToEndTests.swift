@@ -105,8 +105,10 @@ struct AgentEngineEndToEndTests {
         let recovered = try await api.finishedJob((redeploy["job"] as! [String: Any])["id"] as! String)
         #expect(recovered["state"] as? String == "succeeded", "\(recovered)\n\(agent.output.suffix(2000))")
         #expect(await eventually { await served(port: port) == "lost v1" })
-        let (_, environment) = try await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
-        #expect((environment["environment"] as? [String: Any])?["status"] as? String == "connected", "the agent kept serving")
+        #expect(try await eventually {
+            let (_, environment) = try await api.call("GET", "/api/environments/\(environmentId)", expect: 200)
+            return (environment["environment"] as? [String: Any])?["status"] as? String == "connected"
+        }, "the agent kept serving")
         try await api.call("DELETE", "/api/stacks/\(stackId)", expect: 202)
         #expect(await eventually(timeout: .seconds(60)) { await served(port: port) == nil })
         await agent.stop()

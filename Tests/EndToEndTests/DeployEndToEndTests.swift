@@ -85,7 +85,7 @@ struct DeployEndToEndTests {
         let missingJob = missing["job"] as? [String: Any]
         #expect(missingJob?["state"] as? String == "failed")
         #expect((missingJob?["error"] as? [String: Any])?["code"] as? String == "pull_failed")
-        #expect(await served(port: port) == "development")
+        #expect(await eventually { await served(port: port) == "development" })
         #expect(try testEnv.docker(["ps", "-q", "--filter", "label=com.docker.compose.project=\(project)"]) == containerBefore)
 
         // An image whose container exits at once: rolled back, the old version serves again.

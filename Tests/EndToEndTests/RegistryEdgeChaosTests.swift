@@ -125,7 +125,7 @@ struct RegistryEdgeChaosTests {
         #expect(refused == 409)
         #expect((body["error"] as? [String: Any])?["code"] as? String == "edge_environment")
         // Between check-ins the edge environment is not connected.
-        #expect(try await eventually(timeout: .seconds(10)) {
+        #expect(try await eventually(timeout: .seconds(30)) {
             let (_, environment) = try await deployment.api.call("GET", "/api/environments/\(deployment.environmentId)", expect: 200)
             return (environment["environment"] as? [String: Any])?["status"] as? String == "disconnected"
         })
@@ -158,8 +158,8 @@ struct RegistryEdgeChaosTests {
         #expect(status == 0, "the agent exits cleanly once its job is done: \(deployment.agent.output.suffix(2000))")
         // Read at once, with no agent running: the result was sent and stored before the agent exited.
         let (_, body) = try await deployment.api.call("GET", "/api/jobs/\(jobId)", expect: 200)
-        #expect((body["job"] as? [String: Any])?["state"] as? String == "succeeded", "\(body)")
-        #expect(await served(port: port) == "term slow")
+        #expect((body["job"] as? [String: Any])?["state"] as? String == "succeeded", "\(body): \(deployment.agent.output.suffix(2000))")
+        #expect(await eventually(timeout: .seconds(20)) { await served(port: port) == "term slow" })
         #expect(deployment.agent.output.contains("stopping: waiting for running jobs to finish"))
         await deployment.stop(testEnv, project: project)
     }

@@ -31,7 +31,7 @@ struct CommandRunnerTests {
             shell,
             ["-c", "sh -c 'echo $$ > \(pidFile.path); exec sleep 60' & echo started; sleep 60"],
             // Long enough for the shell to print and the grandchild to write its PID on a loaded machine.
-            timeout: .seconds(3)
+            timeout: .seconds(10)
         )
         #expect(result.timedOut)
         #expect(!result.succeeded)

@@ -171,7 +171,7 @@ func httpBody(port: Int) async -> String? {
 }
 
 /// Polls the port until it serves `expected` or `within` passes; returns the last answer.
-func waitForBody(port: Int, expected: String, within: Duration = .seconds(10)) async -> String? {
+func waitForBody(port: Int, expected: String, within: Duration = .seconds(30)) async -> String? {
     let deadline = ContinuousClock.now + within
     var last: String?
     repeat {

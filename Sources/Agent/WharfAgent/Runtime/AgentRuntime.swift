@@ -525,9 +525,11 @@ public actor AgentRuntime {
         guard var stop = stopping else { return false }
         let now = ContinuousClock.now
         if running.isEmpty {
-            // Results are in the journal; waiting for their acknowledgements only saves a resend.
+            // Results are in the journal, and sent again at the next start; waiting for their
+            // acknowledgements lets the server show the job's end now (an edge agent's check-in
+            // and a loaded server's commit can take seconds), within the grace period.
             if unacknowledged.isEmpty || !serverReachable { return true }
-            if stop.deadline > now + .seconds(2) { stop.deadline = now + .seconds(2) }
+            if stop.deadline > now + .seconds(10) { stop.deadline = now + .seconds(10) }
         }
         if now >= stop.deadline {
             guard !stop.cutShort, !running.isEmpty else { return true }
