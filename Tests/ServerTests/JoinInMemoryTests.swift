@@ -55,59 +55,6 @@ struct JoinInMemoryTests {
         #expect(try await Self.writtenCount(store, next.id) == 0)
     }
 
-    /// The claim of a queued deploy (the dispatcher's round, or a result that frees its stack) is
-    /// being written: the agent gets the job only once that commits, so a call that changes nothing
-    /// of it still joins it in memory meanwhile, instead of waiting for the claim and then queueing
-    /// a new job. Its count is written with the job's next change.
-    @Test func aCallWhileItsDeployIsBeingClaimedJoinsItAndIsWrittenWithTheJobsNextChange() async throws {
-        let (store, environment, stack, first) = try await Self.setUp()
-        for _ in 0..<2 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
-        let (spec, during) = try await store.db.write { db -> (JobSpec?, Job?) in
-            var registries: [RegistryAuth]?
-            let spec = try store.claimQueuedHead(db, stackId: stack.id, registries: &registries)
-            // A call on another thread, before the claim commits.
-            return (spec, store.joinQueuedDeploy(stackId: stack.id, request: Self.request()))
-        }
-        #expect(spec?.id == first.id)
-        #expect(during?.id == first.id && during?.coalesced == 3, "joined the job being claimed")
-        #expect(try await Self.writtenCount(store, first.id) == 2, "the claim wrote the calls before it")
-        #expect(try await store.job(id: first.id).job.state == .dispatched)
-        #expect(try await store.job(id: first.id).job.coalesced == 3, "reads show the call that joined during the claim")
-        // Committed: the job has left the queue, and the next call queues a new one.
-        #expect(store.joinQueuedDeploy(stackId: stack.id, request: Self.request()) == nil)
-
-        var batch = AgentBatch()
-        batch.results = [.init(result: JobResult(jobId: first.id, state: .succeeded, services: []), environmentId: environment.id)]
-        let outcome = try await store.applyAgentBatch(batch, at: Date())
-        guard case .stored(let finished, true) = outcome.results.first else {
-            Issue.record("not stored: \(outcome.results)")
-            return
-        }
-        #expect(finished.coalesced == 3)
-        #expect(try await Self.writtenCount(store, first.id) == 3, "the result wrote the call that joined during the claim")
-        #expect(store.joinable.count == 0)
-    }
-
-    /// A claim that does not commit leaves the job queued: what it wrote of the count is undone
-    /// (lost, as with any failed write), and the next call goes to the writer and joins the job there.
-    @Test func aClaimThatRollsBackLeavesItsDeployQueuedForTheNextCall() async throws {
-        let (store, _, stack, first) = try await Self.setUp()
-        struct Failed: Error {}
-        await #expect(throws: Failed.self) {
-            try await store.db.write { db in
-                var registries: [RegistryAuth]?
-                _ = try store.claimQueuedHead(db, stackId: stack.id, registries: &registries)
-                #expect(store.joinQueuedDeploy(stackId: stack.id, request: Self.request())?.id == first.id)
-                throw Failed()
-            }
-        }
-        #expect(try await store.job(id: first.id).job.state == .queued)
-        #expect(store.joinQueuedDeploy(stackId: stack.id, request: Self.request()) == nil, "no entry is left open")
-        let joined = try await store.enqueueJob(stackId: stack.id, request: Self.request())
-        #expect(joined.id == first.id, "the writer joins the queued job")
-        #expect(store.joinQueuedDeploy(stackId: stack.id, request: Self.request())?.id == first.id, "and it is joinable again")
-    }
-
     @Test func aCallThatChangesTheJobGoesThroughTheWriterWithTheCountsBeforeIt() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
         for _ in 0..<10 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }

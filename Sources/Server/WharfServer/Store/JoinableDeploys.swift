@@ -16,20 +16,13 @@ import Synchronization
 ///   `afterNextTransaction` on the writer's queue, before any other write can start);
 /// - every write that changes a queued job row first takes its entry and writes its `extra` in the
 ///   same transaction (`SQLiteStore.foldJoins`): the group commit's join or new deploy for the
-///   stack, an agent's acknowledgement, start or result. Joins that come after the take find no
-///   entry and go to the writer, which runs after that transaction.
-/// - A claim (the job leaves for its agent) is the one write that leaves the entry open until it
-///   commits (`beginClaim`, `endClaim`): the agent gets the job only after that commit, so a call
-///   that changes nothing of it and comes meanwhile is still a call for a queued job, deployed by
-///   it. What joins during the claim is kept (`sealed`) and written with the job's next change,
-///   its start or its result (`take(jobId:)`). Without this, a hot stack's calls waited for the
-///   claim's commit and then for the next job's (bench/FINDINGS.md, twenty-first pass).
+///   stack, an agent's acknowledgement, start or result, the dispatcher's claim. Joins that come
+///   after the take find no entry and go to the writer, which runs after that transaction.
 ///
 /// A crash, or a write that fails after taking an entry, can thus lose counts not yet written —
 /// never a job, nor a change to what it deploys.
 /// Bounded: when full, entries nobody joined are dropped; if all were joined, new ones are not
-/// published (those stacks' calls go through the writer, as they did before this existed); counts
-/// of claimed jobs beyond `capacity` are not kept.
+/// published (those stacks' calls go through the writer, as they did before this existed).
 final class JoinableDeploys: Sendable {
     struct Entry: Sendable {
         /// The job as its row says, `coalesced` included.
@@ -43,8 +36,6 @@ final class JoinableDeploys: Sendable {
     private struct State {
         var byStack: [String: Entry] = [:]
         var stackByJob: [String: String] = [:]
-        /// Claimed jobs (by id) with calls that joined while the claim was being written, not written yet.
-        var sealed: [String: Entry] = [:]
     }
 
     let capacity: Int
@@ -71,15 +62,13 @@ final class JoinableDeploys: Sendable {
         }
     }
 
-    /// Takes the entry of a job (by job id) or of a stack's queued deploy (by stack id), if any,
-    /// with the calls that joined while the job was claimed.
+    /// Takes the entry of a job (by job id) or of a stack's queued deploy (by stack id), if any.
     func take(jobId: String) -> Entry? {
         state.withLock { state in
-            let sealed = state.sealed.removeValue(forKey: jobId)
             guard let stackId = state.stackByJob.removeValue(forKey: jobId), state.byStack[stackId]?.job.id == jobId else {
-                return sealed
+                return nil
             }
-            return Self.merged(state.byStack.removeValue(forKey: stackId), sealed)
+            return state.byStack.removeValue(forKey: stackId)
         }
     }
 
@@ -87,46 +76,7 @@ final class JoinableDeploys: Sendable {
         state.withLock { state in
             guard let entry = state.byStack.removeValue(forKey: stackId) else { return nil }
             state.stackByJob[entry.job.id] = nil
-            return Self.merged(entry, state.sealed.removeValue(forKey: entry.job.id))
-        }
-    }
-
-    private static func merged(_ entry: Entry?, _ sealed: Entry?) -> Entry? {
-        guard var entry else { return sealed }
-        entry.extra += sealed?.extra ?? 0
-        return entry
-    }
-
-    /// A claim of the job is being written: returns its entry (with the calls to write in the
-    /// claim, and any kept from an earlier claim), and leaves it open to joins until `endClaim`.
-    /// Call inside the claim's transaction, then `endClaim` when that transaction ends.
-    func beginClaim(jobId: String) -> Entry? {
-        state.withLock { state in
-            let sealed = state.sealed.removeValue(forKey: jobId)
-            guard let stackId = state.stackByJob[jobId], var entry = state.byStack[stackId], entry.job.id == jobId else {
-                return sealed
-            }
-            let taken = Self.merged(entry, sealed)
-            // The row will have these calls in its count; those that join from now on are the entry's.
-            entry.job.coalesced += taken?.extra ?? 0
-            entry.extra = 0
-            state.byStack[stackId] = entry
-            return taken
-        }
-    }
-
-    /// The claim's transaction ended. Committed: the job is no longer queued, and no call joins it
-    /// from now on; the calls that joined meanwhile are kept until the job's next change. Rolled
-    /// back: what the claim wrote of the count is undone, so the entry goes (its counts are lost,
-    /// as with any write that fails after taking an entry) and the next calls go to the writer.
-    func endClaim(jobId: String, committed: Bool) {
-        state.withLock { state in
-            guard let stackId = state.stackByJob.removeValue(forKey: jobId), let entry = state.byStack[stackId],
-                  entry.job.id == jobId else { return }
-            state.byStack[stackId] = nil
-            if committed, entry.extra > 0, state.sealed.count < capacity {
-                state.sealed[jobId] = entry
-            }
+            return entry
         }
     }
 
@@ -134,7 +84,7 @@ final class JoinableDeploys: Sendable {
     func takeAll() -> [Entry] {
         state.withLock { state in
             defer { state = State() }
-            return Array(state.byStack.values) + Array(state.sealed.values)
+            return Array(state.byStack.values)
         }
     }
 
@@ -161,19 +111,16 @@ final class JoinableDeploys: Sendable {
 
     /// Adds the counts not yet written to a job read from the store.
     func overlay(_ job: inout Job) {
-        let (id, queued) = (job.id, job.state == .queued)
+        guard job.state == .queued else { return }
         let extra = state.withLock { state -> Int in
-            var extra = state.sealed[id]?.extra ?? 0
-            if queued, let stackId = state.stackByJob[id], let entry = state.byStack[stackId], entry.job.id == id {
-                extra += entry.extra
-            }
-            return extra
+            guard let stackId = state.stackByJob[job.id], let entry = state.byStack[stackId] else { return 0 }
+            return entry.extra
         }
         job.coalesced += extra
     }
 
-    /// How many entries there are, open and kept from claims (for tests).
-    var count: Int { state.withLock { $0.byStack.count + $0.sealed.count } }
+    /// How many entries there are (for tests).
+    var count: Int { state.withLock { $0.byStack.count } }
 }
 
 extension JobRequest {

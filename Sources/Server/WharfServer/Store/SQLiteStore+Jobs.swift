@@ -274,13 +274,10 @@ extension SQLiteStore {
             queue.writing = true
             return true
         }
-        // On the store's own queue, which waits for the writer without a task: a hop fewer each
-        // way than a task awaiting `db.write`, and the transaction runs on the thread that took
-        // the requests (bench/FINDINGS.md, twenty-first pass).
-        if lead { enqueueWriter.async { self.writeEnqueued() } }
+        if lead { Task { await self.writeEnqueued() } }
     }
 
-    private func writeEnqueued() {
+    private func writeEnqueued() async {
         while true {
             let taken = enqueues.withLock { queue -> [EnqueueQueue.Waiting] in
                 defer { queue.waiting.removeAll(keepingCapacity: true) }
@@ -303,7 +300,7 @@ extension SQLiteStore {
             let written = batch
             let now = Date()
             do {
-                let outcomes = try db.write { db in
+                let outcomes = try await db.write { db in
                     if written.contains(where: { !$0.request.eventIds.isEmpty }) { try self.pruneRegistryEventsIfDue(db, now: now) }
                     var queued = QueuedDeploys()
                     var stacks: [String: Row] = [:]
@@ -521,6 +518,6 @@ struct EnqueueQueue: Sendable {
     }
 
     var waiting: [Waiting] = []
-    /// Whether the writer queue is in a turn; new requests join its next transaction.
+    /// Whether a task is writing; new requests join its next transaction.
     var writing = false
 }

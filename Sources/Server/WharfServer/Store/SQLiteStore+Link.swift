@@ -190,13 +190,10 @@ extension SQLiteStore {
                         if request.skip.contains(id) { continue }
                         if jobs.count >= request.capacity { break }
                         // A queued head is claimed and read in one statement; one sent before (a resend) is read.
-                        let queued = (head["state"] as String) == JobState.queued.rawValue
-                        if queued {
-                            try self.foldJoinsForClaim(db, jobId: id)
-                        } else {
-                            try self.foldJoins(db, self.joinable.take(jobId: id))
-                        }
-                        let sql = queued ? Self.claimQueuedSQL : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
+                        try self.foldJoins(db, self.joinable.take(jobId: id))
+                        let sql = (head["state"] as String) == JobState.queued.rawValue
+                            ? Self.claimQueuedSQL
+                            : "SELECT \(Self.jobSpecColumns) FROM job WHERE id = ?"
                         if registries == nil { registries = try self.registryAuths(db) }
                         let auths = registries ?? []
                         guard let spec = try Row.readFirst(db.cachedStatement(sql: sql), arguments: [id], { row in
@@ -218,22 +215,12 @@ extension SQLiteStore {
         guard let head = try Row.readFirst(db.cachedStatement(sql: Self.stackHeadSQL), arguments: [stackId], { row -> String? in
             (row["state"] as String) == JobState.queued.rawValue ? row["id"] : nil
         }), let id = head else { return nil }
-        try foldJoinsForClaim(db, jobId: id)
+        try foldJoins(db, joinable.take(jobId: id))
         if registries == nil { registries = try registryAuths(db) }
         let auths = registries ?? []
         return try Row.readFirst(db.cachedStatement(sql: Self.claimQueuedSQL), arguments: [id]) { row in
             Self.jobSpec(row, id: id, registries: auths)
         }
-    }
-
-    /// Writes the calls that joined a queued job before its claim, in the claim's transaction, and
-    /// keeps the job open to joins until that transaction ends (`JoinableDeploys.beginClaim`): the
-    /// agent gets the job only after the commit, so what joins meanwhile is deployed by it.
-    func foldJoinsForClaim(_ db: Database, jobId: String) throws {
-        guard let entry = joinable.beginClaim(jobId: jobId) else { return }
-        try foldJoins(db, entry)
-        db.afterNextTransaction(onCommit: { [joinable] _ in joinable.endClaim(jobId: jobId, committed: true) },
-                                onRollback: { [joinable] _ in joinable.endClaim(jobId: jobId, committed: false) })
     }
 
     /// A stack's oldest unfinished job.

@@ -8,8 +8,6 @@ public final class SQLiteStore: Sendable {
     let db: DatabasePool
     /// Job requests waiting for the next group commit (see `enqueueJob(stackId:request:)`).
     let enqueues = Mutex(EnqueueQueue())
-    /// Where the group commit runs (`writeEnqueued`), one turn at a time.
-    let enqueueWriter = DispatchQueue(label: "wharf.store.enqueue")
     /// Stacks of recently used webhook tokens (see `stack(webhookToken:publicURL:)`).
     let webhookTargets = WebhookTargetCache()
     /// Queued deploys that calls changing nothing but the count join in memory (see `enqueueJob`).
