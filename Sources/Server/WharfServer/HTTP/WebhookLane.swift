@@ -114,8 +114,9 @@ final class WebhookLane: Sendable {
 /// - a call is taken here only when every request passed on before it has had its answer written
 ///   (`waiting` counts them, down at each response's end on its way out);
 /// - while the store writes a call taken here (`parked`), what the channel hands in after it —
-///   request parts, events (the client's half-close), errors (a bad request) — waits in `backlog`
-///   and the channel reads no more, until the call is answered or passed on.
+///   request parts, events (the client's half-close), errors (a bad request) — waits in `backlog`,
+///   and once anything waits there the channel reads no more, until the call is answered or
+///   passed on.
 ///
 /// The connection-state handler before this one sees every request and every answer, so idle
 /// timeouts and graceful shutdown work as before (a parked call is a request in progress).
@@ -140,8 +141,11 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A call the store is writing (its head and end, as read); what comes in meanwhile waits in `backlog`.
     private var parked: (head: HTTPRequest, end: HTTPRequestPart)?
     private var backlog: [Inbound] = []
-    /// A read asked for while a call was parked, made once none is. (At most one read's worth
-    /// more than Hummingbird's channel may have wanted by then: bounded, and no read is lost.)
+    /// A read asked for while a call was parked and something already waited in `backlog`, made
+    /// once none is. While the backlog is empty a read goes on as asked: the socket stays
+    /// registered for reading (holding it would cost two `epoll_ctl` calls per parked call), and
+    /// what a client sends meanwhile waits in `backlog`. So the backlog holds at most one read's
+    /// worth: bounded, and no read is lost.
     private var readHeld = false
 
     init(lane: WebhookLane) {
@@ -251,7 +255,7 @@ final class WebhookLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if parked != nil {
+        if parked != nil, !backlog.isEmpty {
             readHeld = true
         } else {
             context.read()
