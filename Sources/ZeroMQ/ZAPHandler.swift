@@ -35,6 +35,7 @@ public final class ZAPHandler: Sendable {
         let socket = try ZMQSocket(context: context, type: .rep)
         try socket.bind("inproc://zeromq.zap.01")
         let thread = Thread { [self] in
+            nameCurrentThread("zmq-zap")
             self.serve(socket: socket, authenticate: authenticate)
         }
         thread.name = "zmq-zap"

@@ -136,7 +136,10 @@ public final class ZMQChannel: Sendable {
         if monitorSocket == nil { eventsContinuation.finish() }
         if batched { incomingContinuation.finish() } else { inboxSignalsContinuation.finish() }
 
-        let thread = Thread { [self] in self.run() }
+        let thread = Thread { [self] in
+            nameCurrentThread(name)
+            self.run()
+        }
         thread.name = name
         thread.start()
     }
@@ -399,4 +402,11 @@ public struct ZMQBatch: Sendable {
     public var messages: [ZMQMessage]
     /// When the channel's thread read each message (before any wait for the consumer), by index.
     public var receivedAt: [ContinuousClock.Instant]
+}
+
+/// Gives the calling thread `name` (its first 15 bytes) as the system shows it (`top -H`, `perf`,
+/// `/proc/PID/task/*/comm`). Foundation's `Thread.name` does not reach the system on Linux, so a
+/// thread would otherwise carry the name of the thread that started it.
+func nameCurrentThread(_ name: String) {
+    wharf_name_current_thread(name)
 }
