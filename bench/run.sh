@@ -61,6 +61,7 @@ command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v cc >/dev/null || need+=(gcc)
 pkg-config --exists libzmq 2>/dev/null || need+=(libzmq3-dev pkg-config)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
@@ -87,6 +88,8 @@ BIN="$(cd "$SRC" && swift build -c release --scratch-path "$ROOT/.build-bench" -
 [ -x "$BIN/wharf-server" ] && [ -x "$BIN/wharf-agent" ] || die "no wharf-server/wharf-agent in $BIN"
 ZMQBENCH="$ROOT/.build-bench/zmqbench"
 cc -O2 -Wall -o "$ZMQBENCH" "$BENCH/zmq/zmqbench.c" $(pkg-config --cflags --libs libzmq) || die "cannot build zmqbench"
+PROBE="$ROOT/.build-bench/probe"
+cc -O2 -Wall -pthread -o "$PROBE" "$BENCH/lib/probe.c" || die "cannot build probe"
 HTTPBURST="$ROOT/.build-bench/httpburst"
 cc -O2 -Wall -o "$HTTPBURST" "$BENCH/http/httpburst.c" || die "cannot build httpburst"
 if [[ " ${PARTS[*]} " == *" intake "* ]]; then
@@ -100,6 +103,8 @@ log "build done in ${BUILD_SECONDS}s"
 
 # --- machine ----------------------------------------------------------------
 python3 "$BENCH/lib/machine.py" "$ROOT" "$RATE_LIMITS" "$BUILD_SECONDS" >"$RESULTS/parts/machine.json"
+# What a durable commit's sync and a thread hand-off cost on this machine now (bench/lib/probe.c).
+"$PROBE" "$RUN" >"$RESULTS/parts/probe.json" || die "probe failed"
 
 # --- parts ------------------------------------------------------------------
 # Each part runs in its own subshell (started in the background so that `set -e` holds inside it): a

@@ -186,10 +186,13 @@ print(json.dumps(stats))
 PY
 }
 
-# wrk_json OUTFILE WRK-ARGS... — run wrk, keep its text output, print its JSON summary line.
+# wrk_json OUTFILE WRK-ARGS... — run wrk, keep its text output, print its JSON summary line. With
+# WRK_CPU_FILE set, wrk's own CPU (user and system seconds) goes there as `wrk-cpu U S`.
 wrk_json() {
     local out="$1"; shift
-    wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+    local timed=()
+    [ -n "${WRK_CPU_FILE:-}" ] && timed=(/usr/bin/time -f 'wrk-cpu %U %S' -o "$WRK_CPU_FILE")
+    "${timed[@]}" wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
     grep '^{"wrk"' "$out" | tail -1
 }
 

@@ -56,6 +56,7 @@ class Report:
         self.ran = ran
         self.parts = {name: load(os.path.join(results, "parts", f"{name}.json")) for name in PART_ORDER}
         self.machine = load(os.path.join(results, "parts", "machine.json")) or {}
+        self.probe = load(os.path.join(results, "parts", "probe.json")) or {}
         self.figures = []
         self.goals = []
         self.md = []
@@ -97,9 +98,14 @@ class Report:
             if run is None:
                 continue
             rows.append([label, run["requestsPerSecond"], run["p50Ms"], run["p99Ms"], run["non2xx"] + run["socketErrors"],
-                         run.get("serverCpuPerRequestMicros"), fmt_ratio(ratio(run["requestsPerSecond"], hb)),
+                         run.get("serverCpuPerRequestMicros"), run.get("wrkCpuPerRequestMicros"),
+                         run.get("fleetCpuPerRequestMicros"), fmt_ratio(ratio(run["requestsPerSecond"], hb)),
                          fmt_ratio(ratio(run["requestsPerSecond"], webhook))])
-        self.table(["server", "req/s", "p50 ms", "p99 ms", "errors + non-2xx", "server CPU µs/req", "vs bare HB", "vs webhook"], rows)
+        self.table(["server", "req/s", "p50 ms", "p99 ms", "errors + non-2xx", "server CPU µs/req", "wrk CPU µs/req",
+                    "fleet CPU µs/req", "vs bare HB", "vs webhook"], rows)
+        self.md.append("CPU columns: user + system time over the measured seconds, per request, of the server (with its "
+                       "children), of wrk itself and of the simulated fleet (Wharf's runs; blank where there is none). All "
+                       "three share the machine's vCPUs.\n")
         for name in ("wharf-hot", "wharf-roundrobin"):
             run = runs[name]
             jobs = run.get("jobs", {})
@@ -116,6 +122,9 @@ class Report:
                            f"simulated agent answering at once, the hot stack cycles through jobs as fast as the machine allows "
                            f"({fmt(hot_jobs)} in this run, each stored, sent, answered and stored again) on the same two vCPUs, "
                            f"so 1a measures that pipeline too (bench/FINDINGS.md).")
+        for line in (self.hot_budget(hot, away, hb), self.intake_floor(rr, away, webhook)):
+            if line:
+                self.md.append(line)
         self.md.append("")
         r_hot = self.figure("intake", "Wharf one hot stack", hot["requestsPerSecond"], "req/s", "bare Hummingbird", hb)
         self.figure("intake", "Wharf one hot stack", hot["requestsPerSecond"], "req/s", "nginx", nginx)
@@ -135,6 +144,48 @@ class Report:
                   f"socket errors {rr['socketErrors']}; {fmt(jobs.get('final'))}/{fmt(jobs.get('jobs'))} jobs final",
                   "≥ 2.00×, 0 non-2xx, all final", f"{(r_rr or 0) / 2 - 1:+.0%} against the throughput target")
         self.chart_intake(runs)
+
+    def hot_budget(self, hot, away, hb):
+        """What 0.9× bare Hummingbird leaves per call, and so per job of the hot stack, for its job
+        cycle, against what the cycle took in this run."""
+        cpus = self.machine.get("host", {}).get("cpus")
+        wrk, fleet = hot.get("wrkCpuPerRequestMicros"), hot.get("fleetCpuPerRequestMicros")
+        server, http = hot.get("serverCpuPerRequestMicros"), (away or {}).get("serverCpuPerRequestMicros")
+        jobs = hot.get("jobs", {}).get("jobs")
+        if not cpus or not hb or not jobs or None in (wrk, fleet, server, http):
+            return None
+        calls_per_job = hot["requests"] / jobs
+        cycle_ms = hot["seconds"] / jobs * 1000
+        target = 0.9 * hb
+        budget = cpus * 1e6 / target
+        left = max(budget - wrk - http, 0)
+        cycle = (server - http + fleet) * calls_per_job
+        return (f"- 1a's budget: 0.9× bare Hummingbird is {fmt(target)} calls/s, which on {cpus} vCPUs leaves "
+                f"{budget:.1f} µs of CPU a call for everything on the machine. wrk took {wrk} µs a call in the hot run, and "
+                f"a call with no job behind it (agent away) {http} µs of the server's, which leaves {left:.1f} µs a call for "
+                f"the job cycle: two commits and their syncs, the job and its result over the link, the hand-offs between "
+                f"threads, and the simulated agent. A job turned every {cycle_ms:.2f} ms in this run ({calls_per_job:.0f} "
+                f"calls a job); at the target rate that is {target * cycle_ms / 1000:.0f} calls a job, so "
+                f"{left * target * cycle_ms / 1000:.0f} µs a job. The cycle took {cycle:.0f} µs a job (the server's CPU a hot "
+                f"call beyond an agent-away call's, plus the fleet's, times the calls a job; bench/FINDINGS.md).")
+
+    def intake_floor(self, rr, away, webhook):
+        """What 2× adnanh/webhook leaves per call on this machine's vCPUs, against what the load client,
+        the simulated fleet and the HTTP work alone (the agent-away call) took per call in this run."""
+        cpus = self.machine.get("host", {}).get("cpus")
+        wrk, fleet = rr.get("wrkCpuPerRequestMicros"), rr.get("fleetCpuPerRequestMicros")
+        http = (away or {}).get("serverCpuPerRequestMicros")
+        if not cpus or not webhook or None in (wrk, fleet, http):
+            return None
+        budget = cpus * 1e6 / (2 * webhook)
+        fixed = wrk + fleet + http
+        verdict = ("more than the whole budget, before Wharf stores, sends or finishes a single job"
+                   if fixed >= budget else f"leaving {budget - fixed:.1f} µs a call for storing, sending and finishing its job")
+        return (f"- 1b's budget: 2× adnanh/webhook is {fmt(2 * webhook)} calls/s, which on {cpus} vCPUs leaves "
+                f"{budget:.1f} µs of CPU a call for everything on the machine. In this run the round-robin's wrk took "
+                f"{wrk} µs a call and the simulated fleet {fleet} µs a job (one job a call), and a call that only joins in "
+                f"memory (the agent-away run: the HTTP work and the lane, no job) {http} µs of the server's: {fixed:.1f} µs, "
+                f"{verdict} (bench/FINDINGS.md).")
 
     def dispatch(self, p):
         rtt = p["zmqRoundTrip"]
@@ -372,6 +423,15 @@ unset multiplot
             "The machine is shared and noisy: read the ratios to baselines measured in the same run, not the absolute numbers.",
             "",
         ]
+        sync, handoff = self.probe.get("fdatasync"), self.probe.get("handoff")
+        if sync and handoff:
+            across = (f"{handoff['acrossCpusCpuMicros']} µs with the two threads on different vCPUs, "
+                      if handoff.get("acrossCpusCpuMicros", -1) >= 0 else "")
+            head += [f"This machine at the start of the run (bench/lib/probe.c): a 4-KiB write and `fdatasync` on the run's "
+                     f"file system took {sync['wallMicros']} µs, {sync['cpuMicros']} µs of it CPU; a thread waking another "
+                     f"and sleeping until woken back took {across}{handoff['oneCpuCpuMicros']} µs on one vCPU (CPU per round "
+                     f"trip). Every commit of the store pays the first; every hand-off between threads, a share of the second.",
+                     ""]
         stale = []
         for name in PART_ORDER:
             part = self.parts.get(name)
@@ -400,7 +460,7 @@ unset multiplot
             f.write(markdown)
         with open(os.path.join(self.results, "latest.json"), "w") as f:
             json.dump({"generatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "totalSeconds": self.total_seconds,
-                       "partsRun": self.ran, "machine": m, "goals": self.goals, "figures": self.figures,
+                       "partsRun": self.ran, "machine": m, "probe": self.probe, "goals": self.goals, "figures": self.figures,
                        "parts": self.parts}, f, indent=2)
         print("\n".join(goals))
 

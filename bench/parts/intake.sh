@@ -10,24 +10,42 @@ intake_wrk() {  # intake_wrk NAME URL [LUA-ARGS...] — warm up 2 s, then measur
     [ $# -gt 0 ] && lua_args=(-- "$@")
     wrk -t2 -c64 -d2s -s "$BENCH/wrk/webhook.lua" "$url" "${lua_args[@]}" >/dev/null 2>&1 || true
     [ -n "${INTAKE_BEFORE:-}" ] && $INTAKE_BEFORE
-    local cpu0 t0 t1
+    local cpu0 fleet0=0 t0 t1
     cpu0="$(cpu_seconds "$INTAKE_PID")"
+    [ -n "${INTAKE_FLEET_PID:-}" ] && fleet0="$(cpu_seconds "$INTAKE_FLEET_PID")"
     t0="$(date +%s.%N)"
-    wrk_json "$dir/$name.txt" -t2 -c64 -d"${DURATION}s" --latency -s "$BENCH/wrk/webhook.lua" "$url" "${lua_args[@]}" >"$dir/$name.wrk.json"
+    # wrk's own CPU (user + system), from its rusage: the load client shares the two vCPUs.
+    WRK_CPU_FILE="$dir/$name.wrk-cpu" wrk_json "$dir/$name.txt" -t2 -c64 -d"${DURATION}s" --latency -s "$BENCH/wrk/webhook.lua" \
+        "$url" "${lua_args[@]}" >"$dir/$name.wrk.json"
     t1="$(date +%s.%N)"
+    local fleet1=0
+    [ -n "${INTAKE_FLEET_PID:-}" ] && fleet1="$(cpu_seconds "$INTAKE_FLEET_PID")"
     python3 - "$dir/$name.wrk.json" "$t0" "$t1" "$cpu0" "$(cpu_seconds "$INTAKE_PID")" "$(tree_rss_kib "$INTAKE_PID")" \
-        >"$dir/$name.json" <<'PY'
+        "$dir/$name.wrk-cpu" "$fleet0" "$fleet1" "${INTAKE_FLEET_PID:+fleet}" >"$dir/$name.json" <<'PY'
 import json, sys
 w = json.load(open(sys.argv[1]))["wrk"]
 t0, t1, c0, c1, rss = map(float, sys.argv[2:7])
+wrk_cpu = None
+try:
+    for line in open(sys.argv[7]):
+        if line.startswith("wrk-cpu "):
+            wrk_cpu = round(sum(map(float, line.split()[1:3])), 2)
+except OSError:
+    pass
+f0, f1 = float(sys.argv[8]), float(sys.argv[9])
+has_fleet = len(sys.argv) > 10 and sys.argv[10] == "fleet"
 seconds = w["durationMicros"] / 1e6
 e = w["errors"]
+per_call = lambda cpu: None if cpu is None else round(cpu / max(1, w["requests"]) * 1e6, 1)
 print(json.dumps({
     "requests": w["requests"], "seconds": round(seconds, 2), "requestsPerSecond": round(w["requests"] / seconds, 1),
     "p50Ms": w["latencyMicros"]["p50"] / 1000, "p99Ms": w["latencyMicros"]["p99"] / 1000, "maxMs": w["latencyMicros"]["max"] / 1000,
     "non2xx": e["status"], "socketErrors": e["connect"] + e["read"] + e["write"] + e["timeout"],
     "serverCpuSeconds": round(c1 - c0, 2), "serverCpuPerRequestMicros": round((c1 - c0) / max(1, w["requests"]) * 1e6, 1),
     "rssMiB": round(rss / 1024, 1), "startedAt": t0, "endedAt": t1,
+    "wrkCpuSeconds": wrk_cpu, "wrkCpuPerRequestMicros": per_call(wrk_cpu),
+    "fleetCpuSeconds": round(f1 - f0, 2) if has_fleet else None,
+    "fleetCpuPerRequestMicros": per_call(f1 - f0) if has_fleet else None,
 }))
 PY
     log "$name: $(cat "$dir/$name.json")"
@@ -84,6 +102,7 @@ EOF
     INTAKE_PID=$WHARF_PID
     start_fleet "$dir" intake 100 0
     local fleet_pid=$FLEET_PID
+    INTAKE_FLEET_PID=$fleet_pid
     wait_event "$FLEET_LOG" connected "$fleet_pid" 120
     log "creating 10,000 stacks with webhooks on 100 environments"
     wb setup --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --envs 100 --stacks-per-env 100 --batch 1000 \
@@ -121,6 +140,7 @@ EOF
         --stack-prefix away --out "$dir/away.txt" >/dev/null
     intake_wrk wharf-hot-away "$WHARF_URL$(head -1 "$dir/away.txt")"
     stop_pid "$fleet_pid"
+    INTAKE_FLEET_PID=""
     stop_pid "$WHARF_PID"
 
     python3 - "$dir" >"$RESULTS/parts/intake.json" <<'PY'
