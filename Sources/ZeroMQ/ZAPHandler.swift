@@ -34,12 +34,9 @@ public final class ZAPHandler: Sendable {
     public init(context: ZMQContext, authenticate: @escaping @Sendable (ZAPRequest) -> ZAPDecision) throws {
         let socket = try ZMQSocket(context: context, type: .rep)
         try socket.bind("inproc://zeromq.zap.01")
-        let thread = Thread { [self] in
-            nameCurrentThread("zmq-zap")
+        startThread(named: "zmq-zap") { [self] in
             self.serve(socket: socket, authenticate: authenticate)
         }
-        thread.name = "zmq-zap"
-        thread.start()
     }
 
     /// Stops the handler thread and closes its socket.

@@ -136,12 +136,7 @@ public final class ZMQChannel: Sendable {
         if monitorSocket == nil { eventsContinuation.finish() }
         if batched { incomingContinuation.finish() } else { inboxSignalsContinuation.finish() }
 
-        let thread = Thread { [self] in
-            nameCurrentThread(name)
-            self.run()
-        }
-        thread.name = name
-        thread.start()
+        startThread(named: name) { [self] in self.run() }
     }
 
     deinit {
@@ -404,9 +399,15 @@ public struct ZMQBatch: Sendable {
     public var receivedAt: [ContinuousClock.Instant]
 }
 
-/// Gives the calling thread `name` (its first 15 bytes) as the system shows it (`top -H`, `perf`,
-/// `/proc/PID/task/*/comm`). Foundation's `Thread.name` does not reach the system on Linux, so a
-/// thread would otherwise carry the name of the thread that started it.
-func nameCurrentThread(_ name: String) {
-    wharf_name_current_thread(name)
+/// Starts a thread that owns a socket, named `name` both for Foundation and as the system shows it
+/// (`top -H`, `perf`, `/proc/PID/task/*/comm`; its first 15 bytes). Foundation's `Thread.name` does
+/// not reach the system on Linux, so the thread would otherwise carry the name of the thread that
+/// started it.
+func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread {
+        wharf_name_current_thread(name)
+        body()
+    }
+    thread.name = name
+    thread.start()
 }

@@ -41,7 +41,7 @@ print(json.dumps({
     "requests": w["requests"], "seconds": round(seconds, 2), "requestsPerSecond": round(w["requests"] / seconds, 1),
     "p50Ms": w["latencyMicros"]["p50"] / 1000, "p99Ms": w["latencyMicros"]["p99"] / 1000, "maxMs": w["latencyMicros"]["max"] / 1000,
     "non2xx": e["status"], "socketErrors": e["connect"] + e["read"] + e["write"] + e["timeout"],
-    "serverCpuSeconds": round(c1 - c0, 2), "serverCpuPerRequestMicros": round((c1 - c0) / max(1, w["requests"]) * 1e6, 1),
+    "serverCpuSeconds": round(c1 - c0, 2), "serverCpuPerRequestMicros": per_call(c1 - c0),
     "rssMiB": round(rss / 1024, 1), "startedAt": t0, "endedAt": t1,
     "wrkCpuSeconds": wrk_cpu, "wrkCpuPerRequestMicros": per_call(wrk_cpu),
     "fleetCpuSeconds": round(f1 - f0, 2) if has_fleet else None,
