@@ -32,7 +32,7 @@ QUICK="${BENCH_QUICK:-}"
 DURATION=10
 [ -n "$QUICK" ] && DURATION=3
 
-RUN="$(mktemp -d /tmp/wharf-bench.XXXXXX)"
+RUN="$(mktemp -d "${BENCH_TMP:-/tmp}/wharf-bench.XXXXXX")"
 : >"$RUN/pids"
 cleanup() {
     local rc=$?

@@ -49,6 +49,37 @@ def fmt_ratio(value):
     return "—" if value is None else f"{value:.2f}×"
 
 
+# Thread names as the kernel keeps them (15 characters; libdispatch's are cut from the front).
+THREAD_LABELS = {
+    "-qos.overcommit": "GRDB's queues (dispatch overcommit pool: the writer and the readers)",
+    "oot.default-qos": "Swift's cooperative pool",
+    "ZMQbg/IO/0": "libzmq's I/O thread",
+    "wharf-router": "the ROUTER socket's thread",
+    "zmq-zap": "the ZAP handler",
+}
+
+
+def thread_label(name):
+    if name.startswith("NIO-SGLTN"):
+        return f"an event loop ({name})"
+    return THREAD_LABELS.get(name, name)
+
+
+def thread_line(what, threads, per, unit, extra=""):
+    """One line: the server's threads over a measured run (`wharfbench.py threads --since`), by name,
+    in CPU µs and sleeps per `unit` (`per` of them in the run)."""
+    if not threads or not threads.get("groups") or not per:
+        return None
+    parts = [f"{thread_label(g['name'])} ×{g['threads']}: {g['cpuSeconds'] / per * 1e6:.0f} µs and "
+             f"{g['voluntary'] / per:.1f} sleeps a {unit}, busiest thread {g['busiestShare'] * 100:.0f} % of the time"
+             for g in threads["groups"][:6]]
+    m = threads.get("machine") or {}
+    machine = (f" The whole machine was {m['busyShare'] * 100:.0f} % busy meanwhile ({m['stealShare'] * 100:.0f} % stolen by the "
+               f"hypervisor).") if m else ""
+    return (f"- The server's threads {what} ({threads['seconds']} s; by name, the six busiest): " + "; ".join(parts) + "."
+            + extra + machine + " A thread near 100 % would be what the run waits for.")
+
+
 class Report:
     def __init__(self, results, total_seconds, ran):
         self.results = results
@@ -122,7 +153,10 @@ class Report:
                            f"simulated agent answering at once, the hot stack cycles through jobs as fast as the machine allows "
                            f"({fmt(hot_jobs)} in this run, each stored, sent, answered and stored again) on the same two vCPUs, "
                            f"so 1a measures that pipeline too (bench/FINDINGS.md).")
-        for line in (self.hot_budget(hot, away, hb), self.intake_floor(rr, away, webhook)):
+        hot_jobs = hot.get("jobs", {}).get("jobs")
+        thread_lines = (thread_line("in the hot run", hot.get("threads"), hot_jobs, "job of the hot stack"),
+                        thread_line("in the round-robin run", rr.get("threads"), rr.get("jobs", {}).get("jobs"), "job"))
+        for line in (self.hot_budget(hot, away, hb), self.intake_floor(rr, away, webhook), *thread_lines):
             if line:
                 self.md.append(line)
         self.md.append("")
@@ -267,6 +301,10 @@ class Report:
             self.md.append(f"- During the round ({busy['seconds']} s from the first call until every job was seen final): the server used "
                            f"{busy['serverCpuSeconds']} s of CPU ({busy['serverCpuSeconds'] / busy['seconds']:.2f} vCPUs on average; "
                            f"{busy['serverCpuSeconds'] / max(rnd['jobs'], 1) * 1e6:.0f} µs a job), the fleet {busy['fleetCpuSeconds']} s.")
+        client = f" The load client took {busy['clientCpuSeconds']} s of CPU." if busy and "clientCpuSeconds" in busy else ""
+        line = thread_line("in the round", p.get("roundThreads"), rnd["jobs"], "job", client)
+        if line:
+            self.md.append(line)
         idle = p.get("idleCpu")
         if idle:
             share = lambda cpu: f"{cpu / idle['seconds'] * 100:.0f} % of one vCPU"

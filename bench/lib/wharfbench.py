@@ -13,6 +13,7 @@ Standard library only. Every network call goes to the URL given (127.0.0.1 in th
     wharfbench.py dispatch   --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--label L]
     wharfbench.py round      --client LOG --fleet FLEETLOG... --db wharf.db --out JSON [--timeout S]
     wharfbench.py jobs-since --db wharf.db --since T --until T
+    wharfbench.py threads    --pid P [--since SNAPSHOT]   (a process's threads: CPU and sleeps, or since a snapshot)
 """
 import argparse
 import http.client
@@ -380,6 +381,60 @@ def cmd_jobs_since(args):
     print(json.dumps({"jobs": row[0], "coalescedCalls": row[1], "final": row[2], "succeeded": row[3]}))
 
 
+def thread_snapshot(pid):
+    """Every thread of `pid`: name, CPU nanoseconds (schedstat) and context switches."""
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            name = open(f"{base}/comm").read().strip()
+            ns = int(open(f"{base}/schedstat").read().split()[0])
+            status = dict(line.split(":", 1) for line in open(f"{base}/status") if ":" in line)
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+        threads[tid] = {"name": name, "ns": ns, "voluntary": int(status["voluntary_ctxt_switches"]),
+                        "involuntary": int(status["nonvoluntary_ctxt_switches"])}
+    # The whole machine's CPU time (jiffies): user nice system idle iowait irq softirq steal.
+    machine = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return {"at": time.time(), "threads": threads, "machine": machine}
+
+
+def cmd_threads(args):
+    now = thread_snapshot(args.pid)
+    if not args.since:
+        print(json.dumps(now))
+        return
+    before = json.load(open(args.since))
+    seconds = now["at"] - before["at"]
+    groups = {}
+    for tid, t in now["threads"].items():
+        # A thread started since the snapshot counts from zero; one that ended since is not seen.
+        b = before["threads"].get(tid)
+        if b is not None and b["name"] != t["name"]:
+            b = None
+        cpu = (t["ns"] - (b["ns"] if b else 0)) / 1e9
+        voluntary = t["voluntary"] - (b["voluntary"] if b else 0)
+        involuntary = t["involuntary"] - (b["involuntary"] if b else 0)
+        g = groups.setdefault(t["name"], {"name": t["name"], "threads": 0, "cpuSeconds": 0.0, "busiestCpuSeconds": 0.0,
+                                          "voluntary": 0, "involuntary": 0})
+        g["threads"] += 1
+        g["cpuSeconds"] += cpu
+        g["busiestCpuSeconds"] = max(g["busiestCpuSeconds"], cpu)
+        g["voluntary"] += voluntary
+        g["involuntary"] += involuntary
+    rows = sorted(groups.values(), key=lambda g: -g["cpuSeconds"])
+    for g in rows:
+        g["cpuSeconds"] = round(g["cpuSeconds"], 3)
+        # How much of the interval the group's busiest thread ran: near 1, that thread is a bottleneck.
+        g["busiestShare"] = round(g.pop("busiestCpuSeconds") / seconds, 3) if seconds > 0 else None
+    # How busy the whole machine was (every process, ours or not), and how much the hypervisor stole.
+    delta = [b - a for a, b in zip(before["machine"], now["machine"])]
+    total = sum(delta) or 1
+    machine = {"busyShare": round(1 - (delta[3] + delta[4]) / total, 3), "stealShare": round(delta[7] / total, 3)}
+    print(json.dumps({"seconds": round(seconds, 3), "machine": machine,
+                      "groups": [g for g in rows if g["cpuSeconds"] > 0 or g["voluntary"] > 0]}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -446,6 +501,11 @@ def main():
     p.add_argument("--since", type=float, required=True)
     p.add_argument("--until", type=float, required=True)
     p.set_defaults(func=cmd_jobs_since)
+
+    p = sub.add_parser("threads")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--since", help="a snapshot this command printed before: print the difference by thread name")
+    p.set_defaults(func=cmd_threads)
 
     args = parser.parse_args()
     args.func(args)

@@ -13,16 +13,19 @@ intake_wrk() {  # intake_wrk NAME URL [LUA-ARGS...] — warm up 2 s, then measur
     local cpu0 fleet0=0 t0 t1
     cpu0="$(cpu_seconds "$INTAKE_PID")"
     [ -n "${INTAKE_FLEET_PID:-}" ] && fleet0="$(cpu_seconds "$INTAKE_FLEET_PID")"
+    # The server's threads, for where its CPU goes (the main process's threads only: nginx's workers are not in it).
+    wb threads --pid "$INTAKE_PID" >"$dir/$name.threads-from.json"
     t0="$(date +%s.%N)"
     # wrk's own CPU (user + system), from its rusage: the load client shares the two vCPUs.
     WRK_CPU_FILE="$dir/$name.wrk-cpu" wrk_json "$dir/$name.txt" -t2 -c64 -d"${DURATION}s" --latency -s "$BENCH/wrk/webhook.lua" \
         "$url" "${lua_args[@]}" >"$dir/$name.wrk.json"
     t1="$(date +%s.%N)"
+    wb threads --pid "$INTAKE_PID" --since "$dir/$name.threads-from.json" >"$dir/$name.threads.json"
     local fleet1=0
     [ -n "${INTAKE_FLEET_PID:-}" ] && fleet1="$(cpu_seconds "$INTAKE_FLEET_PID")"
-    python3 - "$dir/$name.wrk.json" "$t0" "$t1" "$cpu0" "$(cpu_seconds "$INTAKE_PID")" "$(tree_rss_kib "$INTAKE_PID")" \
+    THREADS_FILE="$dir/$name.threads.json" python3 - "$dir/$name.wrk.json" "$t0" "$t1" "$cpu0" "$(cpu_seconds "$INTAKE_PID")" "$(tree_rss_kib "$INTAKE_PID")" \
         "$dir/$name.wrk-cpu" "$fleet0" "$fleet1" "${INTAKE_FLEET_PID:+fleet}" >"$dir/$name.json" <<'PY'
-import json, sys
+import json, os, sys
 w = json.load(open(sys.argv[1]))["wrk"]
 t0, t1, c0, c1, rss = map(float, sys.argv[2:7])
 wrk_cpu = None
@@ -46,6 +49,7 @@ print(json.dumps({
     "wrkCpuSeconds": wrk_cpu, "wrkCpuPerRequestMicros": per_call(wrk_cpu),
     "fleetCpuSeconds": round(f1 - f0, 2) if has_fleet else None,
     "fleetCpuPerRequestMicros": per_call(f1 - f0) if has_fleet else None,
+    "threads": json.load(open(os.environ["THREADS_FILE"])),
 }))
 PY
     log "$name: $(cat "$dir/$name.json")"

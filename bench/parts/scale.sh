@@ -10,10 +10,11 @@
 
 # cpu_sample — "TIME SERVER_CPU FLEET_CPU" now, for cpu_since (uses WHARF_PID and pids).
 cpu_sample() { echo "$(date +%s.%N) $(cpu_seconds "$WHARF_PID") $(cpu_seconds "${pids[@]}")"; }
-# cpu_since SAMPLE — JSON: the seconds since SAMPLE and the server's and the fleet's CPU seconds in them.
+# cpu_since SAMPLE [CLIENT_CPU] — JSON: the seconds since SAMPLE and the server's and the fleet's CPU
+# seconds in them (and the load client's, measured apart, when given).
 cpu_since() {
-    python3 -c "import json, sys; a, b = list(map(float, sys.argv[1].split())), list(map(float, sys.argv[2].split())); print(json.dumps({'seconds': round(b[0] - a[0], 2), 'serverCpuSeconds': round(b[1] - a[1], 2), 'fleetCpuSeconds': round(b[2] - a[2], 2)}))" \
-        "$1" "$(cpu_sample)"
+    python3 -c "import json, sys; a, b = list(map(float, sys.argv[1].split())), list(map(float, sys.argv[2].split())); r = {'seconds': round(b[0] - a[0], 2), 'serverCpuSeconds': round(b[1] - a[1], 2), 'fleetCpuSeconds': round(b[2] - a[2], 2)}; r.update({'clientCpuSeconds': round(float(sys.argv[3]), 2)} if len(sys.argv) > 3 else {}); print(json.dumps(r))" \
+        "$1" "$(cpu_sample)" "${@:2}"
 }
 
 part_scale() {
@@ -73,12 +74,15 @@ part_scale() {
     fi
     local round_from
     round_from="$(cpu_sample)"
-    "$HTTPBURST" "$WHARF_URL" "$dir/paths.txt" 64 "$dir/round.client.jsonl"
+    wb threads --pid "$WHARF_PID" >"$dir/round-threads-from.json"
+    /usr/bin/time -f '%U %S' -o "$dir/round.client-cpu" "$HTTPBURST" "$WHARF_URL" "$dir/paths.txt" 64 "$dir/round.client.jsonl"
     wb client-summary --client "$dir/round.client.jsonl" >"$dir/round.client.json"
     wb round --client "$dir/round.client.jsonl" --fleet "${logs[@]}" --db "$WHARF_DB" --timeout 90 --out "$dir/round.json" >/dev/null
     # The server's and the fleet's CPU from the first call until every job was seen final (the
     # wait polls the store for a few tenths of a second more).
-    cpu_since "$round_from" >"$dir/round-cpu.json"
+    cpu_since "$round_from" "$(awk '{ print $1 + $2 }' "$dir/round.client-cpu")" >"$dir/round-cpu.json"
+    # The same by thread: a thread near 100 % of the round's time is what the round waits for.
+    wb threads --pid "$WHARF_PID" --since "$dir/round-threads-from.json" >"$dir/round-threads.json"
     log "round CPU: $(cat "$dir/round-cpu.json")"
     log "round: $(tr -d '\n ' <"$dir/round.json")"
     local peak_rss
@@ -125,7 +129,7 @@ print(json.dumps({
     "part": "scale", "agents": total, "zmq": load("zmq-fanout.json"), "connect": load("connect.json"),
     "serverRssIdleMiB": round(idle / 1024, 1), "serverRssConnectedMiB": round(connected / 1024, 1),
     "serverRssPeakInRoundMiB": round(peak / 1024, 1), "fleetRssMiB": round(fleet / 1024, 1),
-    "idleCpu": load("idle-cpu.json"), "roundCpu": load("round-cpu.json"), "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
+    "idleCpu": load("idle-cpu.json"), "roundCpu": load("round-cpu.json"), "roundThreads": load("round-threads.json"), "round": load("round.json"), "roundClient": load("round.client.json"), "setup": load("setup.json"),
 }, indent=2))
 PY
 }
