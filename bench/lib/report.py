@@ -71,13 +71,15 @@ def thread_line(what, threads, per, unit, extra=""):
     if not threads or not threads.get("groups") or not per:
         return None
     parts = [f"{thread_label(g['name'])} ×{g['threads']}: {g['cpuSeconds'] / per * 1e6:.0f} µs and "
-             f"{g['voluntary'] / per:.1f} sleeps a {unit}, busiest thread {g['busiestShare'] * 100:.0f} % of the time"
+             f"{g['voluntary'] / per:.1f} sleeps a {unit}, busiest thread running {g['busiestShare'] * 100:.0f} % of the time"
+             + (f" and waiting for a CPU {g['busiestQueuedShare'] * 100:.0f} %" if g.get("busiestQueuedShare") is not None else "")
              for g in threads["groups"][:6]]
     m = threads.get("machine") or {}
     machine = (f" The whole machine was {m['busyShare'] * 100:.0f} % busy meanwhile ({m['stealShare'] * 100:.0f} % stolen by the "
                f"hypervisor).") if m else ""
     return (f"- The server's threads {what} ({threads['seconds']} s; by name, the six busiest): " + "; ".join(parts) + "."
-            + extra + machine + " A thread near 100 % would be what the run waits for.")
+            + extra + machine + " A thread running near 100 % of the time would be what the run waits for; one that "
+            "waits long for a CPU, the machine's vCPUs.")
 
 
 class Report:

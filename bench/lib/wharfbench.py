@@ -388,11 +388,12 @@ def thread_snapshot(pid):
         base = f"/proc/{pid}/task/{tid}"
         try:
             name = open(f"{base}/comm").read().strip()
-            ns = int(open(f"{base}/schedstat").read().split()[0])
+            # Nanoseconds run, and waited runnable for a CPU (schedstat's first two fields).
+            ns, queued_ns = map(int, open(f"{base}/schedstat").read().split()[:2])
             status = dict(line.split(":", 1) for line in open(f"{base}/status") if ":" in line)
         except (OSError, ValueError, IndexError):
             continue  # the thread ended meanwhile
-        threads[tid] = {"name": name, "ns": ns, "voluntary": int(status["voluntary_ctxt_switches"]),
+        threads[tid] = {"name": name, "ns": ns, "queuedNs": queued_ns, "voluntary": int(status["voluntary_ctxt_switches"]),
                         "involuntary": int(status["nonvoluntary_ctxt_switches"])}
     # The whole machine's CPU time (jiffies): user nice system idle iowait irq softirq steal.
     machine = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
@@ -413,20 +414,26 @@ def cmd_threads(args):
         if b is not None and b["name"] != t["name"]:
             b = None
         cpu = (t["ns"] - (b["ns"] if b else 0)) / 1e9
+        queued = (t.get("queuedNs", 0) - (b.get("queuedNs", 0) if b else 0)) / 1e9
         voluntary = t["voluntary"] - (b["voluntary"] if b else 0)
         involuntary = t["involuntary"] - (b["involuntary"] if b else 0)
         g = groups.setdefault(t["name"], {"name": t["name"], "threads": 0, "cpuSeconds": 0.0, "busiestCpuSeconds": 0.0,
-                                          "voluntary": 0, "involuntary": 0})
+                                          "busiestQueuedSeconds": 0.0, "queuedSeconds": 0.0, "voluntary": 0, "involuntary": 0})
         g["threads"] += 1
         g["cpuSeconds"] += cpu
-        g["busiestCpuSeconds"] = max(g["busiestCpuSeconds"], cpu)
+        if cpu >= g["busiestCpuSeconds"]:
+            g["busiestCpuSeconds"], g["busiestQueuedSeconds"] = cpu, queued
+        g["queuedSeconds"] += queued
         g["voluntary"] += voluntary
         g["involuntary"] += involuntary
     rows = sorted(groups.values(), key=lambda g: -g["cpuSeconds"])
     for g in rows:
         g["cpuSeconds"] = round(g["cpuSeconds"], 3)
-        # How much of the interval the group's busiest thread ran: near 1, that thread is a bottleneck.
+        g["queuedSeconds"] = round(g["queuedSeconds"], 3)
+        # How much of the interval the group's busiest thread ran, and waited for a CPU while it could
+        # have run: near 1 together, that thread is a bottleneck (the second part: the machine's CPUs).
         g["busiestShare"] = round(g.pop("busiestCpuSeconds") / seconds, 3) if seconds > 0 else None
+        g["busiestQueuedShare"] = round(g.pop("busiestQueuedSeconds") / seconds, 3) if seconds > 0 else None
     # How busy the whole machine was (every process, ours or not), and how much the hypervisor stole.
     delta = [b - a for a, b in zip(before["machine"], now["machine"])]
     total = sum(delta) or 1
