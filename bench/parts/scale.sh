@@ -80,7 +80,8 @@ part_scale() {
     wb round --client "$dir/round.client.jsonl" --fleet "${logs[@]}" --db "$WHARF_DB" --timeout 90 --out "$dir/round.json" >/dev/null
     # The server's and the fleet's CPU from the first call until every job was seen final (the
     # wait polls the store for a few tenths of a second more).
-    cpu_since "$round_from" "$(awk '{ print $1 + $2 }' "$dir/round.client-cpu")" >"$dir/round-cpu.json"
+    # (time's last line: a client that failed has a line about its exit status first.)
+    cpu_since "$round_from" "$(tail -1 "$dir/round.client-cpu" | awk '{ print $1 + $2 }')" >"$dir/round-cpu.json"
     # The same by thread: a thread near 100 % of the round's time is what the round waits for.
     wb threads --pid "$WHARF_PID" --since "$dir/round-threads-from.json" >"$dir/round-threads.json"
     log "round CPU: $(cat "$dir/round-cpu.json")"
