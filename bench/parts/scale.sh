@@ -56,10 +56,19 @@ part_scale() {
     local idle_ok=1
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 60 >"$dir/first-deploys.json" || idle_ok=0
     # A few ping rounds, idle: the server's and the fleet's CPU while 10,000 agents only ping.
-    local idle_from
+    local idle_from idle_perf_pid=""
+    if [ -n "${BENCH_PERF_IDLE:-}" ] && command -v perf >/dev/null; then
+        perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf-idle.data" -- sleep 5 >"$dir/perf-idle.log" 2>&1 &
+        idle_perf_pid=$!
+    fi
     idle_from="$(cpu_sample)"
     sleep 5
     cpu_since "$idle_from" >"$dir/idle-cpu.json"
+    if [ -n "$idle_perf_pid" ]; then
+        wait "$idle_perf_pid" 2>/dev/null || true
+        perf report -i "$dir/perf-idle.data" --children --sort symbol -g none --percent-limit 0.5 --stdio 2>/dev/null \
+            | grep '%' | swift demangle --simplified | cut -c1-200 | head -200 >"$RESULTS/perf-scale-idle.txt" || true
+    fi
     log "idle with every agent connected: $(cat "$dir/idle-cpu.json")"
     local connected_rss
     connected_rss="$(rss_kib "$WHARF_PID")"
