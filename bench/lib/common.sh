@@ -200,3 +200,17 @@ wrk_json() {
 json_get() { python3 -c "import json,sys; d = json.loads(sys.argv[1]); print($2)" "$1"; }
 
 wb() { python3 "$BENCH/lib/wharfbench.py" "$@"; }
+
+# perf_start DATA SECONDS — samples wharf-server ($WHARF_PID) with call graphs for SECONDS, in the
+# background (its log in DATA.log); the sampler's PID in PERF_PID.
+perf_start() {
+    perf record -F 999 -g -p "$WHARF_PID" -o "$1" -- sleep "$2" >"$1.log" 2>&1 &
+    PERF_PID=$!
+}
+# perf_finish PID DATA OUT [PERCENT] — waits for the sampler PID, then writes to OUT the symbols
+# above PERCENT (default 1) of the samples, with their children, demangled.
+perf_finish() {
+    wait "$1" 2>/dev/null || true
+    perf report -i "$2" --children --sort symbol -g none --percent-limit "${4:-1}" --stdio 2>/dev/null \
+        | grep '%' | swift demangle --simplified | cut -c1-200 | head -200 >"$3" || true
+}

@@ -414,7 +414,7 @@ def cmd_threads(args):
         if b is not None and b["name"] != t["name"]:
             b = None
         cpu = (t["ns"] - (b["ns"] if b else 0)) / 1e9
-        queued = (t.get("queuedNs", 0) - (b.get("queuedNs", 0) if b else 0)) / 1e9
+        queued = (t["queuedNs"] - (b["queuedNs"] if b else 0)) / 1e9
         voluntary = t["voluntary"] - (b["voluntary"] if b else 0)
         involuntary = t["involuntary"] - (b["involuntary"] if b else 0)
         g = groups.setdefault(t["name"], {"name": t["name"], "threads": 0, "cpuSeconds": 0.0, "busiestCpuSeconds": 0.0,

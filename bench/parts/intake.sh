@@ -166,15 +166,13 @@ PY
 intake_perf_start() {
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >/dev/null || true
     # Starts with the measured run, in the background; samples the server for the run's length.
-    perf record -F 999 -g -p "$WHARF_PID" -o "$RUN/intake/perf.data" -- sleep "$DURATION" >"$RUN/intake/perf.log" 2>&1 &
-    INTAKE_PERF_PID=$!
+    perf_start "$RUN/intake/perf.data" "$DURATION"
+    INTAKE_PERF_PID=$PERF_PID
 }
 
 intake_perf_stop() {
     [ -n "${INTAKE_PERF_PID:-}" ] || return 0
-    wait "$INTAKE_PERF_PID" 2>/dev/null || true
+    perf_finish "$INTAKE_PERF_PID" "$RUN/intake/perf.data" "$RESULTS/perf-intake.txt"
     INTAKE_PERF_PID=""
-    perf report -i "$RUN/intake/perf.data" --children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null \
-        | grep '%' | swift demangle --simplified | cut -c1-200 | head -150 >"$RESULTS/perf-intake.txt" || true
     log "perf profile of the round-robin run: $RESULTS/perf-intake.txt"
 }

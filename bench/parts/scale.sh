@@ -58,17 +58,13 @@ part_scale() {
     # A few ping rounds, idle: the server's and the fleet's CPU while 10,000 agents only ping.
     local idle_from idle_perf_pid=""
     if [ -n "${BENCH_PERF_IDLE:-}" ] && command -v perf >/dev/null; then
-        perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf-idle.data" -- sleep 5 >"$dir/perf-idle.log" 2>&1 &
-        idle_perf_pid=$!
+        perf_start "$dir/perf-idle.data" 5
+        idle_perf_pid=$PERF_PID
     fi
     idle_from="$(cpu_sample)"
     sleep 5
     cpu_since "$idle_from" >"$dir/idle-cpu.json"
-    if [ -n "$idle_perf_pid" ]; then
-        wait "$idle_perf_pid" 2>/dev/null || true
-        perf report -i "$dir/perf-idle.data" --children --sort symbol -g none --percent-limit 0.5 --stdio 2>/dev/null \
-            | grep '%' | swift demangle --simplified | cut -c1-200 | head -200 >"$RESULTS/perf-scale-idle.txt" || true
-    fi
+    [ -n "$idle_perf_pid" ] && perf_finish "$idle_perf_pid" "$dir/perf-idle.data" "$RESULTS/perf-scale-idle.txt" 0.5
     log "idle with every agent connected: $(cat "$dir/idle-cpu.json")"
     local connected_rss
     connected_rss="$(rss_kib "$WHARF_PID")"
@@ -78,8 +74,8 @@ part_scale() {
     # 3. The round: one webhook per environment, all at once.
     local perf_pid=""
     if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
-        perf record -F 999 -g -p "$WHARF_PID" -o "$dir/perf.data" -- sleep 8 >"$dir/perf.log" 2>&1 &
-        perf_pid=$!
+        perf_start "$dir/perf.data" 8
+        perf_pid=$PERF_PID
     fi
     local round_from
     round_from="$(cpu_sample)"
@@ -98,11 +94,7 @@ part_scale() {
     local peak_rss
     peak_rss="$(hwm_kib "$WHARF_PID")"
     [ -n "${BENCH_SMAPS:-}" ] && save_memory_map "$WHARF_PID" "$dir/server-after-round"
-    if [ -n "$perf_pid" ]; then
-        wait "$perf_pid" 2>/dev/null || true
-        perf report -i "$dir/perf.data" --children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null \
-            | grep '%' | swift demangle --simplified | cut -c1-200 | head -150 >"$RESULTS/perf-scale.txt" || true
-    fi
+    [ -n "$perf_pid" ] && perf_finish "$perf_pid" "$dir/perf.data" "$RESULTS/perf-scale.txt"
     local fleet_rss=0 pid
     for pid in "${pids[@]}"; do fleet_rss=$((fleet_rss + $(rss_kib "$pid"))); done
     for pid in "${pids[@]}"; do stop_pid "$pid"; done

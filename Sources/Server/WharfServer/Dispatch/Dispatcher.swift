@@ -827,12 +827,12 @@ public actor Dispatcher {
         // retained and released each session's collections (a tenth of an idle 10,000-agent server's
         // CPU); the silent ones are dropped after the walk.
         var silent: [(environmentId: String, silence: Duration)] = []
-        let (timeout, cap, resendAfter) = (timing.agentTimeout, timing.askedTimeoutCap, timing.resendAfter)
+        let resendAfter = timing.resendAfter
         var index = sessions.startIndex
         while index != sessions.endIndex {
             let (silence, isDue) = withSession(at: index) { (session: inout Session) -> (Duration?, Bool) in
                 let silence = now - session.lastSeen
-                if silence > PingPolicy.serverTimeout(timeout, asked: session.pingSeconds, cap: cap) { return (silence, false) }
+                if silence > silenceAllowed(asked: session.pingSeconds) { return (silence, false) }
                 return (nil, session.unsent || session.inFlight.values.contains { now - $0 >= resendAfter })
             }
             if let silence {
