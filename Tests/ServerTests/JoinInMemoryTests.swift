@@ -30,6 +30,7 @@ struct JoinInMemoryTests {
 
     @Test func repeatedCallsJoinWithoutAWriteAndTheCountIsWrittenWhenTheJobIsClaimed() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         let jobs = try await withThrowingTaskGroup(of: Job.self) { group in
             for _ in 0..<50 { group.addTask { try await store.enqueueJob(stackId: stack.id, request: Self.request()) } }
             return try await group.reduce(into: [Job]()) { $0.append($1) }
@@ -57,6 +58,7 @@ struct JoinInMemoryTests {
 
     @Test func aCallThatChangesTheJobGoesThroughTheWriterWithTheCountsBeforeIt() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         for _ in 0..<10 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
         #expect(try await Self.writtenCount(store, first.id) == 0)
 
@@ -86,6 +88,7 @@ struct JoinInMemoryTests {
 
     @Test func aNewVariableIsWrittenAndAPullTheJobDoesAnywayIsNot() async throws {
         let (store, _, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         var request = Self.request()
         request.variables = ["TAG": "2"]
         let changed = try await store.enqueueJob(stackId: stack.id, request: request)
@@ -105,6 +108,7 @@ struct JoinInMemoryTests {
 
     @Test func aDeployThatMayNotJoinWritesTheCountOfTheOneBeforeAndBecomesTheOneToJoin() async throws {
         let (store, _, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         for _ in 0..<7 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
         let own = try await store.enqueueJob(stackId: stack.id, request: Self.request(coalesce: false))
         #expect(own.id != first.id)
@@ -117,6 +121,7 @@ struct JoinInMemoryTests {
 
     @Test func aResultForAQueuedJobWritesItsCount() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         for _ in 0..<3 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
         var batch = AgentBatch()
         batch.results = [.init(result: JobResult(jobId: first.id, state: .succeeded, services: [
@@ -132,6 +137,7 @@ struct JoinInMemoryTests {
 
     @Test func countsNotYetWrittenAreAllThatAStopCanLose() async throws {
         let (store, _, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         for _ in 0..<4 { _ = try await store.enqueueJob(stackId: stack.id, request: Self.request()) }
         // Another process opening the file (as after a crash) finds the job queued, as it was made.
         let reopened = try SQLiteStore(path: store.db.path)
@@ -141,6 +147,7 @@ struct JoinInMemoryTests {
 
     @Test func whenFullOnlyEntriesNobodyJoinedMakeRoom() async throws {
         let (store, environment, _, _) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         var records: [JobRecord] = []
         for name in ["a", "b", "c"] {
             let (stack, job) = try await StoreBatchingTests.stack(store, name, on: environment.id)
@@ -164,6 +171,7 @@ struct JoinInMemoryTests {
 
     @Test func underConcurrentClaimsEveryJoinIsCountedExactlyOnce() async throws {
         let (store, environment, stack, _) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         let calls = 3_000
         let claimer = Task {
             var claimed = 0
@@ -212,6 +220,7 @@ struct JoinInMemoryTests {
 
     @Test func repeatsOfCallsWhoseParametersWereMergedStillJoinInMemory() async throws {
         let (store, _, stack, _) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         func request(_ params: [String: String], pull: Bool = true) -> JobRequest {
             JobRequest(kind: .deploy, plan: [PlannedService(name: "web", image: "demo/web:v1")], pull: pull,
                        trigger: JobTrigger(source: "dockerhub", params: params))
@@ -231,6 +240,7 @@ struct JoinInMemoryTests {
 
     @Test func callsThatWaitedBehindTheWriteOfADeployJoinItWithoutAnotherTransaction() async throws {
         let (store, environment, stack, first) = try await Self.setUp()
+        defer { StoreBatchingTests.discard(store) }
         // The first deploy goes to its agent: the next call queues a new deploy behind it.
         _ = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
         // Hold the writer, so that the call that queues it and the calls after it wait.

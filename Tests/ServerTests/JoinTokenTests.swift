@@ -9,6 +9,7 @@ import ZeroMQ
 struct JoinTokenTests {
     @Test func joinTokensExpireAfter24HoursAndWorkOnce() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let before = Date()
         let (environment, first) = try await store.createEnvironment(name: "node", type: .agent)
         let second = try await store.createJoinToken(environmentId: environment.id)

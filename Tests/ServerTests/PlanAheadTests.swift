@@ -423,6 +423,7 @@ struct PlanAheadTests {
 
     @Test func callsArrivingTogetherBehindADeployInFlightMakeOneJobPlannedOnIt() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let old = ["fe": Self.image("fe", "old"), "be": Self.image("be", "old")]
         func request(_ images: [String: String], targeted: Set<String>) -> JobRequest {

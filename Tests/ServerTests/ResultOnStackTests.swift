@@ -53,6 +53,7 @@ struct ResultOnStackTests {
 
     @Test func aFailedFirstDeployLeavesTheStackFailedAndADeployThatSucceedsMakesItRunning() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
         let failed = try await Self.finish(store, first, .failed, on: environment.id)
@@ -68,6 +69,7 @@ struct ResultOnStackTests {
 
     @Test func aDeployOfAnotherImagePinsItAndAJobBehindItMayGoNext() async throws {
         let (store, environment, stack) = try await Self.runningStack()
+        defer { StoreBatchingTests.discard(store) }
 
         // v2 (not what the compose file says), and a job behind it.
         let v2 = try await store.enqueueJob(stackId: stack.id, request: JobRequest(
@@ -102,6 +104,7 @@ struct ResultOnStackTests {
 
     @Test func withItsAgentConnectedTheQueuedJobBehindIsClaimedWithTheResultAndCarriesItsJoins() async throws {
         let (store, environment, stack) = try await Self.runningStack()
+        defer { StoreBatchingTests.discard(store) }
         let v2 = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v2", coalesce: false))
         let behind = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3", coalesce: false))
         // Two calls join the job behind in memory (nothing written yet).
@@ -128,6 +131,7 @@ struct ResultOnStackTests {
 
     @Test func withItsAgentAwayTheJobBehindWaitsForARound() async throws {
         let (store, environment, stack) = try await Self.runningStack()
+        defer { StoreBatchingTests.discard(store) }
         let v2 = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v2", coalesce: false))
         let behind = try await store.enqueueJob(stackId: stack.id, request: StoreBatchingTests.request("demo/web:v3", coalesce: false))
         let connected = ConnectedAgents()
@@ -142,6 +146,7 @@ struct ResultOnStackTests {
 
     @Test func aRemoveThatSucceededDeletesTheStack() async throws {
         let (store, environment, stack) = try await Self.runningStack()
+        defer { StoreBatchingTests.discard(store) }
         let remove = try await store.enqueueJob(stackId: stack.id, request: JobRequest(
             kind: .remove, plan: [PlannedService(name: "web", image: "demo/web:v1")], pull: false,
             trigger: JobTrigger(source: "api"), coalesce: false))

@@ -12,6 +12,13 @@ struct StoreBatchingTests {
         return try SQLiteStore(path: directory.appendingPathComponent("wharf.sqlite").path)
     }
 
+    /// Removes the directory that `store()` made for `store` (call it in a `defer` next to `store()`).
+    static func discard(_ store: SQLiteStore) {
+        let directory = URL(fileURLWithPath: store.db.path).deletingLastPathComponent()
+        guard directory.lastPathComponent.hasPrefix("wharf-store-") else { return }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
     static func stack(_ store: SQLiteStore, _ name: String, on environmentId: String) async throws -> (Stack, Job) {
         try await store.createStack(
             name: name, environmentId: environmentId, compose: "services:\n  web:\n    image: demo/web:v1\n", env: [:],
@@ -26,6 +33,7 @@ struct StoreBatchingTests {
 
     @Test func concurrentRequestsAreAllStoredAndOneBadRequestDoesNotUndoTheOthers() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         var stacks: [Stack] = []
         for index in 0..<20 { stacks.append(try await Self.stack(store, "s\(index)", on: environment.id).0) }
@@ -61,6 +69,7 @@ struct StoreBatchingTests {
 
     @Test func callsThatArriveTogetherForOneStackCoalesceIntoItsQueuedJob() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (stack, first) = try await Self.stack(store, "hot", on: environment.id)
         let jobs = try await withThrowingTaskGroup(of: Job.self) { group in
@@ -75,6 +84,7 @@ struct StoreBatchingTests {
 
     @Test func joiningAndNewJobsMixedInOneCommitLeaveEveryJobAsItsLastCallerSawIt() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (stack, _) = try await Self.stack(store, "mixed", on: environment.id)
         let calls = 300
@@ -101,6 +111,7 @@ struct StoreBatchingTests {
 
     @Test func aClaimedJobCarriesOnlyItsOwnRegistriesCredentials() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         _ = try await store.addRegistry(url: "registry.example.com:5000", username: "ci", password: "s3cret")
         _ = try await store.addRegistry(url: "other.example.com", username: "x", password: "y")
@@ -118,6 +129,7 @@ struct StoreBatchingTests {
 
     @Test func anAgentBatchAppliesAcksStartsLogsAndResultsInOrder() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (_, job) = try await Self.stack(store, "app", on: environment.id)
         let claims = try await store.claimDispatch([DispatchRequest(environmentId: environment.id, skip: [], capacity: 8)])
@@ -163,6 +175,7 @@ struct StoreBatchingTests {
     /// this job in an ack, a start, a log chunk or a result changes nothing of it.
     @Test func acksStartsLogsAndResultsFromAnotherEnvironmentsAgentChangeNothing() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (other, _) = try await store.createEnvironment(name: "intruder", type: .agent)
         let (_, job) = try await Self.stack(store, "app", on: environment.id)
@@ -201,6 +214,7 @@ struct StoreBatchingTests {
 
     @Test func lastSeenTimesOfManyAgentsAreWrittenInOneStatement() async throws {
         let store = try Self.store()
+        defer { StoreBatchingTests.discard(store) }
         var ids: [String] = []
         for index in 0..<300 { ids.append(try await store.createEnvironment(name: "node-\(index)", type: .agent).0.id) }
         let heard = Array(ids.prefix(200)) + ["env_unknown", "quote\"and/slash"]

@@ -10,6 +10,7 @@ import Testing
 struct StoreDurabilityTests {
     @Test func theWriterCommitsWithAFullSync() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         // synchronous 2 is FULL; GRDB leaves its pool's writer at NORMAL (1), which in WAL mode
         // does not sync a commit.
         let (synchronous, journalMode) = try await store.db.write { db in

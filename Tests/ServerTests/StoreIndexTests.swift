@@ -12,6 +12,7 @@ struct StoreIndexTests {
     /// so that the planner has something to choose between.
     static func queryPlan(_ sql: String, arguments: StatementArguments) async throws -> [String] {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
         try await WebhookTargetCacheTests.succeed(store, first, environmentId: environment.id)

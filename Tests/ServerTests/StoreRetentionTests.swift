@@ -80,6 +80,7 @@ struct StoreRetentionTests {
 
     @Test func jobLogIsCappedWithOneMarkerAndLinesAfterTheResultAreKept() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (_, job) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
         let line = String(repeating: "x", count: 4095)  // 4 KiB with its newline
@@ -108,6 +109,7 @@ struct StoreRetentionTests {
 
     @Test func aLogFilledExactlyToTheCapSaysThatLaterLinesAreLeftOut() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (_, job) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
         // One line of exactly the cap's bytes.
@@ -120,6 +122,7 @@ struct StoreRetentionTests {
 
     @Test func lostAgentsRunningJobsFailAndItsLateResultIsIgnored() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (away, _) = try await store.createEnvironment(name: "away", type: .agent)
         let (here, _) = try await store.createEnvironment(name: "here", type: .agent)
         let (stack, running) = try await StoreBatchingTests.stack(store, "app", on: away.id)

@@ -19,6 +19,7 @@ struct WebhookTargetCacheTests {
 
     @Test func rotationEditsAndSuccessfulTriggersAreSeenByTheNextCall() async throws {
         let store = try StoreBatchingTests.store()
+        defer { StoreBatchingTests.discard(store) }
         let (environment, _) = try await store.createEnvironment(name: "node", type: .agent)
         let (stack, first) = try await StoreBatchingTests.stack(store, "app", on: environment.id)
         try await Self.succeed(store, first, environmentId: environment.id)

@@ -36,11 +36,14 @@ final class ChromedriverProcess: Sendable {
     let port: Int
     let logURL: URL
 
-    init(executable: String, port: Int, log: URL) throws {
+    /// `temporary`: TMPDIR for chromedriver and the Chromium it starts (their scratch files).
+    init(executable: String, port: Int, log: URL, temporary: URL) throws {
         self.port = port
         logURL = log
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--port=\(port)"]
+        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary.path]) { _, new in new }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle

@@ -73,7 +73,8 @@ final class UIHarness: Sendable {
         let chromedriver: ChromedriverProcess
         do {
             chromedriver = try ChromedriverProcess(executable: chromedriverPath, port: freePort(),
-                                                   log: work.appendingPathComponent("chromedriver.log"))
+                                                   log: work.appendingPathComponent("chromedriver.log"),
+                                                   temporary: work.appendingPathComponent("tmp"))
         } catch {
             await server.child?.stop()
             throw error
@@ -136,12 +137,14 @@ final class UIHarness: Sendable {
         return agent
     }
 
-    /// Ends the browser session, then stops chromedriver, the agents and the server by their PIDs.
+    /// Ends the browser session, then stops chromedriver, the agents and the server by their PIDs,
+    /// and removes the work directory (failure screenshots are kept elsewhere: `Paths.screenshots`).
     func stop() async {
         await browser.delete()
         await chromedriver.stop()
         for agent in agents.withLock({ $0 }) { await agent.stop() }
         await server.child?.stop()
+        try? FileManager.default.removeItem(at: workDirectory)
     }
 }
 
