@@ -117,13 +117,18 @@ EOF
     hot="$WHARF_URL$(head -1 "$dir/hot.txt")"
 
     INTAKE_BEFORE="wb wait-idle --url $WHARF_URL --token-file $WHARF_TOKEN_FILE --timeout 120"
+    if [ -n "${BENCH_PERF_HOT:-}" ] && command -v perf >/dev/null; then
+        INTAKE_BEFORE="intake_perf_start hot"
+    fi
     intake_wrk wharf-hot "$hot"
+    intake_perf_stop
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >"$dir/wharf-hot.idle.json" || true
     wb jobs-since --db "$WHARF_DB" --since "$(json_get "$(cat "$dir/wharf-hot.json")" 'd["startedAt"]')" \
         --until "$(json_get "$(cat "$dir/wharf-hot.json")" 'd["endedAt"]')" >"$dir/wharf-hot.jobs.json"
 
+    INTAKE_BEFORE=""
     if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
-        INTAKE_BEFORE="intake_perf_start"
+        INTAKE_BEFORE="intake_perf_start roundrobin"
     fi
     intake_wrk wharf-roundrobin "$WHARF_URL" "$dir/paths.txt" 2
     INTAKE_BEFORE=""
@@ -142,7 +147,13 @@ EOF
         -H 'Content-Type: application/json' -d '{"name": "away-0"}' "$WHARF_URL/api/environments"
     wb setup --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --prefix away --envs 1 --stacks-per-env 1 \
         --stack-prefix away --out "$dir/away.txt" >/dev/null
+    INTAKE_BEFORE=""
+    if [ -n "${BENCH_PERF_HOT:-}" ] && command -v perf >/dev/null; then
+        INTAKE_BEFORE="intake_perf_start away"
+    fi
     intake_wrk wharf-hot-away "$WHARF_URL$(head -1 "$dir/away.txt")"
+    INTAKE_BEFORE=""
+    intake_perf_stop
     stop_pid "$fleet_pid"
     INTAKE_FLEET_PID=""
     stop_pid "$WHARF_PID"
@@ -163,16 +174,20 @@ print(json.dumps(out, indent=2))
 PY
 }
 
+# intake_perf_start RUN — profiles the measured run that follows (roundrobin: results/perf-intake.txt;
+# hot, away: results/perf-intake-RUN.txt), in the background, for the run's length.
 intake_perf_start() {
     wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >/dev/null || true
-    # Starts with the measured run, in the background; samples the server for the run's length.
-    perf_start "$RUN/intake/perf.data" "$DURATION"
+    INTAKE_PERF_OUT="$RESULTS/perf-intake.txt"
+    [ "$1" = roundrobin ] || INTAKE_PERF_OUT="$RESULTS/perf-intake-$1.txt"
+    perf_start "$RUN/intake/perf-$1.data" "$DURATION"
     INTAKE_PERF_PID=$PERF_PID
+    INTAKE_PERF_DATA="$RUN/intake/perf-$1.data"
 }
 
 intake_perf_stop() {
     [ -n "${INTAKE_PERF_PID:-}" ] || return 0
-    perf_finish "$INTAKE_PERF_PID" "$RUN/intake/perf.data" "$RESULTS/perf-intake.txt"
+    perf_finish "$INTAKE_PERF_PID" "$INTAKE_PERF_DATA" "$INTAKE_PERF_OUT"
     INTAKE_PERF_PID=""
-    log "perf profile of the round-robin run: $RESULTS/perf-intake.txt"
+    log "perf profile: $INTAKE_PERF_OUT"
 }
