@@ -175,9 +175,12 @@ PY
 }
 
 # intake_perf_start RUN — profiles the measured run that follows (roundrobin: results/perf-intake.txt;
-# hot, away: results/perf-intake-RUN.txt), in the background, for the run's length.
+# hot, away: results/perf-intake-RUN.txt), in the background, for the run's length. Before hot and
+# roundrobin it waits for the jobs before to end (the away stack's deploy never does: no wait).
 intake_perf_start() {
-    wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >/dev/null || true
+    if [ "$1" != away ]; then
+        wb wait-idle --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --timeout 120 >/dev/null || true
+    fi
     INTAKE_PERF_OUT="$RESULTS/perf-intake.txt"
     [ "$1" = roundrobin ] || INTAKE_PERF_OUT="$RESULTS/perf-intake-$1.txt"
     perf_start "$RUN/intake/perf-$1.data" "$DURATION"
