@@ -147,7 +147,6 @@ EOF
         -H 'Content-Type: application/json' -d '{"name": "away-0"}' "$WHARF_URL/api/environments"
     wb setup --url "$WHARF_URL" --token-file "$WHARF_TOKEN_FILE" --prefix away --envs 1 --stacks-per-env 1 \
         --stack-prefix away --out "$dir/away.txt" >/dev/null
-    INTAKE_BEFORE=""
     if [ -n "${BENCH_PERF_HOT:-}" ] && command -v perf >/dev/null; then
         INTAKE_BEFORE="intake_perf_start away"
     fi
